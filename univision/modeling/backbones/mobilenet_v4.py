@@ -1,0 +1,193 @@
+"""MobileNetV4 backbone (Conv-S/M/L, Hybrid-M/L), registered as `mobilenet_v4`.
+
+Qin et al., "MobileNetV4: Universal Models for the Mobile Ecosystem",
+ECCV 2024 (arXiv 2404.10518). Architectures: `mobilenet_v4_specs`.
+
+Why not Model Garden's own `mobilenet` backbone: its Mobile MQA assumes square
+maps, it has no PyTorch-style padding (so timm's ImageNet weights cannot load)
+and its hybrid blocks cannot be quantization-aware trained. This backbone is
+built from univision's layers, which fix those, and keeps Model Garden's
+interface: a functional `tf_keras.Model` returning a dict of endpoints.
+
+Endpoints: levels '2'..'5' are the last feature maps at strides 4, 8, 16, 32
+(listed in `output_specs`, for FPN-style decoders); key '6' is the 1x1x1280
+output of the classification head, which Model Garden's `ClassificationModel`
+picks as the largest key.
+"""
+from typing import Any
+
+import tensorflow as tf, tf_keras
+from official.modeling import hyperparams
+from official.vision.modeling.backbones import factory
+
+from univision.modeling.backbones import mobilenet_v4_specs as specs
+from univision.modeling.layers import conv_norm
+from univision.modeling.layers import fused_ib
+from univision.modeling.layers import mobile_mqa
+from univision.modeling.layers import uib
+
+HEAD_ENDPOINT = '6'
+_MIN_LEVEL, _MAX_LEVEL = 2, 5
+
+
+def _drop_rate(rate: float, flat: bool, index: int, num_blocks: int) -> float:
+  """Stochastic depth rate of block `index`: flat, or growing linearly."""
+  return rate if flat else rate * index / num_blocks
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class MobileNetV4(tf_keras.Model):
+  """MobileNetV4 backbone returning multi-level endpoints and the head."""
+
+  def __init__(self,
+               model_id: str = 'MobileNetV4ConvSmall',
+               input_specs: tf_keras.layers.InputSpec = tf_keras.layers
+               .InputSpec(shape=[None, None, None, 3]),
+               padding: str = 'same',
+               stochastic_depth_drop_rate: float = 0.0,
+               flat_stochastic_depth_drop_rate: bool = True,
+               kernel_initializer: str = 'VarianceScaling',
+               kernel_regularizer: tf_keras.regularizers.Regularizer
+               | None = None,
+               use_sync_bn: bool = False,
+               norm_momentum: float = 0.99,
+               norm_epsilon: float = 0.001,
+               **kwargs):
+    """Builds the backbone.
+
+    Args:
+      model_id: A `str`, one of `mobilenet_v4_specs.MODEL_SPECS`.
+      input_specs: A `tf_keras.layers.InputSpec` of the input images.
+      padding: A `str`, `'same'` (TensorFlow) or `'symmetric'` (PyTorch, as
+        timm's weights need).
+      stochastic_depth_drop_rate: A `float` stochastic depth rate.
+      flat_stochastic_depth_drop_rate: A `bool`; if False the rate grows
+        linearly from 0 at the first block to the given rate at the last.
+      kernel_initializer: A `str` kernel initializer name.
+      kernel_regularizer: A `tf_keras.regularizers.Regularizer` or None.
+      use_sync_bn: A `bool`, whether to use synchronized batch norm.
+      norm_momentum: A `float` batch norm momentum.
+      norm_epsilon: A `float` batch norm epsilon.
+      **kwargs: Keyword arguments for `tf_keras.Model`.
+
+    Raises:
+      ValueError: for an unknown `model_id` or `padding`.
+    """
+    spec = specs.get_model_spec(model_id)
+    conv_kwargs = conv_norm.conv_norm_kwargs(
+        padding, kernel_initializer, kernel_regularizer, use_sync_bn,
+        norm_momentum, norm_epsilon)
+    self._config_dict = {
+        'model_id': model_id,
+        'input_specs': input_specs,
+        'stochastic_depth_drop_rate': stochastic_depth_drop_rate,
+        'flat_stochastic_depth_drop_rate': flat_stochastic_depth_drop_rate,
+        **conv_norm.serialize_conv_norm_kwargs(conv_kwargs),
+    }
+
+    inputs = tf_keras.Input(shape=input_specs.shape[1:])
+    x = inputs
+    stride = 1
+    level_outputs = {}
+    num_blocks = len(spec.blocks)
+    for index, block_spec in enumerate(spec.blocks):
+      drop_rate = _drop_rate(stochastic_depth_drop_rate,
+                             flat_stochastic_depth_drop_rate, index,
+                             num_blocks)
+      block = _make_block(block_spec, spec, drop_rate, conv_kwargs,
+                          name=f'block{index:02d}_{block_spec.block}')
+      x = block(x)
+      stride *= block_spec.strides
+      level_outputs[stride.bit_length() - 1] = x
+    endpoints = {str(level): level_outputs[level]
+                 for level in range(_MIN_LEVEL, _MAX_LEVEL + 1)}
+
+    head_conv, head_embed = spec.head_filters
+    x = conv_norm.ConvNormAct(head_conv, 1, activation=spec.activation,
+                              name='head_conv', **conv_kwargs)(x)
+    x = tf_keras.layers.GlobalAveragePooling2D(keepdims=True,
+                                               name='head_pool')(x)
+    x = conv_norm.ConvNormAct(head_embed, 1, activation=spec.activation,
+                              name='head_embedding', **conv_kwargs)(x)
+    self._output_specs = {level: t.shape for level, t in endpoints.items()}
+    super().__init__(inputs=inputs,
+                     outputs={**endpoints, HEAD_ENDPOINT: x}, **kwargs)
+    self._model_spec = spec
+
+  @property
+  def model_spec(self) -> specs.ModelSpec:
+    return self._model_spec
+
+  @property
+  def output_specs(self) -> dict[str, tf.TensorShape]:
+    """Shapes of the feature levels '2'..'5' (the head is not a level)."""
+    return self._output_specs
+
+  def get_config(self) -> dict[str, Any]:
+    config = dict(self._config_dict)
+    config['input_specs'] = {'shape': list(config['input_specs'].shape)}
+    return config
+
+  @classmethod
+  def from_config(cls, config, custom_objects=None):
+    config = dict(config)
+    specs_config = config.get('input_specs')
+    if isinstance(specs_config, dict):
+      config['input_specs'] = tf_keras.layers.InputSpec(**specs_config)
+    return cls(**config)
+
+
+def _make_block(block_spec: specs.BlockSpec, model_spec: specs.ModelSpec,
+                drop_rate: float, conv_kwargs: dict[str, Any],
+                name: str) -> tf_keras.layers.Layer:
+  """The Keras layer for one row of a block-spec table."""
+  kind = block_spec.block
+  if kind == 'conv':
+    return conv_norm.ConvNormAct(
+        block_spec.filters, block_spec.kernel_size, strides=block_spec.strides,
+        activation=model_spec.activation, name=name, **conv_kwargs)
+  if kind == 'fused_ib':
+    return fused_ib.FusedInvertedBottleneck(
+        block_spec.filters, block_spec.expand_ratio,
+        kernel_size=block_spec.kernel_size, strides=block_spec.strides,
+        activation=model_spec.activation,
+        stochastic_depth_drop_rate=drop_rate, name=name, **conv_kwargs)
+  if kind == 'uib':
+    return uib.UniversalInvertedBottleneck(
+        block_spec.filters, block_spec.expand_ratio,
+        strides=block_spec.strides,
+        start_dw_kernel_size=block_spec.start_dw_kernel_size,
+        middle_dw_kernel_size=block_spec.middle_dw_kernel_size,
+        activation=model_spec.activation,
+        layer_scale_init_value=model_spec.layer_scale_init_value,
+        stochastic_depth_drop_rate=drop_rate, name=name, **conv_kwargs)
+  if kind == 'mqa':
+    return mobile_mqa.MobileMQABlock(
+        block_spec.num_heads, block_spec.key_dim,
+        kv_strides=block_spec.kv_strides,
+        layer_scale_init_value=model_spec.layer_scale_init_value,
+        stochastic_depth_drop_rate=drop_rate, name=name, **conv_kwargs)
+  raise ValueError(f'{name}: unknown block type {kind!r}.')
+
+
+@factory.register_backbone_builder('mobilenet_v4')
+def build_mobilenet_v4(
+    input_specs: tf_keras.layers.InputSpec,
+    backbone_config: hyperparams.Config,
+    norm_activation_config: hyperparams.Config,
+    l2_regularizer: tf_keras.regularizers.Regularizer | None = None,
+) -> tf_keras.Model:
+  """Builds the MobileNetV4 backbone from a `univision` backbone config."""
+  if backbone_config.type != 'mobilenet_v4':
+    raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
+  cfg = backbone_config.get()
+  return MobileNetV4(
+      model_id=cfg.model_id,
+      input_specs=input_specs,
+      padding=cfg.padding,
+      stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,
+      flat_stochastic_depth_drop_rate=cfg.flat_stochastic_depth_drop_rate,
+      kernel_regularizer=l2_regularizer,
+      use_sync_bn=norm_activation_config.use_sync_bn,
+      norm_momentum=norm_activation_config.norm_momentum,
+      norm_epsilon=norm_activation_config.norm_epsilon)

@@ -1,0 +1,197 @@
+"""MobileNetV4 architectures as block-spec tables, one row per block.
+
+Qin et al., "MobileNetV4: Universal Models for the Mobile Ecosystem",
+ECCV 2024 (arXiv 2404.10518), Tables 11-15, as released in TensorFlow Model
+Garden (`official/vision/modeling/backbones/mobilenet.py`) and timm
+(`mobilenetv4_*`); both releases agree row for row. MNv4-Hybrid-M as released
+differs from the paper's Table 13 (stage 4 and 5 UIB order); the released
+form is used because the published weights and parameter counts follow it.
+
+Row helpers (kernel size 0 = that depthwise conv is absent):
+
+* `conv(k, s, c)`: k x k conv + BN + act.
+* `fused_ib(k, s, c, e)`: FusedIB, k x k expand conv then 1x1 projection.
+* `uib(start_dw, middle_dw, s, c, e)`: Universal Inverted Bottleneck.
+* `mqa(heads, dim, kv_strides)`: Mobile MQA block (keeps the channels).
+
+Every model ends with the MobileNetV3-style head: 1x1 conv to 960, global
+average pool, 1x1 conv to 1280 (both with BN + act).
+"""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class BlockSpec:
+  """One row of a block-spec table."""
+  block: str  # 'conv', 'fused_ib', 'uib' or 'mqa'.
+  strides: int = 1
+  filters: int | None = None  # None: keeps the input channels (mqa).
+  kernel_size: int = 0  # conv / fused_ib.
+  start_dw_kernel_size: int = 0  # uib.
+  middle_dw_kernel_size: int = 0  # uib.
+  expand_ratio: float = 0.0  # fused_ib / uib.
+  num_heads: int = 0  # mqa.
+  key_dim: int = 0  # mqa (value dim is equal).
+  kv_strides: int = 1  # mqa.
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A whole MobileNetV4 model."""
+  blocks: tuple[BlockSpec, ...]
+  activation: str = 'relu'
+  layer_scale_init_value: float | None = None  # Hybrids only.
+  head_filters: tuple[int, int] = (960, 1280)
+  resolution: int = 224  # The paper's ImageNet train/eval resolution.
+
+
+def conv(k: int, s: int, c: int) -> BlockSpec:
+  return BlockSpec('conv', strides=s, filters=c, kernel_size=k)
+
+
+def fused_ib(k: int, s: int, c: int, e: float) -> BlockSpec:
+  return BlockSpec('fused_ib', strides=s, filters=c, kernel_size=k,
+                   expand_ratio=e)
+
+
+def uib(start_dw: int, middle_dw: int, s: int, c: int, e: float) -> BlockSpec:
+  return BlockSpec('uib', strides=s, filters=c, start_dw_kernel_size=start_dw,
+                   middle_dw_kernel_size=middle_dw, expand_ratio=e)
+
+
+def mqa(heads: int, dim: int, kv_strides: int) -> BlockSpec:
+  return BlockSpec('mqa', num_heads=heads, key_dim=dim, kv_strides=kv_strides)
+
+
+def repeat(n: int, spec: BlockSpec) -> tuple[BlockSpec, ...]:
+  return (spec,) * n
+
+
+# pylint: disable=bad-whitespace
+CONV_SMALL = ModelSpec(resolution=224, blocks=(
+    conv(3, 2, 32),                        # stem                 112px
+    conv(3, 2, 32), conv(1, 1, 32),        # FusedIB as 2 convs    56px  L2
+    conv(3, 2, 96), conv(1, 1, 64),        # FusedIB as 2 convs    28px  L3
+    uib(5, 5, 2, 96, 3.0),                 # ExtraDW               14px
+    *repeat(4, uib(0, 3, 1, 96, 2.0)),     # IB
+    uib(3, 0, 1, 96, 4.0),                 # ConvNext                    L4
+    uib(3, 3, 2, 128, 6.0),                # ExtraDW                7px
+    uib(5, 5, 1, 128, 4.0),                # ExtraDW
+    uib(0, 5, 1, 128, 4.0),                # IB
+    uib(0, 5, 1, 128, 3.0),                # IB
+    *repeat(2, uib(0, 3, 1, 128, 4.0)),    # IB                          L5
+))
+
+CONV_MEDIUM = ModelSpec(resolution=256, blocks=(
+    conv(3, 2, 32),                        # stem
+    fused_ib(3, 2, 48, 4.0),               #                             L2
+    uib(3, 5, 2, 80, 4.0),                 # ExtraDW
+    uib(3, 3, 1, 80, 2.0),                 # ExtraDW                     L3
+    uib(3, 5, 2, 160, 6.0),                # ExtraDW
+    *repeat(2, uib(3, 3, 1, 160, 4.0)),    # ExtraDW
+    uib(3, 5, 1, 160, 4.0),                # ExtraDW
+    uib(3, 3, 1, 160, 4.0),                # ExtraDW
+    uib(3, 0, 1, 160, 4.0),                # ConvNext
+    uib(0, 0, 1, 160, 2.0),                # FFN
+    uib(3, 0, 1, 160, 4.0),                # ConvNext                    L4
+    uib(5, 5, 2, 256, 6.0),                # ExtraDW
+    uib(5, 5, 1, 256, 4.0),                # ExtraDW
+    *repeat(2, uib(3, 5, 1, 256, 4.0)),    # ExtraDW
+    uib(0, 0, 1, 256, 4.0),                # FFN
+    uib(3, 0, 1, 256, 4.0),                # ConvNext
+    uib(3, 5, 1, 256, 2.0),                # ExtraDW
+    uib(5, 5, 1, 256, 4.0),                # ExtraDW
+    *repeat(2, uib(0, 0, 1, 256, 4.0)),    # FFN
+    uib(5, 0, 1, 256, 2.0),                # ConvNext                    L5
+))
+
+CONV_LARGE = ModelSpec(resolution=384, blocks=(
+    conv(3, 2, 24),                        # stem
+    fused_ib(3, 2, 48, 4.0),               #                             L2
+    uib(3, 5, 2, 96, 4.0),                 # ExtraDW
+    uib(3, 3, 1, 96, 4.0),                 # ExtraDW                     L3
+    uib(3, 5, 2, 192, 4.0),                # ExtraDW
+    *repeat(3, uib(3, 3, 1, 192, 4.0)),    # ExtraDW
+    uib(3, 5, 1, 192, 4.0),                # ExtraDW
+    *repeat(5, uib(5, 3, 1, 192, 4.0)),    # ExtraDW
+    uib(3, 0, 1, 192, 4.0),                # ConvNext                    L4
+    uib(5, 5, 2, 512, 4.0),                # ExtraDW
+    *repeat(3, uib(5, 5, 1, 512, 4.0)),    # ExtraDW
+    uib(5, 0, 1, 512, 4.0),                # ConvNext
+    uib(5, 3, 1, 512, 4.0),                # ExtraDW
+    *repeat(2, uib(5, 0, 1, 512, 4.0)),    # ConvNext
+    uib(5, 3, 1, 512, 4.0),                # ExtraDW
+    uib(5, 5, 1, 512, 4.0),                # ExtraDW
+    *repeat(3, uib(5, 0, 1, 512, 4.0)),    # ConvNext                    L5
+))
+
+HYBRID_MEDIUM = ModelSpec(resolution=256, layer_scale_init_value=1e-5, blocks=(
+    conv(3, 2, 32),                        # stem
+    fused_ib(3, 2, 48, 4.0),               #                             L2
+    uib(3, 5, 2, 80, 4.0),                 # ExtraDW
+    uib(3, 3, 1, 80, 2.0),                 # ExtraDW                     L3
+    uib(3, 5, 2, 160, 6.0),                # ExtraDW
+    uib(0, 0, 1, 160, 2.0),                # FFN
+    uib(3, 3, 1, 160, 4.0),                # ExtraDW
+    uib(3, 5, 1, 160, 4.0),                # ExtraDW
+    mqa(4, 64, 2), uib(3, 3, 1, 160, 4.0), # Mobile MQA, ExtraDW
+    mqa(4, 64, 2), uib(3, 0, 1, 160, 4.0), # Mobile MQA, ConvNext
+    mqa(4, 64, 2), uib(3, 3, 1, 160, 4.0), # Mobile MQA, ExtraDW
+    mqa(4, 64, 2), uib(3, 0, 1, 160, 4.0), # Mobile MQA, ConvNext        L4
+    uib(5, 5, 2, 256, 6.0),                # ExtraDW
+    uib(5, 5, 1, 256, 4.0),                # ExtraDW
+    *repeat(2, uib(3, 5, 1, 256, 4.0)),    # ExtraDW
+    uib(0, 0, 1, 256, 2.0),                # FFN
+    uib(3, 5, 1, 256, 2.0),                # ExtraDW
+    uib(0, 0, 1, 256, 2.0),                # FFN
+    uib(0, 0, 1, 256, 4.0),                # FFN
+    mqa(4, 64, 1), uib(3, 0, 1, 256, 4.0), # Mobile MQA, ConvNext
+    mqa(4, 64, 1), uib(5, 5, 1, 256, 4.0), # Mobile MQA, ExtraDW
+    mqa(4, 64, 1), uib(5, 0, 1, 256, 4.0), # Mobile MQA, ConvNext
+    mqa(4, 64, 1), uib(5, 0, 1, 256, 4.0), # Mobile MQA, ConvNext        L5
+))
+
+HYBRID_LARGE = ModelSpec(resolution=384, activation='gelu',
+                         layer_scale_init_value=1e-5, blocks=(
+    conv(3, 2, 24),                        # stem
+    fused_ib(3, 2, 48, 4.0),               #                             L2
+    uib(3, 5, 2, 96, 4.0),                 # ExtraDW
+    uib(3, 3, 1, 96, 4.0),                 # ExtraDW                     L3
+    uib(3, 5, 2, 192, 4.0),                # ExtraDW
+    *repeat(3, uib(3, 3, 1, 192, 4.0)),    # ExtraDW
+    uib(3, 5, 1, 192, 4.0),                # ExtraDW
+    *repeat(2, uib(5, 3, 1, 192, 4.0)),    # ExtraDW
+    mqa(8, 48, 2), uib(5, 3, 1, 192, 4.0), # Mobile MQA, ExtraDW
+    mqa(8, 48, 2), uib(5, 3, 1, 192, 4.0), # Mobile MQA, ExtraDW
+    mqa(8, 48, 2), uib(5, 3, 1, 192, 4.0), # Mobile MQA, ExtraDW
+    mqa(8, 48, 2), uib(3, 0, 1, 192, 4.0), # Mobile MQA, ConvNext        L4
+    uib(5, 5, 2, 512, 4.0),                # ExtraDW
+    *repeat(3, uib(5, 5, 1, 512, 4.0)),    # ExtraDW
+    uib(5, 0, 1, 512, 4.0),                # ConvNext
+    uib(5, 3, 1, 512, 4.0),                # ExtraDW
+    *repeat(2, uib(5, 0, 1, 512, 4.0)),    # ConvNext
+    uib(5, 3, 1, 512, 4.0),                # ExtraDW
+    uib(5, 5, 1, 512, 4.0),                # ExtraDW
+    mqa(8, 64, 1), uib(5, 0, 1, 512, 4.0), # Mobile MQA, ConvNext
+    mqa(8, 64, 1), uib(5, 0, 1, 512, 4.0), # Mobile MQA, ConvNext
+    mqa(8, 64, 1), uib(5, 0, 1, 512, 4.0), # Mobile MQA, ConvNext
+    mqa(8, 64, 1), uib(5, 0, 1, 512, 4.0), # Mobile MQA, ConvNext        L5
+))
+# pylint: enable=bad-whitespace
+
+# Model ids are Model Garden's; the comment gives timm's name.
+MODEL_SPECS = {
+    'MobileNetV4ConvSmall': CONV_SMALL,  # mobilenetv4_conv_small
+    'MobileNetV4ConvMedium': CONV_MEDIUM,  # mobilenetv4_conv_medium
+    'MobileNetV4ConvLarge': CONV_LARGE,  # mobilenetv4_conv_large
+    'MobileNetV4HybridMedium': HYBRID_MEDIUM,  # mobilenetv4_hybrid_medium
+    'MobileNetV4HybridLarge': HYBRID_LARGE,  # mobilenetv4_hybrid_large
+}
+
+
+def get_model_spec(model_id: str) -> ModelSpec:
+  """The spec of `model_id`; a `ValueError` lists the known ids otherwise."""
+  if model_id not in MODEL_SPECS:
+    raise ValueError(f'Unknown MobileNetV4 model_id {model_id!r}; known ids: '
+                     f'{", ".join(MODEL_SPECS)}.')
+  return MODEL_SPECS[model_id]

@@ -1,0 +1,1 @@
+"""Keras layers of univision (serializable under the `univision` package)."""
