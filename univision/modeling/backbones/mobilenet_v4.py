@@ -181,6 +181,7 @@ def build_mobilenet_v4(
   if backbone_config.type != 'mobilenet_v4':
     raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
   cfg = backbone_config.get()
+  specs.get_model_spec(cfg.model_id, key='backbone.mobilenet_v4.model_id')
   return MobileNetV4(
       model_id=cfg.model_id,
       input_specs=input_specs,

@@ -189,9 +189,9 @@ MODEL_SPECS = {
 }
 
 
-def get_model_spec(model_id: str) -> ModelSpec:
-  """The spec of `model_id`; a `ValueError` lists the known ids otherwise."""
+def get_model_spec(model_id: str, key: str = 'model_id') -> ModelSpec:
+  """The spec of `model_id`; a `ValueError` naming `key` and the known ids."""
   if model_id not in MODEL_SPECS:
-    raise ValueError(f'Unknown MobileNetV4 model_id {model_id!r}; known ids: '
-                     f'{", ".join(MODEL_SPECS)}.')
+    raise ValueError(f'{key}={model_id!r} is not a MobileNetV4 model; known '
+                     f'ids: {", ".join(MODEL_SPECS)}.')
   return MODEL_SPECS[model_id]

@@ -1,0 +1,53 @@
+"""Shared fixtures: small Fashion-MNIST-format data made by the tests."""
+import gzip
+import os
+import struct
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+  """Writes a uint8 array as a gzip IDX file (the Fashion-MNIST format)."""
+  header = struct.pack('>BBBB', 0, 0, 0x08, array.ndim) + struct.pack(
+      f'>{array.ndim}I', *array.shape)
+  with gzip.open(path, 'wb') as f:
+    f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_fake_fashion_mnist(folder: str, num_train: int = 96,
+                            num_test: int = 32, seed: int = 0) -> str:
+  """IDX.gz files laid out like Debian's dataset-fashion-mnist.
+
+  Each class is a bright bar at a class-specific row, on noise, so that a
+  classifier has something to learn.
+  """
+  rng = np.random.default_rng(seed)
+  os.makedirs(folder, exist_ok=True)
+  for prefix, n in (('train', num_train), ('t10k', num_test)):
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels):
+      image[2 + 2 * label:4 + 2 * label, 4:24] = 255
+    write_idx(os.path.join(folder, f'{prefix}-images-idx3-ubyte.gz'), images)
+    write_idx(os.path.join(folder, f'{prefix}-labels-idx1-ubyte.gz'), labels)
+  return folder
+
+
+@pytest.fixture(scope='session')
+def fake_fmnist_source(tmp_path_factory) -> str:
+  return make_fake_fashion_mnist(str(tmp_path_factory.mktemp('fmnist_src')))
+
+
+@pytest.fixture(scope='session')
+def fake_fmnist_tfrecords(tmp_path_factory, fake_fmnist_source) -> str:
+  """TFRecords written by univision.data.fashion_mnist from the fake files."""
+  from univision.data import fashion_mnist  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path_factory.mktemp('fmnist_tfrecords'))
+  fashion_mnist.build(out, source_dir=fake_fmnist_source)
+  return out

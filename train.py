@@ -1,0 +1,94 @@
+"""univision training driver, with Model Garden's flags and trainer.
+
+  python train.py --experiment=mnv4_fashion_mnist --mode=train_and_eval \
+    --config_file=univision/configs/experiments/image_classification/\
+fashion_mnist_mnv4_conv_small_cpu.yaml --model_dir=runs/demo
+
+Flags are Model Garden's (`--experiment --config_file --params_override
+--mode --model_dir --tpu ...`). Training resumes from the latest checkpoint in
+`--model_dir`. Differences from `official/vision/train.py`: config errors name
+the file and full key, bad input data ends the run with a one-line message
+naming the record, and the run ends by printing where its checkpoints,
+TensorBoard logs and final metrics are.
+"""
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+
+import univision  # pylint: disable=unused-import  (sets the Keras mode)
+import tensorflow as tf, tf_keras
+from official.common import distribute_utils
+from official.common import flags as tfm_flags
+from official.core import task_factory
+from official.core import train_lib
+from official.core import train_utils
+from official.modeling import performance
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import config_parsing
+
+FLAGS = flags.FLAGS
+_DATA_ERROR_MARK = 'Corrupt or truncated image record'
+
+
+def _data_error(error: tf.errors.OpError) -> str | None:
+  """The line of an input-pipeline error naming the bad record, if any."""
+  for line in error.message.splitlines():
+    if _DATA_ERROR_MARK in line:
+      return line[line.index(_DATA_ERROR_MARK):].strip()
+  return None
+
+
+def run(flags_obj) -> dict[str, float]:
+  """Parses the experiment from flags, trains and/or evaluates.
+
+  Args:
+    flags_obj: The parsed absl flags.
+
+  Returns:
+    The metrics of the last evaluation (empty if there was none).
+  """
+  params = config_parsing.parse_configuration(flags_obj)
+  model_dir = flags_obj.model_dir
+  if 'train' in flags_obj.mode:
+    train_utils.serialize_config(params, model_dir)
+  if params.runtime.mixed_precision_dtype:
+    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
+  strategy = distribute_utils.get_distribution_strategy(
+      distribution_strategy=params.runtime.distribution_strategy,
+      all_reduce_alg=params.runtime.all_reduce_alg,
+      num_gpus=params.runtime.num_gpus,
+      tpu_address=params.runtime.tpu)
+  with strategy.scope():
+    task = task_factory.get_task(params.task, logging_dir=model_dir)
+  last_eval = {}
+  train_lib.run_experiment(
+      distribution_strategy=strategy, task=task, mode=flags_obj.mode,
+      params=params, model_dir=model_dir,
+      eval_actions=[lambda logs: last_eval.update(logs)])
+  return {k: float(v) for k, v in last_eval.items()}
+
+
+def main(_):
+  try:
+    metrics = run(FLAGS)
+  except tf.errors.OpError as e:
+    line = _data_error(e)
+    if line is None:
+      raise
+    sys.exit(f'train.py: bad input data: {line}')
+  print(f'Checkpoints:      {FLAGS.model_dir}')
+  print(f'TensorBoard logs: {FLAGS.model_dir} '
+        f'(tensorboard --logdir {FLAGS.model_dir})')
+  if metrics:
+    print('Final evaluation: ' + ', '.join(
+        f'{k}={v:.4f}' for k, v in sorted(metrics.items())))
+
+
+if __name__ == '__main__':
+  tfm_flags.define_flags()
+  flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
+  app.run(main)

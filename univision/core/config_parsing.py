@@ -1,0 +1,95 @@
+"""Experiment parsing with errors that name the file and the full key.
+
+Model Garden's parser reports an unknown override key as "The key 'x' does
+not exist" without saying which file or where in the tree; this one names
+both, and lists the registered experiments when `--experiment` is unknown.
+"""
+from collections.abc import Mapping
+from typing import Any
+
+import tensorflow as tf, tf_keras
+import yaml
+from official.core import exp_factory
+from official.core import train_utils
+from official.modeling import hyperparams
+
+
+def unknown_keys(params: Mapping[str, Any], override: Mapping[str, Any],
+                 prefix: str = '') -> list[str]:
+  """Dotted paths of keys in `override` that `params` does not have.
+
+  Args:
+    params: A nested dict of the existing config (`Config.as_dict()`).
+    override: A nested dict of overrides.
+    prefix: The dotted path of `params` in the whole config.
+
+  Returns:
+    The dotted paths of unknown keys. Below a key whose current value is not
+    a dict (e.g. an optional sub-config that is None) nothing is checked,
+    because Model Garden fills such keys from their types.
+  """
+  found = []
+  for key, value in override.items():
+    path = f'{prefix}{key}'
+    if key not in params:
+      found.append(path)
+    elif isinstance(value, Mapping) and isinstance(params[key], Mapping):
+      found.extend(unknown_keys(params[key], value, path + '.'))
+  return found
+
+
+def _override(params: hyperparams.Config, source: str, override: Any,
+              what: str) -> hyperparams.Config:
+  """Applies one strict override, re-raising errors that name `what`."""
+  try:
+    return hyperparams.override_params_dict(params, source, is_strict=True)
+  except (KeyError, AttributeError, ValueError, TypeError) as e:
+    if isinstance(override, Mapping):
+      bad = unknown_keys(params.as_dict(), override)
+      if bad:
+        raise ValueError(f'{what}: unknown config key(s): {", ".join(bad)}.'
+                         ) from None
+    raise ValueError(f'{what}: {e}') from e
+
+
+class ExperimentParser(train_utils.ExperimentParser):
+  """Model Garden's experiment parser with errors naming file and key."""
+
+  def base_experiment(self):
+    name = self._flags_obj.experiment
+    try:
+      return exp_factory.get_exp_config(name)
+    except (KeyError, LookupError) as e:
+      known = sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
+      raise ValueError(f'--experiment={name!r} is not registered; registered '
+                       f'experiments: {", ".join(known)}.') from e
+
+  def parse_config_file(self, params):
+    for config_file in self._flags_obj.config_file or []:
+      if not tf.io.gfile.exists(config_file):
+        raise FileNotFoundError(f'--config_file={config_file} does not exist.')
+      with tf.io.gfile.GFile(config_file) as f:
+        try:
+          override = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+          raise ValueError(f'{config_file}: not valid YAML ({e}).') from e
+      params = _override(params, config_file, override, config_file)
+    return params
+
+  def parse_params_override(self, params):
+    text = self._flags_obj.params_override
+    if not text:
+      return params
+    try:
+      override = yaml.safe_load(text) if not tf.io.gfile.exists(text) else None
+    except yaml.YAMLError:
+      override = None  # Model Garden also accepts its CSV form; let it parse.
+    return _override(params, text, override, '--params_override')
+
+
+def parse_configuration(flags_obj) -> hyperparams.Config:
+  """Parses, validates and locks the experiment config given by the flags."""
+  params = ExperimentParser(flags_obj).parse()
+  params.validate()
+  params.lock()
+  return params

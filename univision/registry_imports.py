@@ -1,0 +1,11 @@
+"""Importing this module registers every univision backbone, task and experiment.
+
+It also registers all of Model Garden's vision components, so a binary needs
+only this import.
+"""
+# pylint: disable=unused-import
+from official.vision import registry_imports as _mg_registry_imports
+
+from univision.configs import image_classification as _ic_configs
+from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
+from univision.tasks import image_classification as _ic_task
