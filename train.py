@@ -38,7 +38,8 @@ def _data_error(error: tf.errors.OpError) -> str | None:
   """The line of an input-pipeline error naming the bad record, if any."""
   for line in error.message.splitlines():
     if _DATA_ERROR_MARK in line:
-      return line[line.index(_DATA_ERROR_MARK):].strip()
+      # The assertion prints its message as a bytes literal inside [...].
+      return line[line.index(_DATA_ERROR_MARK):].strip().rstrip(']\'"')
   return None
 
 

@@ -96,14 +96,15 @@ def mnv4_fashion_mnist() -> cfg.ExperimentConfig:
 
   Sized for a CPU: 64x64 inputs, float32, one device.
   """
-  steps = 2000
+  steps = 5000
   return cfg.ExperimentConfig(
       runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
                                 num_gpus=0, mixed_precision_dtype='float32'),
       task=ImageClassificationTask(
           model=ImageClassificationModel(
-              num_classes=10, input_size=[64, 64, 3],
+              num_classes=10, input_size=[64, 64, 3], dropout_rate=0.1,
               backbone=backbones.Backbone(type='mobilenet_v4')),
+          losses=mg_ic.Losses(label_smoothing=0.1),
           train_data=mg_ic.DataConfig(
               input_path='data/fashion_mnist/train-*', is_training=True,
               global_batch_size=64, decode_jpeg_only=False,
@@ -115,6 +116,6 @@ def mnv4_fashion_mnist() -> cfg.ExperimentConfig:
               drop_remainder=False)),
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=50, validation_interval=steps,
-          steps_per_loop=100, summary_interval=100, checkpoint_interval=500,
-          optimizer_config=_adamw_cosine(0.002, 0.01, steps, 100)),
+          steps_per_loop=100, summary_interval=100, checkpoint_interval=1000,
+          optimizer_config=_adamw_cosine(0.002, 0.01, steps, 200)),
       restrictions=_RESTRICTIONS)

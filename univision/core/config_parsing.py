@@ -12,6 +12,7 @@ import yaml
 from official.core import exp_factory
 from official.core import train_utils
 from official.modeling import hyperparams
+from official.modeling.hyperparams import params_dict
 
 
 def unknown_keys(params: Mapping[str, Any], override: Mapping[str, Any],
@@ -52,6 +53,21 @@ def _override(params: hyperparams.Config, source: str, override: Any,
     raise ValueError(f'{what}: {e}') from e
 
 
+def _override_dict(text: str) -> Any:
+  """`--params_override` as a dict: a YAML file, YAML/JSON, or `a.b=1,c=2`."""
+  if tf.io.gfile.exists(text):
+    with tf.io.gfile.GFile(text) as f:
+      return yaml.safe_load(f)
+  try:
+    text = params_dict.nested_csv_str_to_json_str(text)
+  except ValueError:
+    pass  # Not the CSV form: YAML or JSON.
+  try:
+    return yaml.safe_load(text)
+  except yaml.YAMLError:
+    return None
+
+
 class ExperimentParser(train_utils.ExperimentParser):
   """Model Garden's experiment parser with errors naming file and key."""
 
@@ -63,6 +79,13 @@ class ExperimentParser(train_utils.ExperimentParser):
       known = sorted(exp_factory._REGISTERED_CONFIGS)  # pylint: disable=protected-access
       raise ValueError(f'--experiment={name!r} is not registered; registered '
                        f'experiments: {", ".join(known)}.') from e
+
+  def parse_data_service(self, params):
+    # Model Garden tests `'tf_data_service' in flags`, which only absl flags
+    # support; export.py and tests pass a plain namespace without it.
+    if not getattr(self._flags_obj, 'tf_data_service', None):
+      return params
+    return super().parse_data_service(params)
 
   def parse_config_file(self, params):
     for config_file in self._flags_obj.config_file or []:
@@ -80,11 +103,7 @@ class ExperimentParser(train_utils.ExperimentParser):
     text = self._flags_obj.params_override
     if not text:
       return params
-    try:
-      override = yaml.safe_load(text) if not tf.io.gfile.exists(text) else None
-    except yaml.YAMLError:
-      override = None  # Model Garden also accepts its CSV form; let it parse.
-    return _override(params, text, override, '--params_override')
+    return _override(params, text, _override_dict(text), '--params_override')
 
 
 def parse_configuration(flags_obj) -> hyperparams.Config:

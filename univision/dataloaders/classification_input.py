@@ -49,8 +49,8 @@ class Decoder(classification_input.Decoder):
 
   def decode(self, serialized_example):
     decoded = super().decode(serialized_example)
-    record_id = tf.strings.join(
-        [decoded.pop(_SOURCE_ID_KEY), decoded.pop(_FILENAME_KEY)], ' ')
+    record_id = tf.strings.strip(tf.strings.join(
+        [decoded.pop(_SOURCE_ID_KEY), decoded.pop(_FILENAME_KEY)], ' '))
     decoded[self._image_field_key] = input_checks.check_encoded_image(
         decoded[self._image_field_key], record_id, self._where,
         jpeg_only=self._decode_jpeg_only)

@@ -100,8 +100,9 @@ def check_encoded_image(encoded: tf.Tensor, record_id: tf.Tensor,
   else:
     ok = tf.reduce_any(tf.stack(list(checks.values())))
     expected = 'a complete PNG, JPEG, GIF or BMP image'
-  assertion = tf.debugging.Assert(
-      ok, [f'Corrupt or truncated image record in {where}: record',
-           record_id, f'is not {expected}.'])
+  message = tf.strings.join([
+      f'Corrupt or truncated image record in {where}: record ', record_id,
+      f' is not {expected}.'])
+  assertion = tf.debugging.Assert(ok, [message])
   with tf.control_dependencies([assertion]):
     return tf.identity(encoded)

@@ -52,7 +52,7 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
       key = f'{data_key(params)}.input_path'
       input_checks.check_input_path(params.input_path, key)
       decoder = uv_input.Decoder(
-          where=f'{key}={params.input_path!r}',
+          where=f'{key}={params.input_path}',
           image_field_key=train_data.image_field_key,
           label_field_key=train_data.label_field_key,
           is_multilabel=train_data.is_multilabel,

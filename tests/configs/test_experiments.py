@@ -1,0 +1,92 @@
+"""Every experiment YAML parses into its registered config; bad keys are named."""
+import glob
+import os
+import types
+
+import pytest
+from official.core import exp_factory
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.configs import image_classification
+from univision.core import config_parsing
+from univision.modeling.backbones import mobilenet_v4_specs
+
+EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), 'univision', 'configs',
+                               'experiments')
+YAMLS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, '**', '*.yaml'),
+                         recursive=True))
+
+
+def _flags(experiment, config_files=None, params_override=''):
+  return types.SimpleNamespace(experiment=experiment,
+                               config_file=config_files,
+                               params_override=params_override, tpu='',
+                               tf_data_service=None)
+
+
+def _experiment_of(path: str) -> str:
+  with open(path) as f:
+    first = f.readline().strip()
+  assert first.startswith('# --experiment='), (
+      f'{path}: the first line must name the experiment')
+  return first.split('=', 1)[1]
+
+
+def test_there_are_recipes_for_all_five_models():
+  ids = set()
+  for path in YAMLS:
+    with open(path) as f:
+      ids.update(l.split("'")[1] for l in f if 'model_id:' in l)
+  assert set(mobilenet_v4_specs.MODEL_SPECS) <= ids
+
+
+@pytest.mark.parametrize('path', YAMLS, ids=os.path.basename)
+def test_yaml_parses_into_registered_config(path):
+  params = config_parsing.parse_configuration(
+      _flags(_experiment_of(path), [path]))
+  assert isinstance(params.task, image_classification.ImageClassificationTask)
+  backbone = params.task.model.backbone
+  assert backbone.type == 'mobilenet_v4'
+  mobilenet_v4_specs.get_model_spec(backbone.mobilenet_v4.model_id)
+  assert params.trainer.optimizer_config.optimizer.type == 'adamw'
+  assert params.task.train_data.input_path
+
+
+def test_registered_experiments_build():
+  for name in ('mnv4_imagenet', 'mnv4_fashion_mnist'):
+    params = exp_factory.get_exp_config(name)
+    params.validate()
+
+
+def test_unknown_yaml_key_names_file_and_full_key(tmp_path):
+  bad = tmp_path / 'bad.yaml'
+  bad.write_text('task:\n  model:\n    backbone:\n      mobilenet_v4:\n'
+                 '        modle_id: MobileNetV4ConvSmall\n')
+  with pytest.raises(ValueError, match=(
+      r'bad.yaml: unknown config key\(s\): '
+      r'task.model.backbone.mobilenet_v4.modle_id')):
+    config_parsing.parse_configuration(_flags('mnv4_fashion_mnist',
+                                              [str(bad)]))
+
+
+def test_unknown_override_key_is_named():
+  with pytest.raises(ValueError, match=r'--params_override: unknown config '
+                     r'key\(s\): trainer.train_stepz'):
+    config_parsing.parse_configuration(
+        _flags('mnv4_fashion_mnist', params_override='trainer.train_stepz=3'))
+
+
+def test_missing_config_file_and_unknown_experiment():
+  with pytest.raises(FileNotFoundError, match='nope.yaml'):
+    config_parsing.parse_configuration(_flags('mnv4_fashion_mnist',
+                                              ['nope.yaml']))
+  with pytest.raises(ValueError, match="'mnv5'.*mnv4_imagenet"):
+    config_parsing.parse_configuration(_flags('mnv5'))
+
+
+def test_unknown_keys_walks_nested_dicts_only_where_defined():
+  params = {'a': {'b': 1, 'c': None}, 'd': 2}
+  assert config_parsing.unknown_keys(
+      params, {'a': {'b': 2, 'x': 1, 'c': {'anything': 1}}, 'y': 0}) == [
+          'a.x', 'y']

@@ -1,0 +1,123 @@
+"""End-to-end tests of train.py and export.py as a user runs them."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf, tf_keras
+
+from tests import conftest
+from tests.tasks import test_image_classification as task_tests
+
+YAML = os.path.join(conftest.REPO, 'univision', 'configs', 'experiments',
+                    'image_classification',
+                    'fashion_mnist_mnv4_conv_small_cpu.yaml')
+
+
+def _overrides(data_dir: str, steps: int) -> str:
+  return ','.join([
+      f"task.train_data.input_path='{data_dir}/train-*'",
+      f"task.validation_data.input_path='{data_dir}/test-*'",
+      'task.model.input_size=[32,32,3]',
+      'task.train_data.global_batch_size=8',
+      'task.validation_data.global_batch_size=8',
+      f'trainer.train_steps={steps}', 'trainer.steps_per_loop=2',
+      'trainer.summary_interval=2', 'trainer.checkpoint_interval=2',
+      'trainer.validation_interval=2', 'trainer.validation_steps=2',
+      'trainer.optimizer_config.warmup.linear.warmup_steps=1'])
+
+
+def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+  result = subprocess.run([sys.executable, *args], cwd=conftest.REPO,
+                          capture_output=True, text=True, timeout=600,
+                          check=False)
+  if check and result.returncode != 0:
+    raise AssertionError(f'{args} failed:\n{result.stdout}\n{result.stderr}')
+  return result
+
+
+def _train(model_dir: str, data_dir: str, steps: int, check: bool = True):
+  return _run('train.py', '--experiment=mnv4_fashion_mnist',
+              '--mode=train_and_eval', f'--config_file={YAML}',
+              f'--model_dir={model_dir}',
+              f'--params_override={_overrides(data_dir, steps)}', check=check)
+
+
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory, fake_fmnist_tfrecords):
+  """Trains 4 steps, then resumes the same model_dir to step 6."""
+  model_dir = str(tmp_path_factory.mktemp('run'))
+  first = _train(model_dir, fake_fmnist_tfrecords, steps=4)
+  first_ckpt = tf.train.latest_checkpoint(model_dir)
+  first_weights = tf.train.load_variable(
+      first_ckpt, 'model/layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE')
+  second = _train(model_dir, fake_fmnist_tfrecords, steps=6)
+  return dict(model_dir=model_dir, first=first, second=second,
+              first_ckpt=first_ckpt, first_weights=first_weights)
+
+
+def test_train_writes_checkpoint_config_and_summaries(trained_run):
+  model_dir = trained_run['model_dir']
+  assert trained_run['first_ckpt'].endswith('ckpt-4')
+  assert os.path.exists(os.path.join(model_dir, 'params.yaml'))
+  assert tf.io.gfile.glob(os.path.join(model_dir, 'train', 'events.*'))
+  assert tf.io.gfile.glob(os.path.join(model_dir, 'validation', 'events.*'))
+  out = trained_run['first'].stdout
+  assert f'Checkpoints:      {model_dir}' in out
+  assert 'Final evaluation: accuracy=' in out
+
+
+def test_train_resumes_from_latest_checkpoint(trained_run):
+  log = trained_run['second'].stdout + trained_run['second'].stderr
+  assert 'train | step:      4 | training until step 6' in log
+  assert 'training until step 6' in log and 'step:      0 | training' not in log
+  final = tf.train.latest_checkpoint(trained_run['model_dir'])
+  assert final.endswith('ckpt-6')
+  step = tf.train.load_variable(final, 'global_step/.ATTRIBUTES/VARIABLE_VALUE')
+  assert step == 6
+  # The first run's weights were restored, then trained further.
+  resumed = tf.train.load_variable(
+      final, 'model/layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE')
+  assert resumed.shape == trained_run['first_weights'].shape
+  assert not np.array_equal(resumed, trained_run['first_weights'])
+
+
+def test_export_saved_model_serves_image_bytes(trained_run, tmp_path):
+  export_dir = str(tmp_path / 'export')
+  result = _run('export.py', '--experiment=mnv4_fashion_mnist',
+                f'--config_file={YAML}',
+                '--params_override=task.model.input_size=[32,32,3]',
+                f'--checkpoint_path={trained_run["model_dir"]}',
+                f'--export_dir={export_dir}', '--input_type=image_bytes')
+  assert f'SavedModel:       {export_dir}/saved_model' in result.stdout
+  served = tf.saved_model.load(os.path.join(export_dir, 'saved_model'))
+  image = tf.io.encode_png(tf.zeros([28, 28, 3], tf.uint8))
+  outputs = served.signatures['serving_default'](tf.stack([image, image]))
+  assert outputs['logits'].shape == (2, 10)
+  np.testing.assert_allclose(outputs['probs'].numpy().sum(-1), 1.0,
+                             atol=1e-5)
+
+
+def test_train_names_corrupt_record_and_exits(fake_fmnist_tfrecords,
+                                              tmp_path):
+  data_dir = str(tmp_path / 'data')
+  task_tests.write_corrupt_copy(fake_fmnist_tfrecords, data_dir,
+                                bad_index=None)
+  tf.io.gfile.copy(
+      sorted(tf.io.gfile.glob(f'{fake_fmnist_tfrecords}/test-*'))[0],
+      f'{data_dir}/test-0.tfrecord')
+  result = _train(str(tmp_path / 'run'), data_dir, steps=2, check=False)
+  assert result.returncode != 0
+  assert ('train.py: bad input data: Corrupt or truncated image record in '
+          'task.train_data.input_path=') in result.stderr
+  assert re.search(r'record fashion_mnist/train/\d+ is not a complete',
+                   result.stderr)
+
+
+def test_train_names_missing_data(tmp_path):
+  result = _train(str(tmp_path / 'run'), str(tmp_path / 'nowhere'), steps=2,
+                  check=False)
+  assert result.returncode != 0
+  assert 'task.train_data.input_path: no file matches' in result.stderr
