@@ -6,6 +6,11 @@ import struct
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 
+# timm (through torch's triton) segfaults when imported after TensorFlow, so
+# it is imported before any test module loads TensorFlow.
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+import timm  # pylint: disable=g-import-not-at-top,unused-import
+
 import numpy as np  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 

@@ -89,6 +89,7 @@ class MobileNetV4(tf_keras.Model):
     x = inputs
     stride = 1
     level_outputs = {}
+    blocks = []
     num_blocks = len(spec.blocks)
     for index, block_spec in enumerate(spec.blocks):
       drop_rate = _drop_rate(stochastic_depth_drop_rate,
@@ -97,6 +98,7 @@ class MobileNetV4(tf_keras.Model):
       block = _make_block(block_spec, spec, drop_rate, conv_kwargs,
                           name=f'block{index:02d}_{block_spec.block}')
       x = block(x)
+      blocks.append(block)
       stride *= block_spec.strides
       level_outputs[stride.bit_length() - 1] = x
     endpoints = {str(level): level_outputs[level]
@@ -113,10 +115,16 @@ class MobileNetV4(tf_keras.Model):
     super().__init__(inputs=inputs,
                      outputs={**endpoints, HEAD_ENDPOINT: x}, **kwargs)
     self._model_spec = spec
+    self._blocks = blocks
 
   @property
   def model_spec(self) -> specs.ModelSpec:
     return self._model_spec
+
+  @property
+  def blocks(self) -> list[tf_keras.layers.Layer]:
+    """The body's block layers, one per row of the spec table, in order."""
+    return list(self._blocks)
 
   @property
   def output_specs(self) -> dict[str, tf.TensorShape]:

@@ -1,0 +1,120 @@
+"""The timm conversion CLI: checkpoint as init_checkpoint, SavedModel, download."""
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf, tf_keras
+import torch
+from official.core import task_factory
+from official.vision.ops import preprocess_ops
+
+from tests import conftest
+from tests.interop import timm_fixtures
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import config_parsing
+from univision.interop import timm as timm_cli
+
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+  """timm Conv-S (random) converted with the CLI, as a user runs it."""
+  work = tmp_path_factory.mktemp('timm_cli')
+  model = timm_fixtures.random_timm_model('mobilenetv4_conv_small', 224)
+  path = timm_fixtures.save_safetensors(model, str(work / 'w.safetensors'))
+  out = str(work / 'out')
+  result = subprocess.run(
+      [sys.executable, '-m', 'univision.interop.timm',
+       '--model=mobilenetv4_conv_small', f'--safetensors={path}',
+       f'--output_dir={out}'], cwd=conftest.REPO, capture_output=True,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stderr
+  return dict(model=model, out=out, stdout=result.stdout)
+
+
+def _params(yaml_path, override=''):
+  return config_parsing.parse_configuration(types.SimpleNamespace(
+      experiment='mnv4_imagenet', config_file=[yaml_path],
+      params_override=override, tpu='', tf_data_service=None))
+
+
+def _images(seed=0, size=224):
+  return np.random.default_rng(seed).integers(
+      0, 256, (2, size, size, 3)).astype(np.uint8)
+
+
+def test_cli_writes_checkpoint_yaml_and_saved_model(converted):
+  out = converted['out']
+  for line in ('checkpoint:', 'yaml:', 'saved_model:'):
+    assert line in converted['stdout']
+  assert tf.train.latest_checkpoint(os.path.join(out, 'init_checkpoint'))
+  assert os.path.exists(os.path.join(out, 'saved_model', 'saved_model.pb'))
+
+
+def test_checkpoint_is_a_usable_init_checkpoint(converted):
+  params = _params(os.path.join(converted['out'], 'timm_weights.yaml'),
+                   'task.model.input_size=[224,224,3]')
+  assert params.task.model.backbone.mobilenet_v4.padding == 'symmetric'
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  images = _images()
+  normalized = (images.astype(np.float32) - MEAN) / STD
+  np.testing.assert_allclose(
+      model(normalized, training=False).numpy(),
+      timm_fixtures.timm_logits(converted['model'], normalized), atol=1e-4)
+
+
+def test_backbone_only_init_for_another_dataset(converted):
+  params = _params(os.path.join(converted['out'], 'timm_weights.yaml'),
+                   'task.model.num_classes=10,'
+                   'task.init_checkpoint_modules=backbone,'
+                   'task.model.input_size=[96,96,3]')
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  images = np.random.default_rng(4).normal(size=(1, 96, 96, 3)).astype(
+      np.float32)
+  with torch.no_grad():  # timm's 1280-d embedding, before the classifier.
+    features = converted['model'].forward_head(
+        converted['model'].forward_features(
+            torch.from_numpy(images.transpose(0, 3, 1, 2))),
+        pre_logits=True).numpy()
+  ours = model.backbone(images, training=False)['6'].numpy().reshape(1, -1)
+  np.testing.assert_allclose(ours, features, atol=1e-4)
+
+
+def test_saved_model_matches_timm_on_uint8_images(converted):
+  served = tf.saved_model.load(os.path.join(converted['out'], 'saved_model'))
+  images = _images(seed=5)
+  logits = served.signatures['serving_default'](tf.constant(images))['logits']
+  # Model Garden's serving centre-crops (fraction 0.875) and resizes back.
+  cropped = np.stack([tf.image.resize(
+      preprocess_ops.center_crop_image(tf.constant(image, tf.float32)),
+      [224, 224]).numpy() for image in images])
+  normalized = (cropped - MEAN) / STD
+  np.testing.assert_allclose(
+      logits.numpy(),
+      timm_fixtures.timm_logits(converted['model'], normalized), atol=1e-4)
+
+
+def test_download_uses_timm_hub_weights(monkeypatch, tmp_path):
+  calls = []
+  fake = types.SimpleNamespace(
+      hf_hub_download=lambda repo, name: calls.append((repo, name)) or str(
+          tmp_path / name))
+  monkeypatch.setitem(sys.modules, 'huggingface_hub', fake)
+  path = timm_cli.download_weights('MobileNetV4HybridMedium')
+  assert calls == [('timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
+                    'model.safetensors')]
+  assert path.endswith('model.safetensors')
+
+
+def test_unknown_model_is_named(tmp_path):
+  with pytest.raises(ValueError, match="--model='mobilenetv9'"):
+    timm_cli.convert_to_dir('mobilenetv9', 'x.safetensors', str(tmp_path))

@@ -1,0 +1,105 @@
+"""univision equals timm's MobileNetV4 on the same (converted) weights."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf, tf_keras
+
+from tests.interop import timm_fixtures
+from univision.interop import timm_mobilenet_v4 as timm_weights
+
+MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
+          ('mobilenetv4_conv_large', 384), ('mobilenetv4_hybrid_medium', 256),
+          ('mobilenetv4_hybrid_large', 384)]
+
+
+@pytest.fixture(scope='module')
+def conv_small(tmp_path_factory):
+  model = timm_fixtures.random_timm_model('mobilenetv4_conv_small', 96)
+  path = str(tmp_path_factory.mktemp('timm') / 'conv_small.safetensors')
+  return model, timm_fixtures.save_safetensors(model, path)
+
+
+@pytest.mark.parametrize('name,resolution', MODELS)
+def test_logits_match_timm(name, resolution, tmp_path):
+  model = timm_fixtures.random_timm_model(name, resolution)
+  path = timm_fixtures.save_safetensors(model, str(tmp_path / 'w.safetensors'))
+  converted = timm_weights.convert(name, path)
+  rng = np.random.default_rng(1)
+  # Native resolution, and a non-square size.
+  for height, width in ((resolution, resolution),
+                        (resolution // 2 + 32, resolution // 2 - 32)):
+    images = rng.normal(size=(2, height, width, 3)).astype(np.float32)
+    want = timm_fixtures.timm_logits(model, images)
+    got = converted(images, training=False).numpy()
+    assert np.abs(want).max() > 0.5  # Logits are not degenerate.
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+def test_same_padding_is_not_equivalent(conv_small):
+  """Why conversion uses `symmetric` padding: with `same` outputs shift."""
+  model, path = conv_small
+  converted = timm_weights.convert('mobilenetv4_conv_small', path)
+  same = timm_weights.mobilenet_v4.MobileNetV4(
+      'MobileNetV4ConvSmall', padding='same', norm_epsilon=1e-5)
+  same.set_weights(converted.backbone.get_weights())
+  images = np.random.default_rng(2).normal(size=(1, 96, 96, 3)).astype(
+      np.float32)
+  got_symmetric = converted.backbone(images)['5'].numpy()
+  got_same = same(images)['5'].numpy()
+  assert np.abs(got_symmetric - got_same).max() > 1e-2
+
+
+def test_background_class_for_model_garden_labels(conv_small):
+  model, path = conv_small
+  converted = timm_weights.convert('mobilenetv4_conv_small', path,
+                                   num_classes=1001)
+  images = np.random.default_rng(3).normal(size=(2, 96, 96, 3)).astype(
+      np.float32)
+  got = converted(images, training=False).numpy()
+  np.testing.assert_allclose(got[:, 1:], timm_fixtures.timm_logits(
+      model, images), atol=1e-4)
+  assert (got[:, 0] < -1e3).all()
+
+
+def test_wrong_model_is_rejected(conv_small):
+  _, path = conv_small
+  with pytest.raises(ValueError, match='right model_id'):
+    timm_weights.convert('MobileNetV4ConvMedium', path)
+
+
+def test_renamed_and_reshaped_tensors_are_listed(conv_small, tmp_path):
+  _, path = conv_small
+  tensors = timm_weights.read_safetensors(path)
+  tensors['blocks.2.0.pw_exp.conv.weight_renamed'] = tensors.pop(
+      'blocks.2.0.pw_exp.conv.weight')
+  tensors['conv_head.weight'] = tensors['conv_head.weight'][:100]
+  model = timm_weights.build_timm_compatible_classifier(
+      'MobileNetV4ConvSmall')
+  with pytest.raises(ValueError) as error:
+    timm_weights.load_timm_weights(model, tensors)
+  message = str(error.value)
+  assert 'missing in timm weights: blocks.2.0.pw_exp.conv.weight' in message
+  assert 'unused timm tensor: blocks.2.0.pw_exp.conv.weight_renamed' in message
+  assert 'shape mismatch: conv_head.weight (1, 1, 960, 100)' in message
+
+
+def test_class_count_mismatch_and_bad_files(conv_small, tmp_path):
+  _, path = conv_small
+  with pytest.raises(ValueError, match='10 classes, the timm weights 1000'):
+    timm_weights.convert('MobileNetV4ConvSmall', path, num_classes=10)
+  with pytest.raises(FileNotFoundError, match='nope.safetensors'):
+    timm_weights.read_safetensors(str(tmp_path / 'nope.safetensors'))
+  garbage = tmp_path / 'garbage.safetensors'
+  garbage.write_bytes(b'\x00' * 64)
+  with pytest.raises(ValueError, match='garbage.safetensors: not a readable'):
+    timm_weights.read_safetensors(str(garbage))
+
+
+def test_model_names():
+  assert timm_weights.resolve_model_id(
+      'mobilenetv4_hybrid_large.ix_e600_r384_in1k') == 'MobileNetV4HybridLarge'
+  assert timm_weights.resolve_model_id('MobileNetV4ConvSmall') == (
+      'MobileNetV4ConvSmall')
+  assert set(timm_weights.TIMM_HUB_WEIGHTS) == set(
+      timm_weights.TIMM_NAMES.values())

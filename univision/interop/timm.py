@@ -1,0 +1,117 @@
+"""Converts timm's MobileNetV4 ImageNet weights to a TF checkpoint + SavedModel.
+
+  python -m univision.interop.timm --model=mobilenetv4_conv_small \
+    --safetensors=model.safetensors --output_dir=weights/mnv4_conv_small
+
+  # With internet: fetch timm's published weights from the Hugging Face hub.
+  python -m univision.interop.timm --model=MobileNetV4HybridMedium \
+    --download --output_dir=weights/mnv4_hybrid_medium
+
+Writes, under `--output_dir`:
+  init_checkpoint/  a TF checkpoint usable as `task.init_checkpoint` (with
+                  `init_checkpoint_modules` `all` or `backbone`);
+  timm_weights.yaml  the config overrides the weights need (symmetric
+                  padding, BN epsilon 1e-5, model id, init_checkpoint): pass
+                  it as a further `--config_file` after any recipe YAML;
+  saved_model/    a SavedModel (Model Garden serving signature, uint8 images).
+No torch is needed; the file is read with the numpy safetensors backend.
+"""
+import os
+
+from absl import app
+from absl import flags
+import yaml
+
+import univision  # pylint: disable=unused-import  (sets the Keras mode)
+import tensorflow as tf, tf_keras
+
+from univision.interop import timm_mobilenet_v4 as timm_weights
+from univision.modeling.backbones import mobilenet_v4_specs
+from univision.serving import saved_model
+
+_MODEL = flags.DEFINE_string(
+    'model', None, 'univision model id or timm architecture name.')
+_SAFETENSORS = flags.DEFINE_string('safetensors', None,
+                                   'A timm .safetensors file.')
+_DOWNLOAD = flags.DEFINE_bool(
+    'download', False, "Download timm's ImageNet-1k weights for --model from "
+    'the Hugging Face hub (needs huggingface_hub and internet).')
+_NUM_CLASSES = flags.DEFINE_integer(
+    'num_classes', 1000, "1000 (timm's labels 0..999) or 1001 (Model "
+    "Garden's ImageNet TFRecords, labels 1..1000).")
+_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Output folder.')
+_SAVED_MODEL = flags.DEFINE_bool('saved_model', True,
+                                 'Also export a SavedModel.')
+
+
+def download_weights(model_id: str) -> str:
+  """Path of timm's `model.safetensors` for `model_id`, fetched if needed."""
+  try:
+    import huggingface_hub  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ImportError('--download needs `pip install huggingface_hub`.') from e
+  repo_id = timm_weights.TIMM_HUB_WEIGHTS[model_id]
+  return huggingface_hub.hf_hub_download(repo_id, 'model.safetensors')
+
+
+def finetune_overrides(model_id: str, num_classes: int,
+                       checkpoint_dir: str) -> dict:
+  """The config keys a run must set to start from the converted weights."""
+  return {'task': {
+      'init_checkpoint': checkpoint_dir,
+      'model': {
+          'num_classes': num_classes,
+          'backbone': {'type': 'mobilenet_v4', 'mobilenet_v4': {
+              'model_id': model_id,
+              'padding': timm_weights.TIMM_PADDING}},
+          'norm_activation': {
+              'norm_epsilon': timm_weights.TIMM_NORM_EPSILON},
+      }}}
+
+
+def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
+                   num_classes: int = 1000,
+                   export_saved_model: bool = True) -> dict[str, str]:
+  """Converts timm weights; writes checkpoint, YAML and SavedModel.
+
+  Returns:
+    Paths of what was written: 'checkpoint', 'yaml' and 'saved_model'.
+  """
+  model_id = timm_weights.resolve_model_id(model)
+  mobilenet_v4_specs.get_model_spec(model_id, key='--model')
+  keras_model = timm_weights.convert(model_id, safetensors_path, num_classes)
+  checkpoint_dir = os.path.join(output_dir, 'init_checkpoint')
+  checkpoint = tf.train.Checkpoint(model=keras_model,
+                                   backbone=keras_model.backbone)
+  written = {'checkpoint': checkpoint.save(os.path.join(checkpoint_dir,
+                                                        'ckpt'))}
+  overrides = finetune_overrides(model_id, num_classes,
+                                 os.path.abspath(checkpoint_dir))
+  written['yaml'] = os.path.join(output_dir, 'timm_weights.yaml')
+  with open(written['yaml'], 'w') as f:
+    f.write('# Start a run from timm weights: pass this file as a further\n'
+            '# --config_file after the recipe YAML.\n')
+    yaml.safe_dump(overrides, f, sort_keys=False)
+  if export_saved_model:
+    resolution = mobilenet_v4_specs.MODEL_SPECS[model_id].resolution
+    written['saved_model'] = saved_model.export(
+        'mnv4_imagenet', [written['yaml']],
+        f'task.model.input_size=[{resolution},{resolution},3]',
+        checkpoint_dir, output_dir)
+  return written
+
+
+def main(_):
+  if bool(_SAFETENSORS.value) == _DOWNLOAD.value:
+    raise app.UsageError('Give exactly one of --safetensors or --download.')
+  path = _SAFETENSORS.value or download_weights(
+      timm_weights.resolve_model_id(_MODEL.value))
+  written = convert_to_dir(_MODEL.value, path, _OUTPUT_DIR.value,
+                           _NUM_CLASSES.value, _SAVED_MODEL.value)
+  for what, where in written.items():
+    print(f'{what + ":":13s} {where}')
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['model', 'output_dir'])
+  app.run(main)

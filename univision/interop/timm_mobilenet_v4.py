@@ -1,0 +1,279 @@
+"""timm MobileNetV4 weights (safetensors) into univision's Keras model.
+
+timm (`timm/models/mobilenetv3.py`, `_efficientnet_blocks.py`) holds the only
+public ImageNet weights of MobileNetV4. This module maps a timm state dict,
+read from a `.safetensors` file with numpy (no torch, no pickle), onto a
+univision `ClassificationModel` built with the conventions timm's weights
+were trained with: PyTorch-style `symmetric` padding and BN epsilon 1e-5.
+
+Name mapping (timm -> univision), in the order of the block-spec table:
+
+| timm                          | univision                                 |
+|-------------------------------|-------------------------------------------|
+| conv_stem, bn1                | backbone block 0 (stem ConvNormAct)       |
+| blocks.s.i (conv, bn1)        | ConvNormAct block                         |
+| blocks.s.i (conv_exp, bn1, conv_pwl, bn2) | FusedInvertedBottleneck       |
+| blocks.s.i (dw_start, pw_exp, dw_mid, pw_proj, layer_scale) | UIB         |
+| blocks.s.i (norm, attn.{query,key,value,output}, layer_scale) | Mobile MQA |
+| last block (1x1 conv to 960)  | head_conv                                 |
+| conv_head, norm_head          | head_embedding                            |
+| classifier                    | the classifier Dense                      |
+
+Conv kernels go from PyTorch's (out, in, kh, kw) to Keras' (kh, kw, in, out);
+depthwise kernels from (channels, 1, kh, kw) to (kh, kw, channels, 1).
+"""
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import tensorflow as tf, tf_keras
+from official.vision.modeling import classification_model
+
+from univision.modeling.backbones import mobilenet_v4
+from univision.modeling.layers import conv_norm
+from univision.modeling.layers import fused_ib
+from univision.modeling.layers import mobile_mqa
+from univision.modeling.layers import uib
+
+TIMM_NORM_EPSILON = 1e-5
+TIMM_PADDING = 'symmetric'
+TIMM_NUM_CLASSES = 1000
+# timm architecture name -> univision model id.
+TIMM_NAMES = {
+    'mobilenetv4_conv_small': 'MobileNetV4ConvSmall',
+    'mobilenetv4_conv_medium': 'MobileNetV4ConvMedium',
+    'mobilenetv4_conv_large': 'MobileNetV4ConvLarge',
+    'mobilenetv4_hybrid_medium': 'MobileNetV4HybridMedium',
+    'mobilenetv4_hybrid_large': 'MobileNetV4HybridLarge',
+}
+# The ImageNet-1k weights timm publishes for each model (Hugging Face repo).
+TIMM_HUB_WEIGHTS = {
+    'MobileNetV4ConvSmall': 'timm/mobilenetv4_conv_small.e2400_r224_in1k',
+    'MobileNetV4ConvMedium': 'timm/mobilenetv4_conv_medium.e500_r256_in1k',
+    'MobileNetV4ConvLarge': 'timm/mobilenetv4_conv_large.e600_r384_in1k',
+    'MobileNetV4HybridMedium':
+        'timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
+    'MobileNetV4HybridLarge': 'timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k',
+}
+_IGNORED_SUFFIX = '.num_batches_tracked'
+
+
+def _conv_kernel(w: np.ndarray) -> np.ndarray:
+  return np.transpose(w, (2, 3, 1, 0))
+
+
+def _depthwise_kernel(w: np.ndarray) -> np.ndarray:
+  return np.transpose(w, (2, 3, 0, 1))
+
+
+def _same(w: np.ndarray) -> np.ndarray:
+  return w
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+  """One Keras variable, the timm tensor it takes, and how to convert it."""
+  variable: tf.Variable
+  timm_key: str
+  transform: Callable[[np.ndarray], np.ndarray]
+
+
+def _norm(norm: tf_keras.layers.BatchNormalization,
+          prefix: str) -> list[Assignment]:
+  return [Assignment(norm.gamma, f'{prefix}.weight', _same),
+          Assignment(norm.beta, f'{prefix}.bias', _same),
+          Assignment(norm.moving_mean, f'{prefix}.running_mean', _same),
+          Assignment(norm.moving_variance, f'{prefix}.running_var', _same)]
+
+
+def _conv(conv: tf_keras.layers.Layer, key: str) -> Assignment:
+  if isinstance(conv, tf_keras.layers.DepthwiseConv2D):
+    return Assignment(conv.depthwise_kernel, key, _depthwise_kernel)
+  return Assignment(conv.kernel, key, _conv_kernel)
+
+
+def _conv_norm(layer: conv_norm.ConvNormAct, conv_key: str,
+               norm_prefix: str) -> list[Assignment]:
+  return [_conv(layer.conv, conv_key), *_norm(layer.norm, norm_prefix)]
+
+
+def _timm_conv_norm(layer: conv_norm.ConvNormAct,
+                    prefix: str) -> list[Assignment]:
+  """timm's `ConvNormAct` module: `<prefix>.conv`, `<prefix>.bn`."""
+  return _conv_norm(layer, f'{prefix}.conv.weight', f'{prefix}.bn')
+
+
+def _layer_scale(block, prefix: str) -> list[Assignment]:
+  if block.layer_scale is None:
+    return []
+  return [Assignment(block.layer_scale.gamma, f'{prefix}.layer_scale.gamma',
+                     _same)]
+
+
+def _block(block: tf_keras.layers.Layer, prefix: str) -> list[Assignment]:
+  """Assignments of one body block from timm's `blocks.s.i` module."""
+  if isinstance(block, conv_norm.ConvNormAct):
+    return _conv_norm(block, f'{prefix}.conv.weight', f'{prefix}.bn1')
+  if isinstance(block, fused_ib.FusedInvertedBottleneck):
+    return [*_conv_norm(block.expand, f'{prefix}.conv_exp.weight',
+                        f'{prefix}.bn1'),
+            *_conv_norm(block.project, f'{prefix}.conv_pwl.weight',
+                        f'{prefix}.bn2')]
+  if isinstance(block, uib.UniversalInvertedBottleneck):
+    parts = [(block.start_dw, 'dw_start'), (block.expand, 'pw_exp'),
+             (block.middle_dw, 'dw_mid'), (block.project, 'pw_proj')]
+    return [a for layer, name in parts if layer is not None
+            for a in _timm_conv_norm(layer, f'{prefix}.{name}')
+            ] + _layer_scale(block, prefix)
+  if isinstance(block, mobile_mqa.MobileMQABlock):
+    attn, p = block.attention, f'{prefix}.attn'
+    found = [*_norm(block.norm, f'{prefix}.norm'),
+             _conv(attn.query_proj, f'{p}.query.proj.weight'),
+             _conv(attn.key_proj, f'{p}.key.proj.weight'),
+             _conv(attn.value_proj, f'{p}.value.proj.weight'),
+             _conv(attn.output_proj, f'{p}.output.proj.weight')]
+    for down, name in ((attn.key_down, 'key'), (attn.value_down, 'value')):
+      if down is not None:
+        found += _conv_norm(down, f'{p}.{name}.down_conv.weight',
+                            f'{p}.{name}.norm')
+    return found + _layer_scale(block, prefix)
+  raise TypeError(f'{prefix}: no timm mapping for {type(block).__name__}.')
+
+
+def timm_block_prefixes(state_dict: Mapping[str, np.ndarray]) -> list[str]:
+  """timm's `blocks.<stage>.<index>` module names, in network order."""
+  pairs = {tuple(int(p) for p in key.split('.')[1:3])
+           for key in state_dict if key.startswith('blocks.')}
+  return [f'blocks.{s}.{i}' for s, i in sorted(pairs)]
+
+
+def assignments(model: classification_model.ClassificationModel,
+                state_dict: Mapping[str, np.ndarray]) -> list[Assignment]:
+  """Every variable of `model` paired with its timm tensor.
+
+  Raises:
+    ValueError: if timm's block count does not match the model's.
+  """
+  backbone = model.backbone
+  body = backbone.blocks
+  prefixes = timm_block_prefixes(state_dict)
+  # timm: stem outside `blocks`; the 1x1 conv to 960 is its last block.
+  if len(prefixes) != len(body):
+    raise ValueError(
+        f'The timm weights have {len(prefixes)} blocks plus the stem; '
+        f'{backbone.get_config()["model_id"]} has {len(body) - 1}. Is this '
+        'the right model_id?')
+  found = _conv_norm(body[0], 'conv_stem.weight', 'bn1')
+  for block, prefix in zip(body[1:], prefixes[:-1]):
+    found += _block(block, prefix)
+  found += _block(backbone.get_layer('head_conv'), prefixes[-1])
+  found += _conv_norm(backbone.get_layer('head_embedding'),
+                      'conv_head.weight', 'norm_head')
+  dense = model.layers[-1]
+  found += [Assignment(dense.kernel, 'classifier.weight', np.transpose),
+            Assignment(dense.bias, 'classifier.bias', _same)]
+  return found
+
+
+def _with_background_class(state_dict: Mapping[str, np.ndarray]
+                           ) -> dict[str, np.ndarray]:
+  """timm's classifier with a class 0 that never wins prepended.
+
+  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs).
+  """
+  tensors = dict(state_dict)
+  weight, bias = tensors['classifier.weight'], tensors['classifier.bias']
+  tensors['classifier.weight'] = np.concatenate(
+      [np.zeros_like(weight[:1]), weight])
+  tensors['classifier.bias'] = np.concatenate(
+      [np.full_like(bias[:1], -1e4), bias])
+  return tensors
+
+
+def load_timm_weights(model: classification_model.ClassificationModel,
+                      state_dict: Mapping[str, np.ndarray]) -> None:
+  """Assigns a timm MobileNetV4 state dict to a univision classifier.
+
+  Args:
+    model: A `ClassificationModel` on a `MobileNetV4` backbone with timm's
+      number of classes, or one more (Model Garden's ImageNet labels
+      1..1000; class 0 gets zero weights and a -1e4 bias).
+    state_dict: timm tensor names to numpy arrays.
+
+  Raises:
+    ValueError: listing every missing, unused or mis-shaped tensor, or if
+      the class counts do not fit.
+  """
+  num_classes = model.layers[-1].units
+  timm_classes = len(state_dict.get('classifier.bias', ()))
+  if num_classes == timm_classes + 1:
+    state_dict = _with_background_class(state_dict)
+  elif num_classes != timm_classes:
+    raise ValueError(f'The model has {num_classes} classes, the timm weights '
+                     f'{timm_classes}: use {timm_classes} or '
+                     f'{timm_classes + 1} (background class 0).')
+  found = assignments(model, state_dict)
+  tensors = state_dict
+  problems = []
+  values = []
+  for a in found:
+    if a.timm_key not in tensors:
+      problems.append(f'missing in timm weights: {a.timm_key} (for '
+                      f'{a.variable.name} {tuple(a.variable.shape)})')
+      continue
+    value = a.transform(np.asarray(tensors[a.timm_key]))
+    if tuple(value.shape) != tuple(a.variable.shape):
+      problems.append(f'shape mismatch: {a.timm_key} {value.shape} -> '
+                      f'{a.variable.name} {tuple(a.variable.shape)}')
+    values.append(value)
+  used = {a.timm_key for a in found}
+  problems += [f'unused timm tensor: {k} {tuple(np.shape(v))}'
+               for k, v in sorted(tensors.items())
+               if k not in used and not k.endswith(_IGNORED_SUFFIX)]
+  assigned = {id(a.variable) for a in found}
+  problems += [f'not set from timm: {v.name}' for v in model.weights
+               if id(v) not in assigned]
+  if problems:
+    raise ValueError('timm weights do not fit the model:\n  ' +
+                     '\n  '.join(problems))
+  for a, value in zip(found, values):
+    a.variable.assign(value.astype(a.variable.dtype.as_numpy_dtype))
+
+
+def read_safetensors(path: str) -> dict[str, np.ndarray]:
+  """Reads a `.safetensors` file into numpy arrays (no torch, no pickle)."""
+  from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{path}: no such safetensors file.')
+  try:
+    return safetensors_numpy.load_file(path)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'{path}: not a readable safetensors file ({e}).') from e
+
+
+def resolve_model_id(name: str) -> str:
+  """A univision model id from itself or from timm's architecture name."""
+  return TIMM_NAMES.get(name.split('.')[0], name)
+
+
+def build_timm_compatible_classifier(
+    model_id: str, num_classes: int = TIMM_NUM_CLASSES,
+    input_shape: tuple[int | None, int | None] = (None, None)
+) -> classification_model.ClassificationModel:
+  """A univision classifier laid out and padded like timm's MobileNetV4."""
+  input_specs = tf_keras.layers.InputSpec(shape=[None, *input_shape, 3])
+  backbone = mobilenet_v4.MobileNetV4(
+      resolve_model_id(model_id), input_specs=input_specs,
+      padding=TIMM_PADDING, norm_epsilon=TIMM_NORM_EPSILON)
+  return classification_model.ClassificationModel(
+      backbone, num_classes, input_specs=input_specs)
+
+
+def convert(model_id: str, safetensors_path: str,
+            num_classes: int = TIMM_NUM_CLASSES
+            ) -> classification_model.ClassificationModel:
+  """Builds the model and loads timm's weights from a safetensors file."""
+  model = build_timm_compatible_classifier(model_id, num_classes)
+  load_timm_weights(model, read_safetensors(safetensors_path))
+  return model
