@@ -13,6 +13,7 @@ from absl import flags
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.serving import saved_model as saved_model_lib
+from univision.serving import tflite as tflite_lib
 
 _EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
 _CONFIG_FILE = flags.DEFINE_multi_string('config_file', None,
@@ -30,9 +31,26 @@ _INPUT_IMAGE_SIZE = flags.DEFINE_list('input_image_size', None,
                                       'height,width; default: the model size.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', None,
                                    'Fixed batch size, or None for dynamic.')
+_TFLITE_PATH = flags.DEFINE_string(
+    'tflite_path', None, 'Also write a TFLite model here (the SavedModel is '
+    'then exported with input_type=tflite, batch 1).')
+_QUANT_TYPE = flags.DEFINE_enum(
+    'quant_type', None,
+    ['int8_full', 'int8_full_int8_io', 'int8_full_fp32_io', 'qat',
+     'qat_fp32_io', 'fp16', 'default'],
+    'TFLite quantization (Model Garden names); unset: float.')
+_CALIBRATION_STEPS = flags.DEFINE_integer(
+    'calibration_steps', 100, 'Training images to calibrate int8 ranges.')
 
 
 def main(_):
+  if _TFLITE_PATH.value:
+    path = tflite_lib.export_tflite(
+        _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
+        _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _TFLITE_PATH.value,
+        _QUANT_TYPE.value, _CALIBRATION_STEPS.value)
+    print(f'TFLite:           {path}')
+    return
   saved_model = saved_model_lib.export(_EXPERIMENT.value, _CONFIG_FILE.value,
                        _PARAMS_OVERRIDE.value, _CHECKPOINT_PATH.value,
                        _EXPORT_DIR.value, _INPUT_TYPE.value,

@@ -1,0 +1,55 @@
+"""TFLite export (float or post-training int8) via Model Garden's converter.
+
+The SavedModel is exported with Model Garden's `tflite` input type (batch 1,
+already-normalized float images), then converted by
+`official.vision.serving.export_tflite_lib.convert_tflite_model`, whose
+integer calibration reads the experiment's `train_data` through univision's
+own task (so the input checks apply). `quant_type` takes Model Garden's
+names: None (float), `int8_full` (uint8 input/output), `int8_full_int8_io`,
+`int8_full_fp32_io`, `qat`, `qat_fp32_io`, `fp16`, `default`.
+"""
+import os
+import types
+
+import tensorflow as tf, tf_keras
+from official.core import task_factory
+from official.vision.serving import export_tflite_lib
+
+from univision.core import config_parsing
+from univision.serving import saved_model
+
+
+def export_tflite(experiment: str, config_files: list[str] | None,
+                  params_override: str, checkpoint_path: str,
+                  export_dir: str, tflite_path: str,
+                  quant_type: str | None = None,
+                  calibration_steps: int = 100) -> str:
+  """Exports a TFLite model of an experiment's checkpoint; returns its path.
+
+  Args:
+    experiment: A registered experiment name.
+    config_files: YAML overrides, applied in order.
+    params_override: Final overrides.
+    checkpoint_path: A checkpoint or a folder of checkpoints.
+    export_dir: Folder for the intermediate TFLite-ready SavedModel.
+    tflite_path: The `.tflite` file to write.
+    quant_type: None for float, or one of Model Garden's quantization types.
+    calibration_steps: Training images used to calibrate integer ranges.
+  """
+  saved = saved_model.export(experiment, config_files, params_override,
+                             checkpoint_path, export_dir, input_type='tflite',
+                             batch_size=1)
+  params = config_parsing.parse_configuration(types.SimpleNamespace(
+      experiment=experiment, config_file=config_files,
+      params_override=params_override, tpu='', tf_data_service=None))
+  task = None
+  if quant_type and quant_type.startswith('int8'):
+    params.task.train_data.global_batch_size = 1
+    task = task_factory.get_task(params.task)
+  model = export_tflite_lib.convert_tflite_model(
+      saved_model_dir=saved, quant_type=quant_type or None, params=params,
+      task=task, calibration_steps=calibration_steps)
+  os.makedirs(os.path.dirname(tflite_path) or '.', exist_ok=True)
+  with tf.io.gfile.GFile(tflite_path, 'wb') as f:
+    f.write(model)
+  return tflite_path
