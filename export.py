@@ -31,6 +31,9 @@ _INPUT_IMAGE_SIZE = flags.DEFINE_list('input_image_size', None,
                                       'height,width; default: the model size.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', None,
                                    'Fixed batch size, or None for dynamic.')
+_SIGNATURES = flags.DEFINE_list(
+    'signatures', [], 'More input types to serve besides --input_type, each '
+    'as signature serving_<type> (e.g. image_bytes,image_tensor).')
 _TFLITE_PATH = flags.DEFINE_string(
     'tflite_path', None, 'Also write a TFLite model here (the SavedModel is '
     'then exported with input_type=tflite, batch 1).')
@@ -54,7 +57,8 @@ def main(_):
   saved_model = saved_model_lib.export(_EXPERIMENT.value, _CONFIG_FILE.value,
                        _PARAMS_OVERRIDE.value, _CHECKPOINT_PATH.value,
                        _EXPORT_DIR.value, _INPUT_TYPE.value,
-                       _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value)
+                       _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value,
+                       _SIGNATURES.value)
   print(f'SavedModel:       {saved_model}')
 
 

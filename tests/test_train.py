@@ -100,6 +100,25 @@ def test_export_saved_model_serves_image_bytes(trained_run, tmp_path):
                              atol=1e-5)
 
 
+def test_export_serves_bytes_and_tensors_alike(trained_run, tmp_path):
+  export_dir = str(tmp_path / 'export')
+  _run('export.py', '--experiment=mnv4_fashion_mnist',
+       f'--config_file={YAML}',
+       '--params_override=task.model.input_size=[32,32,3]',
+       f'--checkpoint_path={trained_run["model_dir"]}',
+       f'--export_dir={export_dir}', '--input_type=image_tensor',
+       '--signatures=image_bytes')
+  served = tf.saved_model.load(os.path.join(export_dir, 'saved_model'))
+  assert set(served.signatures) == {'serving_default', 'serving_image_bytes'}
+  image = np.random.default_rng(0).integers(0, 256, (28, 28, 3), np.uint8)
+  from_tensor = served.signatures['serving_default'](
+      tf.constant(image[np.newaxis]))['logits']
+  from_bytes = served.signatures['serving_image_bytes'](
+      tf.stack([tf.io.encode_png(image)]))['logits']
+  np.testing.assert_allclose(from_bytes.numpy(), from_tensor.numpy(),
+                             atol=1e-5)
+
+
 def test_train_names_corrupt_record_and_exits(fake_fmnist_tfrecords,
                                               tmp_path):
   data_dir = str(tmp_path / 'data')

@@ -81,3 +81,10 @@ def test_unreadable_tflite_is_named(tmp_path):
   bad.write_bytes(b'not a flatbuffer')
   with pytest.raises(ValueError, match='bad.tflite: not a readable TFLite'):
     tflite_ops.list_ops(str(bad))
+
+
+def test_unknown_extra_signature_is_named(tmp_path):
+  from univision.serving import saved_model  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match="'jpeg'.*image_bytes"):
+    saved_model.export('mnv4_fashion_mnist', None, '', str(tmp_path),
+                       str(tmp_path / 'out'), extra_signatures=['jpeg'])

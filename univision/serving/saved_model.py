@@ -12,6 +12,8 @@ from official.vision.serving import export_saved_model_lib
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 
+SIGNATURE_INPUT_TYPES = ('image_tensor', 'image_bytes', 'tf_example', 'tflite')
+
 
 def resolve_checkpoint(path: str) -> str:
   """A checkpoint prefix from a checkpoint or a folder, or a clear error."""
@@ -30,7 +32,8 @@ def export(experiment: str, config_files: list[str] | None,
            params_override: str, checkpoint_path: str, export_dir: str,
            input_type: str = 'image_tensor',
            input_image_size: list[int] | None = None,
-           batch_size: int | None = None) -> str:
+           batch_size: int | None = None,
+           extra_signatures: list[str] | None = None) -> str:
   """Exports an experiment's model from a checkpoint; returns its folder.
 
   Args:
@@ -42,6 +45,8 @@ def export(experiment: str, config_files: list[str] | None,
     input_type: The serving input type.
     input_image_size: [height, width]; default: the model's input size.
     batch_size: A fixed batch size, or None for a dynamic one.
+    extra_signatures: More input types to serve, each as signature
+      `serving_<input type>` next to `serving_default` (`input_type`).
 
   Returns:
     The SavedModel folder.
@@ -50,6 +55,12 @@ def export(experiment: str, config_files: list[str] | None,
       experiment=experiment, config_file=config_files,
       params_override=params_override, tpu='', tf_data_service=None))
   size = input_image_size or params.task.model.input_size[:2]
+  function_keys = {input_type: 'serving_default'}
+  for extra in extra_signatures or []:
+    if extra not in SIGNATURE_INPUT_TYPES:
+      raise ValueError(f'Unknown signature input type {extra!r}; choose from '
+                       f'{", ".join(SIGNATURE_INPUT_TYPES)}.')
+    function_keys.setdefault(extra, f'serving_{extra}')
   export_saved_model_lib.export_inference_graph(
       input_type=input_type,
       batch_size=batch_size,
@@ -58,5 +69,6 @@ def export(experiment: str, config_files: list[str] | None,
       checkpoint_path=resolve_checkpoint(checkpoint_path),
       export_dir=export_dir,
       export_checkpoint_subdir='checkpoint',
-      export_saved_model_subdir='saved_model')
+      export_saved_model_subdir='saved_model',
+      function_keys=function_keys)
   return f'{export_dir}/saved_model'
