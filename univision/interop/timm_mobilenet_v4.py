@@ -214,22 +214,21 @@ def load_timm_weights(model: classification_model.ClassificationModel,
                      f'{timm_classes}: use {timm_classes} or '
                      f'{timm_classes + 1} (background class 0).')
   found = assignments(model, state_dict)
-  tensors = state_dict
   problems = []
-  values = []
+  ready = []
   for a in found:
-    if a.timm_key not in tensors:
+    if a.timm_key not in state_dict:
       problems.append(f'missing in timm weights: {a.timm_key} (for '
                       f'{a.variable.name} {tuple(a.variable.shape)})')
       continue
-    value = a.transform(np.asarray(tensors[a.timm_key]))
+    value = a.transform(np.asarray(state_dict[a.timm_key]))
     if tuple(value.shape) != tuple(a.variable.shape):
       problems.append(f'shape mismatch: {a.timm_key} {value.shape} -> '
                       f'{a.variable.name} {tuple(a.variable.shape)}')
-    values.append(value)
+    ready.append((a.variable, value))
   used = {a.timm_key for a in found}
   problems += [f'unused timm tensor: {k} {tuple(np.shape(v))}'
-               for k, v in sorted(tensors.items())
+               for k, v in sorted(state_dict.items())
                if k not in used and not k.endswith(_IGNORED_SUFFIX)]
   assigned = {id(a.variable) for a in found}
   problems += [f'not set from timm: {v.name}' for v in model.weights
@@ -237,8 +236,8 @@ def load_timm_weights(model: classification_model.ClassificationModel,
   if problems:
     raise ValueError('timm weights do not fit the model:\n  ' +
                      '\n  '.join(problems))
-  for a, value in zip(found, values):
-    a.variable.assign(value.astype(a.variable.dtype.as_numpy_dtype))
+  for variable, value in ready:
+    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
 
 
 def read_safetensors(path: str) -> dict[str, np.ndarray]:
