@@ -54,11 +54,10 @@ def main(_):
         _QUANT_TYPE.value, _CALIBRATION_STEPS.value)
     print(f'TFLite:           {path}')
     return
-  saved_model = saved_model_lib.export(_EXPERIMENT.value, _CONFIG_FILE.value,
-                       _PARAMS_OVERRIDE.value, _CHECKPOINT_PATH.value,
-                       _EXPORT_DIR.value, _INPUT_TYPE.value,
-                       _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value,
-                       _SIGNATURES.value)
+  saved_model = saved_model_lib.export(
+      _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
+      _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _INPUT_TYPE.value,
+      _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value, _SIGNATURES.value)
   print(f'SavedModel:       {saved_model}')
 
 

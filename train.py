@@ -11,12 +11,10 @@ the file and full key, bad input data ends the run with a one-line message
 naming the record, and the run ends by printing where its checkpoints,
 TensorBoard logs and final metrics are.
 """
-import os
 import sys
 
 from absl import app
 from absl import flags
-from absl import logging
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras

@@ -1,7 +1,6 @@
 """Every experiment YAML parses into its registered config; bad keys are named."""
 import glob
 import os
-import types
 
 import pytest
 from official.core import exp_factory
@@ -16,13 +15,6 @@ EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(
                                'experiments')
 YAMLS = sorted(glob.glob(os.path.join(EXPERIMENTS_DIR, '**', '*.yaml'),
                          recursive=True))
-
-
-def _flags(experiment, config_files=None, params_override=''):
-  return types.SimpleNamespace(experiment=experiment,
-                               config_file=config_files,
-                               params_override=params_override, tpu='',
-                               tf_data_service=None)
 
 
 def _experiment_of(path: str) -> str:
@@ -43,8 +35,7 @@ def test_there_are_recipes_for_all_five_models():
 
 @pytest.mark.parametrize('path', YAMLS, ids=os.path.basename)
 def test_yaml_parses_into_registered_config(path):
-  params = config_parsing.parse_configuration(
-      _flags(_experiment_of(path), [path]))
+  params = config_parsing.parse_experiment(_experiment_of(path), [path])
   assert isinstance(params.task, image_classification.ImageClassificationTask)
   backbone = params.task.model.backbone
   assert backbone.type == 'mobilenet_v4'
@@ -66,23 +57,21 @@ def test_unknown_yaml_key_names_file_and_full_key(tmp_path):
   with pytest.raises(ValueError, match=(
       r'bad.yaml: unknown config key\(s\): '
       r'task.model.backbone.mobilenet_v4.modle_id')):
-    config_parsing.parse_configuration(_flags('mnv4_fashion_mnist',
-                                              [str(bad)]))
+    config_parsing.parse_experiment('mnv4_fashion_mnist', [str(bad)])
 
 
 def test_unknown_override_key_is_named():
   with pytest.raises(ValueError, match=r'--params_override: unknown config '
                      r'key\(s\): trainer.train_stepz'):
-    config_parsing.parse_configuration(
-        _flags('mnv4_fashion_mnist', params_override='trainer.train_stepz=3'))
+    config_parsing.parse_experiment('mnv4_fashion_mnist',
+                                    params_override='trainer.train_stepz=3')
 
 
 def test_missing_config_file_and_unknown_experiment():
   with pytest.raises(FileNotFoundError, match='nope.yaml'):
-    config_parsing.parse_configuration(_flags('mnv4_fashion_mnist',
-                                              ['nope.yaml']))
+    config_parsing.parse_experiment('mnv4_fashion_mnist', ['nope.yaml'])
   with pytest.raises(ValueError, match="'mnv5'.*mnv4_imagenet"):
-    config_parsing.parse_configuration(_flags('mnv5'))
+    config_parsing.parse_experiment('mnv5')
 
 
 def test_unknown_keys_walks_nested_dicts_only_where_defined():

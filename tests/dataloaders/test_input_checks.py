@@ -1,5 +1,4 @@
 """Tests for the input checks: missing files and corrupt image records."""
-import io
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """MAC and parameter counting against hand-computed layers and references."""
 import pytest
 import tensorflow as tf, tf_keras
-from official.vision.modeling import classification_model
 
 from univision.efficiency import counting
 from univision.efficiency import report

@@ -38,9 +38,8 @@ def converted(tmp_path_factory):
 
 
 def _params(yaml_path, override=''):
-  return config_parsing.parse_configuration(types.SimpleNamespace(
-      experiment='mnv4_imagenet', config_file=[yaml_path],
-      params_override=override, tpu='', tf_data_service=None))
+  return config_parsing.parse_experiment('mnv4_imagenet', [yaml_path],
+                                         override)
 
 
 def _images(seed=0, size=224):

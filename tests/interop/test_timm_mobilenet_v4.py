@@ -1,5 +1,4 @@
 """univision equals timm's MobileNetV4 on the same (converted) weights."""
-import os
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow as tf, tf_keras
 
 from tests import conftest

@@ -1,5 +1,4 @@
 """TFLite export (float and post-training int8) of a univision classifier."""
-import os
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Tests for the classification task: inputs, model, bad data."""
 import os
 
-import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 from official.core import exp_factory

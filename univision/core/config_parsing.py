@@ -4,6 +4,7 @@ Model Garden's parser reports an unknown override key as "The key 'x' does
 not exist" without saying which file or where in the tree; this one names
 both, and lists the registered experiments when `--experiment` is unknown.
 """
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -112,3 +113,11 @@ def parse_configuration(flags_obj) -> hyperparams.Config:
   params.validate()
   params.lock()
   return params
+
+
+def parse_experiment(experiment: str, config_files: list[str] | None = None,
+                     params_override: str = '') -> hyperparams.Config:
+  """`parse_configuration` for callers without absl flags (export, tools)."""
+  return parse_configuration(types.SimpleNamespace(
+      experiment=experiment, config_file=config_files,
+      params_override=params_override, tpu='', tf_data_service=None))

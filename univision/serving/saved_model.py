@@ -4,8 +4,6 @@ The SavedModel's `serving_default` signature follows Model Garden's
 conventions (`input_type`: `image_tensor` uint8 [batch, h, w, 3],
 `image_bytes` encoded images, `tf_example` serialized examples, or `tflite`).
 """
-import types
-
 import tensorflow as tf, tf_keras
 from official.vision.serving import export_saved_model_lib
 
@@ -51,9 +49,18 @@ def export(experiment: str, config_files: list[str] | None,
   Returns:
     The SavedModel folder.
   """
-  params = config_parsing.parse_configuration(types.SimpleNamespace(
-      experiment=experiment, config_file=config_files,
-      params_override=params_override, tpu='', tf_data_service=None))
+  params = config_parsing.parse_experiment(experiment, config_files,
+                                           params_override)
+  return export_from_params(params, checkpoint_path, export_dir, input_type,
+                            input_image_size, batch_size, extra_signatures)
+
+
+def export_from_params(params, checkpoint_path: str, export_dir: str,
+                       input_type: str = 'image_tensor',
+                       input_image_size: list[int] | None = None,
+                       batch_size: int | None = None,
+                       extra_signatures: list[str] | None = None) -> str:
+  """`export` for an already parsed experiment config."""
   size = input_image_size or params.task.model.input_size[:2]
   function_keys = {input_type: 'serving_default'}
   for extra in extra_signatures or []:

@@ -9,7 +9,6 @@ names: None (float), `int8_full` (uint8 input/output), `int8_full_int8_io`,
 `int8_full_fp32_io`, `qat`, `qat_fp32_io`, `fp16`, `default`.
 """
 import os
-import types
 
 import tensorflow as tf, tf_keras
 from official.core import task_factory
@@ -36,12 +35,10 @@ def export_tflite(experiment: str, config_files: list[str] | None,
     quant_type: None for float, or one of Model Garden's quantization types.
     calibration_steps: Training images used to calibrate integer ranges.
   """
-  saved = saved_model.export(experiment, config_files, params_override,
-                             checkpoint_path, export_dir, input_type='tflite',
-                             batch_size=1)
-  params = config_parsing.parse_configuration(types.SimpleNamespace(
-      experiment=experiment, config_file=config_files,
-      params_override=params_override, tpu='', tf_data_service=None))
+  params = config_parsing.parse_experiment(experiment, config_files,
+                                           params_override)
+  saved = saved_model.export_from_params(params, checkpoint_path, export_dir,
+                                         input_type='tflite', batch_size=1)
   task = None
   if quant_type and quant_type.startswith('int8'):
     params.task.train_data.global_batch_size = 1

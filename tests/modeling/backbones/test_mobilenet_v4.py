@@ -7,6 +7,7 @@ from official.vision.modeling import classification_model
 from official.vision.modeling.backbones import factory
 
 from univision.configs import backbones as backbone_cfg
+from univision.efficiency import counting
 from univision.modeling.backbones import mobilenet_v4
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 from univision.modeling.layers import mobile_mqa
@@ -30,10 +31,6 @@ ENDPOINT_CHANNELS = {
 }
 
 
-def _trainable(model) -> int:
-  return int(sum(np.prod(v.shape) for v in model.trainable_variables))
-
-
 @pytest.mark.parametrize('model_id', sorted(PARAMS_1000_CLASSES))
 def test_exact_parameter_count_at_full_size(model_id):
   backbone = mobilenet_v4.MobileNetV4(
@@ -41,7 +38,7 @@ def test_exact_parameter_count_at_full_size(model_id):
           shape=[None, specs.MODEL_SPECS[model_id].resolution,
                  specs.MODEL_SPECS[model_id].resolution, 3]))
   model = classification_model.ClassificationModel(backbone, 1000)
-  assert _trainable(model) == PARAMS_1000_CLASSES[model_id]
+  assert counting.count_params(model) == PARAMS_1000_CLASSES[model_id]
 
 
 @pytest.mark.parametrize('model_id', sorted(PARAMS_1000_CLASSES))
