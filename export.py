@@ -40,8 +40,9 @@ _TFLITE_PATH = flags.DEFINE_string(
 _QUANT_TYPE = flags.DEFINE_enum(
     'quant_type', None,
     ['int8_full', 'int8_full_int8_io', 'int8_full_fp32_io', 'qat',
-     'qat_fp32_io', 'fp16', 'default'],
-    'TFLite quantization (Model Garden names); unset: float.')
+     'qat_int8_io', 'qat_fp32_io', 'fp16', 'default'],
+    'TFLite quantization (Model Garden names, plus qat_int8_io); unset: '
+    'float. qat* types need a QAT experiment (mnv4_*_qat).')
 _CALIBRATION_STEPS = flags.DEFINE_integer(
     'calibration_steps', 100, 'Training images to calibrate int8 ranges.')
 

@@ -3,27 +3,34 @@
 The SavedModel's `serving_default` signature follows Model Garden's
 conventions (`input_type`: `image_tensor` uint8 [batch, h, w, 3],
 `image_bytes` encoded images, `tf_example` serialized examples, or `tflite`).
+A QAT experiment's checkpoint is served by its fake-quantized model.
 """
 import tensorflow as tf, tf_keras
 from official.vision.serving import export_saved_model_lib
+from official.vision.serving import image_classification
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.configs import image_classification_qat as qat_cfg
+from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.quantization import qat
 
 SIGNATURE_INPUT_TYPES = ('image_tensor', 'image_bytes', 'tf_example', 'tflite')
 
 
-def resolve_checkpoint(path: str) -> str:
-  """A checkpoint prefix from a checkpoint or a folder, or a clear error."""
-  if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      raise FileNotFoundError(f'--checkpoint_path={path}: no checkpoint in '
-                              'this folder.')
-    return latest
-  if not tf.io.gfile.exists(path + '.index'):
-    raise FileNotFoundError(f'--checkpoint_path={path}: no such checkpoint.')
-  return path
+class QATClassificationModule(image_classification.ClassificationModule):
+  """Model Garden's classification export module serving a QAT model.
+
+  The fake-quantized model is built at the export size, so that its
+  checkpoint (written by the QAT task) restores into it; converted with
+  `quant_type='qat'` it becomes an integer-only TFLite model.
+  """
+
+  def _build_model(self) -> tf_keras.Model:
+    float_model = super()._build_model()
+    return qat.quantize_classifier(float_model,
+                                   tuple(self._input_image_size),
+                                   self.params.task.quantization.op_set)
 
 
 def export(experiment: str, config_files: list[str] | None,
@@ -68,12 +75,19 @@ def export_from_params(params, checkpoint_path: str, export_dir: str,
       raise ValueError(f'Unknown signature input type {extra!r}; choose from '
                        f'{", ".join(SIGNATURE_INPUT_TYPES)}.')
     function_keys.setdefault(extra, f'serving_{extra}')
+  export_module = None
+  if isinstance(params.task, qat_cfg.ImageClassificationQATTask):
+    export_module = QATClassificationModule(
+        params=params, batch_size=batch_size,
+        input_image_size=[int(s) for s in size], input_type=input_type,
+        num_channels=3)
   export_saved_model_lib.export_inference_graph(
+      export_module=export_module,
       input_type=input_type,
       batch_size=batch_size,
       input_image_size=[int(s) for s in size],
       params=params,
-      checkpoint_path=resolve_checkpoint(checkpoint_path),
+      checkpoint_path=checkpoints.resolve_checkpoint(checkpoint_path),
       export_dir=export_dir,
       export_checkpoint_subdir='checkpoint',
       export_saved_model_subdir='saved_model',

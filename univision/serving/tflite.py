@@ -1,4 +1,4 @@
-"""TFLite export (float or post-training int8) via Model Garden's converter.
+"""TFLite export (float, post-training int8, QAT int8) via Model Garden.
 
 The SavedModel is exported with Model Garden's `tflite` input type (batch 1,
 already-normalized float images), then converted by
@@ -6,7 +6,9 @@ already-normalized float images), then converted by
 integer calibration reads the experiment's `train_data` through univision's
 own task (so the input checks apply). `quant_type` takes Model Garden's
 names: None (float), `int8_full` (uint8 input/output), `int8_full_int8_io`,
-`int8_full_fp32_io`, `qat`, `qat_fp32_io`, `fp16`, `default`.
+`int8_full_fp32_io`, `qat` (uint8 input/output), `qat_fp32_io`, `fp16`,
+`default`, plus `qat_int8_io`, which Model Garden lacks (converted here).
+The `qat*` types need a QAT experiment (`mnv4_*_qat`); the others a float one.
 """
 import os
 
@@ -14,6 +16,7 @@ import tensorflow as tf, tf_keras
 from official.core import task_factory
 from official.vision.serving import export_tflite_lib
 
+from univision.configs import image_classification_qat as qat_cfg
 from univision.core import config_parsing
 from univision.serving import saved_model
 
@@ -32,13 +35,24 @@ def export_tflite(experiment: str, config_files: list[str] | None,
     checkpoint_path: A checkpoint or a folder of checkpoints.
     export_dir: Folder for the intermediate TFLite-ready SavedModel.
     tflite_path: The `.tflite` file to write.
-    quant_type: None for float, or one of Model Garden's quantization types.
+    quant_type: None for float, one of Model Garden's quantization types,
+      or `qat_int8_io`.
     calibration_steps: Training images used to calibrate integer ranges.
   """
   params = config_parsing.parse_experiment(experiment, config_files,
                                            params_override)
+  is_qat_experiment = isinstance(params.task,
+                                 qat_cfg.ImageClassificationQATTask)
+  if is_qat_experiment != (quant_type or '').startswith('qat'):
+    raise ValueError(
+        f'--quant_type={quant_type}: QAT types (qat, qat_int8_io, '
+        'qat_fp32_io) go with a QAT experiment and only they do; '
+        f'--experiment={experiment} is '
+        f'{"a QAT" if is_qat_experiment else "a float"} experiment.')
   saved = saved_model.export_from_params(params, checkpoint_path, export_dir,
                                          input_type='tflite', batch_size=1)
+  if quant_type == 'qat_int8_io':
+    return _write(_convert_qat_int8_io(saved), tflite_path)
   task = None
   if quant_type and quant_type.startswith('int8'):
     params.task.train_data.global_batch_size = 1
@@ -46,6 +60,19 @@ def export_tflite(experiment: str, config_files: list[str] | None,
   model = export_tflite_lib.convert_tflite_model(
       saved_model_dir=saved, quant_type=quant_type or None, params=params,
       task=task, calibration_steps=calibration_steps)
+  return _write(model, tflite_path)
+
+
+def _convert_qat_int8_io(saved_model_dir: str) -> bytes:
+  """A QAT SavedModel as an integer-only TFLite model with int8 I/O."""
+  converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.inference_input_type = tf.int8
+  converter.inference_output_type = tf.int8
+  return converter.convert()
+
+
+def _write(model: bytes, tflite_path: str) -> str:
   os.makedirs(os.path.dirname(tflite_path) or '.', exist_ok=True)
   with tf.io.gfile.GFile(tflite_path, 'wb') as f:
     f.write(model)

@@ -1,0 +1,57 @@
+"""Quantization-aware training models for univision MobileNetV4 classifiers.
+
+    qat_model = qat.quantize_classifier(float_model, input_size=(224, 224))
+
+The float classifier is rebuilt as a flat graph of plain layers
+(`flat_graph`), then tensorflow-model-optimization's default 8-bit scheme
+wraps it: conv + batch norm folded, weights fake-quantized per channel, every
+conv / Add / activation output fake-quantized. The layers the scheme does not
+know get `qat_layers.OutputQuantizeConfig`: the attention products (batch
+matmul, or broadcast multiply and sum) and GELU's rescale and gate product.
+Converted with `tf.lite.Optimize.DEFAULT`, every op of the result is int8.
+
+Model Garden's own QAT (`official/projects/qat/vision`) is not used: it swaps
+in quantized copies of Model Garden's blocks, which do not exist for our
+layers, and its MNv4 leaves the residual Add in float.
+"""
+import tensorflow as tf, tf_keras
+import tensorflow_model_optimization as tfmot
+
+from univision.quantization import flat_graph
+from univision.quantization import qat_layers
+
+_keras_q = tfmot.quantization.keras
+
+def _annotate(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
+  """A copy of `layer` marked for quantization, with our config if needed."""
+  config = None
+  if isinstance(layer, qat_layers.OUTPUT_QUANTIZED_LAYERS):
+    config = qat_layers.OutputQuantizeConfig()
+  return _keras_q.quantize_annotate_layer(
+      layer.__class__.from_config(layer.get_config()), config)
+
+
+def quantize_flat_model(flat_model: tf_keras.Model) -> tf_keras.Model:
+  """Wraps a `flat_graph` model for quantization-aware training."""
+  annotated = tf_keras.models.clone_model(flat_model, clone_function=_annotate)
+  annotated.set_weights(flat_model.get_weights())
+  with _keras_q.quantize_scope(qat_layers.quantize_scope_objects()):
+    return _keras_q.quantize_apply(annotated)
+
+
+def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
+                        op_set: str = 'edgetpu') -> tf_keras.Model:
+  """A QAT model computing what float classifier `model` computes.
+
+  Args:
+    model: A Model Garden `ClassificationModel` with a univision MobileNetV4
+      backbone, holding the float weights to start from.
+    input_size: (height, width), fixed in the QAT and TFLite models.
+    op_set: `'edgetpu'` or `'tflite'` (see `flat_graph.flat_backbone`).
+
+  Returns:
+    A `tf_keras.Model` whose layers are tfmot `QuantizeWrapperV2`s; before
+    any training, its logits differ from `model`'s only by quantization.
+  """
+  return quantize_flat_model(
+      flat_graph.flat_classifier(model, input_size, op_set))

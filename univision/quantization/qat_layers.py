@@ -1,0 +1,97 @@
+"""Layers and quantize configs that quantization-aware training needs.
+
+tensorflow-model-optimization's default 8-bit scheme knows the standard Keras
+layers (Conv2D/DepthwiseConv2D followed by BatchNormalization are folded and
+fake-quantized, Add/ReLU/GELU outputs are quantized) but has nothing for
+a product of two activations (Mobile MQA's Q.K^T and A.V, as BATCH_MATMUL or
+as a broadcast MUL + SUM), or for a constant rescaling. These only need their OUTPUT fake-quantized:
+their inputs are already quantized activations, and they have no weights.
+"""
+from typing import Any
+
+import tensorflow as tf, tf_keras
+import tensorflow_model_optimization as tfmot
+
+_quantizers = tfmot.quantization.keras.quantizers
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class BatchMatMul(tf_keras.layers.Layer):
+  """`a @ b` (or `a @ b^T`) over the last two axes: TFLite's BATCH_MATMUL."""
+
+  def __init__(self, transpose_b: bool = False, **kwargs):
+    """Initializes the layer.
+
+    Args:
+      transpose_b: A `bool`, whether to multiply by the transpose of `b`.
+      **kwargs: Keyword arguments for `tf_keras.layers.Layer`.
+    """
+    super().__init__(**kwargs)
+    self._transpose_b = transpose_b
+
+  def call(self, inputs):
+    a, b = inputs
+    return tf.linalg.matmul(a, b, transpose_b=self._transpose_b)
+
+  def get_config(self) -> dict[str, Any]:
+    return {**super().get_config(), 'transpose_b': self._transpose_b}
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class ReduceSum(tf_keras.layers.Layer):
+  """Sums over one axis: TFLite's SUM."""
+
+  def __init__(self, axis: int, **kwargs):
+    """Initializes the layer.
+
+    Args:
+      axis: An `int` axis to sum over (dropped from the output).
+      **kwargs: Keyword arguments for `tf_keras.layers.Layer`.
+    """
+    super().__init__(**kwargs)
+    self._axis = axis
+
+  def call(self, inputs):
+    return tf.reduce_sum(inputs, axis=self._axis)
+
+  def get_config(self) -> dict[str, Any]:
+    return {**super().get_config(), 'axis': self._axis}
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+  """Fake-quantizes a layer's output only: asymmetric 8 bits, per tensor.
+
+  The same quantizer the default 8-bit scheme puts on an Add or ReLU output,
+  so the converter emits the layer as one int8 op.
+  """
+
+  def get_weights_and_quantizers(self, layer):
+    return []
+
+  def get_activations_and_quantizers(self, layer):
+    return []
+
+  def set_quantize_weights(self, layer, quantize_weights):
+    pass
+
+  def set_quantize_activations(self, layer, quantize_activations):
+    pass
+
+  def get_output_quantizers(self, layer):
+    return [_quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False)]
+
+  def get_config(self) -> dict[str, Any]:
+    return {}
+
+
+def quantize_scope_objects() -> dict[str, Any]:
+  """The custom objects `tfmot`'s quantize scope must know for our graphs."""
+  return {'BatchMatMul': BatchMatMul, 'ReduceSum': ReduceSum,
+          'OutputQuantizeConfig': OutputQuantizeConfig}
+
+
+# Layers whose output gets `OutputQuantizeConfig` (tfmot has no config).
+OUTPUT_QUANTIZED_LAYERS = (BatchMatMul, ReduceSum, tf_keras.layers.Multiply,
+                           tf_keras.layers.Rescaling)
