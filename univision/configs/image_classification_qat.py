@@ -24,9 +24,13 @@ class Quantization(hyperparams.Config):
     op_set: `'edgetpu'` (only ops on Coral's Edge TPU table; the hybrids'
       attention as MUL + SUM, GELU as x * sigmoid(1.702 x)) or `'tflite'`
       (TFLite's int8 BATCH_MATMUL and GELU, exact).
+    calibration_steps: Training batches that set the quantization ranges
+      before the first step (`univision.quantization.calibration`); 0 keeps
+      tfmot's [-6, 6] start. Runs eagerly on one device: leave 0 on TPUs.
   """
   pretrained_original_checkpoint: str | None = None
   op_set: str = 'edgetpu'
+  calibration_steps: int = 0
 
 
 @dataclasses.dataclass

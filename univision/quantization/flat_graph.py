@@ -5,15 +5,22 @@ understands standard Keras layers. Inside a composite layer (our UIB, FusedIB,
 Mobile MQA block) it can neither fold batch norm into the convs nor quantize
 the intermediate activations or the residual Add - which is exactly why Model
 Garden's QAT'd MNv4 keeps float ADDs and DEQUANTIZEs. So QAT runs on a "flat
-twin": the same network written with Conv2D / DepthwiseConv2D /
-BatchNormalization / ReLU / Add / Reshape / Softmax and `qat_layers.BatchMatMul`
-in one functional graph, its weights copied from the float model.
+twin": the same network written with Conv2D / DepthwiseConv2D (batch norm
+folded in) / Add / Reshape / Softmax and `qat_layers`' matmul layers in one
+functional graph, its weights copied from the float model.
 
 Exact rewrites made on the way (the flat graph computes the same function):
 
-* LayerScale after a UIB's projection conv + BN is folded into that BN
-  (`gamma * s`, `beta * s`); after Mobile MQA's output 1x1 conv (no bias) it
-  is folded into the conv kernel.
+* Every batch norm is folded, in inference mode, into the conv before it
+  (kernel scaled per output channel, shift as the conv's bias): the weights
+  QAT rounds are then the weights TFLite runs. (tfmot's default scheme
+  instead rounds the kernel BEFORE batch norm and the converter re-folds and
+  re-rounds it, so training and deployment see different weights.) QAT
+  therefore trains with batch statistics frozen (as Krishnamoorthi,
+  "Quantizing deep convolutional networks for efficient inference", 2018,
+  recommends late in QAT).
+* LayerScale after a UIB's projection conv + BN is folded into that conv;
+  after Mobile MQA's output 1x1 conv (no bias), into its kernel.
 * A batch norm that follows no conv (Mobile MQA's pre-norm, an optional
   classifier-head norm) becomes its inference-time affine map, a 1x1
   depthwise conv with bias (see `_norm_as_affine`).
@@ -56,20 +63,25 @@ def _copy(src: tf_keras.layers.Layer, x, name: str):
   return y, layer
 
 
-def _norm_as_affine(norm: tf_keras.layers.BatchNormalization, x, name: str):
-  """An inference-mode batch norm as a 1x1 depthwise conv with bias.
-
-  For a batch norm that follows no conv: TFLite would emit it as MUL + ADD
-  with a float intermediate; as a depthwise conv it is one int8 op. QAT then
-  trains it as a per-channel affine map (batch statistics frozen).
-  """
-  variance = norm.moving_variance.numpy()
-  scale = 1.0 / np.sqrt(variance + norm.epsilon)
+def _norm_scale_shift(norm: tf_keras.layers.BatchNormalization
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """(scale, shift) with inference-mode `norm(x) == x * scale + shift`."""
+  scale = 1.0 / np.sqrt(norm.moving_variance.numpy() + norm.epsilon)
   if norm.scale:
     scale = scale * norm.gamma.numpy()
   shift = -norm.moving_mean.numpy() * scale
   if norm.center:
     shift = shift + norm.beta.numpy()
+  return scale, shift
+
+
+def _norm_as_affine(norm: tf_keras.layers.BatchNormalization, x, name: str):
+  """A batch norm that follows no conv, as a 1x1 depthwise conv with bias.
+
+  TFLite would emit such a norm as MUL + ADD with a float intermediate; as a
+  depthwise conv it is one int8 op.
+  """
+  scale, shift = _norm_scale_shift(norm)
   affine = tf_keras.layers.DepthwiseConv2D(1, use_bias=True, name=name)
   y = affine(x)
   affine.set_weights([scale.reshape(1, 1, -1, 1), shift])
@@ -99,8 +111,6 @@ class _Flattener:
   def activation(self, name: str | None, x, layer_name: str):
     if name is None:
       return x
-    if name == 'relu':
-      return tf_keras.layers.ReLU(name=layer_name)(x)
     if name == 'gelu' and self._op_set == 'edgetpu':
       # x * sigmoid(1.702 x) (Hendrycks & Gimpel's sigmoid approximation).
       gate = tf_keras.layers.Rescaling(_GELU_SIGMOID_SCALE,
@@ -112,22 +122,36 @@ class _Flattener:
 
   def conv_norm_act(self, src: conv_norm.ConvNormAct, x, name: str,
                     output_scale: np.ndarray | None = None):
-    """ConvNormAct as [ZeroPadding2D] -> conv -> [BN] -> [activation].
+    """ConvNormAct as [ZeroPadding2D] -> conv with BN folded [-> activation].
 
-    `output_scale` (a per-channel LayerScale) is folded into the BN.
+    ReLU stays inside the conv (`activation='relu'`), so tfmot quantizes
+    after it and TFLite fuses it; other activations follow as layers.
+    `output_scale` (a per-channel LayerScale) is folded in as well.
     """
     # pylint: disable=protected-access
     if src._pad is not None:
       x, _ = _copy(src._pad, x, f'{name}_pad')
-    x, _ = _copy(src.conv, x, f'{name}_conv')
+    (kernel,) = src.conv.get_weights()
     if src.norm is not None:
-      x, norm = _copy(src.norm, x, f'{name}_bn')
-      if output_scale is not None:
-        gamma, beta, mean, variance = norm.get_weights()
-        norm.set_weights([gamma * output_scale, beta * output_scale, mean,
-                          variance])
-    elif output_scale is not None:
-      raise ValueError(f'{name}: cannot fold a layer scale without a norm.')
+      scale, shift = _norm_scale_shift(src.norm)
+    else:
+      scale = np.ones(kernel.shape[2] if src._depthwise else kernel.shape[3],
+                      np.float32)
+      shift = np.zeros_like(scale)
+    if output_scale is not None:
+      scale, shift = scale * output_scale, shift * output_scale
+    fused_relu = src._activation == 'relu'
+    conv = type(src.conv).from_config({
+        **src.conv.get_config(), 'name': f'{name}_conv', 'use_bias': True,
+        'activation': 'relu' if fused_relu else None})
+    x = conv(x)
+    if src._depthwise:
+      kernel = kernel * scale.reshape(1, 1, -1, 1)
+    else:
+      kernel = kernel * scale
+    conv.set_weights([kernel, shift])
+    if fused_relu:
+      return x
     return self.activation(src._activation, x, f'{name}_act')
 
   def uib_block(self, src: uib.UniversalInvertedBottleneck, x, name: str):

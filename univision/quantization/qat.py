@@ -2,10 +2,11 @@
 
     qat_model = qat.quantize_classifier(float_model, input_size=(224, 224))
 
-The float classifier is rebuilt as a flat graph of plain layers
-(`flat_graph`), then tensorflow-model-optimization's default 8-bit scheme
-wraps it: conv + batch norm folded, weights fake-quantized per channel, every
-conv / Add / activation output fake-quantized. The layers the scheme does not
+The float classifier is rebuilt as a flat graph of plain layers with batch
+norm folded into the convs (`flat_graph`), then tensorflow-model-optimization's
+default 8-bit scheme wraps it: kernels fake-quantized per channel
+(depthwise ones by `qat_layers.DepthwiseConvQuantizeConfig`), every conv /
+Add / activation output fake-quantized. The layers the scheme does not
 know get `qat_layers.OutputQuantizeConfig`: the attention products (batch
 matmul, or broadcast multiply and sum) and GELU's rescale and gate product.
 Converted with `tf.lite.Optimize.DEFAULT`, every op of the result is int8.
@@ -27,6 +28,8 @@ def _annotate(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
   config = None
   if isinstance(layer, qat_layers.OUTPUT_QUANTIZED_LAYERS):
     config = qat_layers.OutputQuantizeConfig()
+  elif isinstance(layer, tf_keras.layers.DepthwiseConv2D):
+    config = qat_layers.DepthwiseConvQuantizeConfig()
   return _keras_q.quantize_annotate_layer(
       layer.__class__.from_config(layer.get_config()), config)
 

@@ -6,6 +6,7 @@ fake-quantized, Add/ReLU/GELU outputs are quantized) but has nothing for
 a product of two activations (Mobile MQA's Q.K^T and A.V, as BATCH_MATMUL or
 as a broadcast MUL + SUM), or for a constant rescaling. These only need their OUTPUT fake-quantized:
 their inputs are already quantized activations, and they have no weights.
+Depthwise convs get per-channel kernel ranges (`DepthwiseKernelQuantizer`).
 """
 from typing import Any
 
@@ -86,10 +87,64 @@ class OutputQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
     return {}
 
 
+class DepthwiseKernelQuantizer(_quantizers.LastValueQuantizer):
+  """Symmetric 8-bit, one range per channel of a [k, k, C, 1] DW kernel.
+
+  tfmot's conv quantizer takes one range per entry of the LAST axis, which
+  for a depthwise kernel is the depth multiplier (1): one range for all
+  channels. After batch norm folding the channels' scales differ widely, and
+  TFLite quantizes depthwise kernels per channel anyway, so QAT does too.
+  """
+
+  def __init__(self):
+    super().__init__(num_bits=8, per_axis=True, symmetric=True,
+                     narrow_range=True)
+
+  def build(self, tensor_shape, name, layer):
+    channels = int(tensor_shape[2]) * int(tensor_shape[3])
+    ranges = {}
+    for bound, value in (('min', -6.0), ('max', 6.0)):
+      ranges[f'{bound}_var'] = layer.add_weight(
+          f'{name}_{bound}', shape=(channels,),
+          initializer=tf_keras.initializers.Constant(value), trainable=False)
+    return ranges
+
+  def __call__(self, inputs, training, weights, **kwargs):
+    k, k2, channels, multiplier = inputs.shape
+    flat = tf.reshape(inputs, [k, k2, 1, channels * multiplier])
+    flat = super().__call__(flat, training, weights, **kwargs)
+    return tf.reshape(flat, [k, k2, channels, multiplier])
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class DepthwiseConvQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+  """A depthwise conv: kernel per channel, output after its activation."""
+
+  def get_weights_and_quantizers(self, layer):
+    return [(layer.depthwise_kernel, DepthwiseKernelQuantizer())]
+
+  def get_activations_and_quantizers(self, layer):
+    return [(layer.activation, _quantizers.MovingAverageQuantizer(
+        num_bits=8, per_axis=False, symmetric=False, narrow_range=False))]
+
+  def set_quantize_weights(self, layer, quantize_weights):
+    (layer.depthwise_kernel,) = quantize_weights
+
+  def set_quantize_activations(self, layer, quantize_activations):
+    (layer.activation,) = quantize_activations
+
+  def get_output_quantizers(self, layer):
+    return []
+
+  def get_config(self) -> dict[str, Any]:
+    return {}
+
+
 def quantize_scope_objects() -> dict[str, Any]:
   """The custom objects `tfmot`'s quantize scope must know for our graphs."""
   return {'BatchMatMul': BatchMatMul, 'ReduceSum': ReduceSum,
-          'OutputQuantizeConfig': OutputQuantizeConfig}
+          'OutputQuantizeConfig': OutputQuantizeConfig,
+          'DepthwiseConvQuantizeConfig': DepthwiseConvQuantizeConfig}
 
 
 # Layers whose output gets `OutputQuantizeConfig` (tfmot has no config).

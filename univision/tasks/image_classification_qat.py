@@ -2,7 +2,8 @@
 
 The task builds the float classifier exactly as the float task does, loads
 `task.quantization.pretrained_original_checkpoint` into it, and returns its
-fake-quantized flat twin (`univision.quantization.qat`). Everything else -
+fake-quantized flat twin (`univision.quantization.qat`), its quantization
+ranges optionally calibrated on training batches. Everything else -
 inputs, losses, metrics, the Orbit trainer and its checkpoints (of the QAT
 model) - is the float task's.
 """
@@ -12,6 +13,7 @@ from official.core import task_factory
 
 from univision.configs import image_classification_qat as qat_cfg
 from univision.core import checkpoints
+from univision.quantization import calibration
 from univision.quantization import flat_graph
 from univision.quantization import qat
 from univision.tasks import image_classification
@@ -29,7 +31,7 @@ def restore_float_weights(model: tf_keras.Model, checkpoint: str) -> str:
   path = checkpoints.resolve_checkpoint(checkpoint, _CHECKPOINT_KEY)
   status = tf.train.Checkpoint(model=model).read(path)
   try:
-    status.assert_existing_objects_matched()
+    status.assert_existing_objects_matched().expect_partial()
   except AssertionError as e:
     raise ValueError(f'{_CHECKPOINT_KEY}={checkpoint}: the checkpoint does '
                      f'not match the float model of task.model ({e}).') from e
@@ -58,5 +60,21 @@ class ImageClassificationQATTask(image_classification.ImageClassificationTask):
     else:
       logging.warning('%s is unset: QAT starts from random weights.',
                       _CHECKPOINT_KEY)
-    return qat.quantize_classifier(
+    self._flat_model = flat_graph.flat_classifier(
         model, tuple(self.task_config.model.input_size[:2]), op_set)
+    return qat.quantize_flat_model(self._flat_model)
+
+  def initialize(self, model: tf_keras.Model):
+    """Loads `init_checkpoint` if set, then calibrates the ranges if asked.
+
+    The trainer calls this only when the model folder has no checkpoint, so
+    a resumed run keeps its trained ranges.
+    """
+    super().initialize(model)
+    steps = self.task_config.quantization.calibration_steps
+    if steps:
+      dataset = self.build_inputs(self.task_config.train_data)
+      count = calibration.calibrate(
+          model, self._flat_model,
+          (images for images, _ in dataset.take(steps)))
+      logging.info('Quantization ranges calibrated on %d images.', count)
