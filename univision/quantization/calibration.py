@@ -23,23 +23,27 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf, tf_keras
 
-_WRAPPER_PREFIX = 'quant_'
 _RANGE_SUFFIXES = ('output', 'post_activation')
 
 
 def _activation_range_vars(qat_model: tf_keras.Model):
-  """{flat layer name: (min var, max var)} of every activation quantizer."""
+  """{flat layer name: (min var, max var)} of every activation quantizer.
+
+  The input's quantizer (tfmot's QuantizeLayer) is under the key None.
+  """
   ranges = {}
   for layer in qat_model.layers:
     by_name = {v.name.split('/')[-1].split(':')[0]: v for v in layer.weights}
-    if layer.name == 'quantize_layer':
-      ranges[None] = (by_name['quantize_layer_min'],
-                      by_name['quantize_layer_max'])
+    inner = getattr(layer, 'layer', None)  # Set on QuantizeWrappers.
+    if inner is None:
+      bounds = sorted(n for n in by_name if n.endswith(('_min', '_max')))
+      if bounds:  # The QuantizeLayer: [..._max, ..._min].
+        ranges[None] = (by_name[bounds[1]], by_name[bounds[0]])
       continue
     for suffix in _RANGE_SUFFIXES:
       if f'{suffix}_min' in by_name:
-        name = layer.name[len(_WRAPPER_PREFIX):]
-        ranges[name] = (by_name[f'{suffix}_min'], by_name[f'{suffix}_max'])
+        ranges[inner.name] = (by_name[f'{suffix}_min'],
+                              by_name[f'{suffix}_max'])
   return ranges
 
 

@@ -58,3 +58,24 @@ def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
   """
   return quantize_flat_model(
       flat_graph.flat_classifier(model, input_size, op_set))
+
+
+def convert(qat_model: tf_keras.Model, io_dtype: tf.DType = tf.uint8) -> bytes:
+  """An integer-only TFLite model (batch 1) of a trained QAT model.
+
+  Args:
+    qat_model: A QAT model with a fixed input size, e.g. from
+      `quantize_classifier`, after training or `calibration.calibrate`.
+    io_dtype: `tf.uint8` or `tf.int8` inputs and outputs (quantized with the
+      ranges QAT learned), or `tf.float32` (QUANTIZE/DEQUANTIZE at the ends).
+  """
+  shape = [1, *qat_model.input_shape[1:]]
+  function = tf.function(lambda x: qat_model(x, training=False))
+  concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
+                                                             qat_model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if io_dtype != tf.float32:
+    converter.inference_input_type = io_dtype
+    converter.inference_output_type = io_dtype
+  return converter.convert()

@@ -29,10 +29,10 @@ def restore_float_weights(model: tf_keras.Model, checkpoint: str) -> str:
     ValueError: when the checkpoint does not hold this model's weights.
   """
   path = checkpoints.resolve_checkpoint(checkpoint, _CHECKPOINT_KEY)
-  status = tf.train.Checkpoint(model=model).read(path)
   try:
+    status = tf.train.Checkpoint(model=model).read(path)
     status.assert_existing_objects_matched().expect_partial()
-  except AssertionError as e:
+  except (AssertionError, ValueError) as e:
     raise ValueError(f'{_CHECKPOINT_KEY}={checkpoint}: the checkpoint does '
                      f'not match the float model of task.model ({e}).') from e
   return path

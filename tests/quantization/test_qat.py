@@ -1,0 +1,98 @@
+"""QAT of all five MobileNetV4 models to integer-only TFLite."""
+import numpy as np
+import pytest
+import tensorflow as tf, tf_keras
+import tensorflow_model_optimization as tfmot
+
+from univision.modeling.backbones import mobilenet_v4_specs
+from univision.quantization import qat
+from univision.quantization import qat_layers
+from univision.quantization import readiness
+from univision.quantization import tflite_ops
+
+_SIZE = 32
+
+
+@pytest.mark.parametrize('model_id', sorted(mobilenet_v4_specs.MODEL_SPECS))
+def test_qat_int8_tflite_is_edgetpu_ready(model_id, tmp_path):
+  result = readiness.check_model(model_id, _SIZE, 'edgetpu', str(tmp_path))
+  assert result.num_float_ops == 0
+  assert not result.problems, [(p.op.name, p.reason) for p in result.problems]
+  # The int8 model follows the fake-quantized Keras model it was converted
+  # from; random-weight networks amplify rounding differences, so this is
+  # loose (measured 0.87-0.99; a wrong input scale or layout gives ~0).
+  assert result.logits_correlation > 0.8
+
+
+def test_qat_int8_at_full_size_is_edgetpu_ready(tmp_path):
+  spec = mobilenet_v4_specs.MODEL_SPECS['MobileNetV4ConvSmall']
+  result = readiness.check_model('MobileNetV4ConvSmall', spec.resolution,
+                                 'edgetpu', str(tmp_path))
+  assert result.num_float_ops == 0 and not result.problems
+  assert result.logits_correlation > 0.8
+
+
+def test_tflite_op_set_is_integer_only_with_matmul_and_gelu(tmp_path):
+  result = readiness.check_model('MobileNetV4HybridLarge', _SIZE, 'tflite',
+                                 str(tmp_path))
+  assert result.num_float_ops == 0
+  assert {p.op.name for p in result.problems} == {'BATCH_MATMUL', 'GELU'}
+  assert {p.reason for p in result.problems} == {
+      'not in the Edge TPU supported-operations table'}
+  assert result.logits_correlation > 0.8
+
+
+def test_every_layer_is_quantize_wrapped():
+  model = readiness.random_classifier('MobileNetV4HybridMedium', _SIZE)
+  qat_model = qat.quantize_classifier(model, (_SIZE, _SIZE))
+  kinds = {type(layer).__name__ for layer in qat_model.layers}
+  assert kinds == {'InputLayer', 'QuantizeLayer', 'QuantizeWrapperV2'}
+  depthwise = [l for l in qat_model.layers
+               if isinstance(l.layer if hasattr(l, 'layer') else l,
+                             tf_keras.layers.DepthwiseConv2D)]
+  assert depthwise and all(
+      isinstance(l.quantize_config, qat_layers.DepthwiseConvQuantizeConfig)
+      for l in depthwise)
+
+
+def test_depthwise_kernel_ranges_are_per_channel():
+  layer = tf_keras.layers.DepthwiseConv2D(3, use_bias=False)
+  layer.build((None, 8, 8, 4))
+  # Channel c holds values of size 10^-c: one shared range would round the
+  # small channels to 0.
+  kernel = np.random.default_rng(0).uniform(-1, 1, (3, 3, 4, 1))
+  kernel *= (10.0 ** -np.arange(4)).reshape(1, 1, 4, 1)
+  quantizer = qat_layers.DepthwiseKernelQuantizer()
+  wrapper = tf_keras.layers.Layer()
+  ranges = quantizer.build(kernel.shape, 'depthwise_kernel', wrapper)
+  assert ranges['min_var'].shape == (4,)
+  quantized = quantizer(tf.constant(kernel, tf.float32), training=True,
+                        weights=ranges).numpy()
+  for c in range(4):
+    step = np.abs(kernel[..., c, 0]).max() / 127
+    assert np.abs(quantized[..., c, 0] - kernel[..., c, 0]).max() <= step
+    assert np.abs(quantized[..., c, 0]).max() > 0
+
+
+def test_convert_int8_io(tmp_path):
+  model = readiness.random_classifier('MobileNetV4ConvSmall', _SIZE)
+  qat_model = qat.quantize_classifier(model, (_SIZE, _SIZE))
+  path = tmp_path / 'int8_io.tflite'
+  path.write_bytes(qat.convert(qat_model, io_dtype=tf.int8))
+  interpreter = tflite_ops.load_interpreter(str(path))
+  assert interpreter.get_input_details()[0]['dtype'] == np.int8
+  assert interpreter.get_output_details()[0]['dtype'] == np.int8
+  assert list(interpreter.get_input_details()[0]['shape']) == [
+      1, _SIZE, _SIZE, 3]
+
+
+def test_quantize_scope_knows_our_layers():
+  objects = qat_layers.quantize_scope_objects()
+  for name in ('BatchMatMul', 'ReduceSum', 'OutputQuantizeConfig',
+               'DepthwiseConvQuantizeConfig'):
+    assert name in objects
+  config = qat_layers.OutputQuantizeConfig()
+  assert isinstance(config, tfmot.quantization.keras.QuantizeConfig)
+  layer = qat_layers.BatchMatMul(transpose_b=True)
+  assert qat_layers.BatchMatMul.from_config(layer.get_config()).get_config()[
+      'transpose_b']
