@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 DEMO_YAML := univision/configs/experiments/image_classification/fashion_mnist_mnv4_conv_small_cpu.yaml
 DEMO_RUN := runs/demo
+QAT_YAML := univision/configs/experiments/image_classification/fashion_mnist_mnv4_conv_small_qat_cpu.yaml
+QAT_RUN := runs/demo_qat
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test fashion-mnist clean-demo
+.PHONY: demo qat-demo test fashion-mnist clean-demo
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +44,30 @@ demo: $(VENV)/.runtime fashion-mnist clean-demo
 
 clean-demo:
 	rm -rf $(DEMO_RUN)
+
+# Quantization-aware fine-tuning of the `make demo` model, then float,
+# post-training int8 and QAT int8 TFLite models compared with ai-edge-litert
+# on the 10k test images, and the QAT model's Edge TPU check.
+qat-demo: $(VENV)/.runtime
+	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	rm -rf $(QAT_RUN)
+	$(PY) train.py --experiment=mnv4_fashion_mnist_qat --mode=train_and_eval \
+	  --config_file=$(QAT_YAML) --model_dir=$(QAT_RUN)
+	$(PY) export.py --experiment=mnv4_fashion_mnist --config_file=$(DEMO_YAML) \
+	  --checkpoint_path=$(DEMO_RUN) --export_dir=$(QAT_RUN)/float_export \
+	  --tflite_path=$(QAT_RUN)/model_float.tflite
+	$(PY) export.py --experiment=mnv4_fashion_mnist --config_file=$(DEMO_YAML) \
+	  --checkpoint_path=$(DEMO_RUN) --export_dir=$(QAT_RUN)/ptq_export \
+	  --tflite_path=$(QAT_RUN)/model_ptq_int8.tflite --quant_type=int8_full
+	$(PY) export.py --experiment=mnv4_fashion_mnist_qat --config_file=$(QAT_YAML) \
+	  --checkpoint_path=$(QAT_RUN) --export_dir=$(QAT_RUN)/qat_export \
+	  --tflite_path=$(QAT_RUN)/model_qat_int8.tflite --quant_type=qat
+	$(PY) -m univision.quantization.evaluate_tflite \
+	  --experiment=mnv4_fashion_mnist --config_file=$(DEMO_YAML) \
+	  --tflite=$(QAT_RUN)/model_float.tflite \
+	  --tflite=$(QAT_RUN)/model_ptq_int8.tflite \
+	  --tflite=$(QAT_RUN)/model_qat_int8.tflite
+	$(PY) -m univision.quantization.edgetpu_check $(QAT_RUN)/model_qat_int8.tflite
 
 test: $(VENV)/.dev fashion-mnist
 	$(PY) -m pytest -n 2 tests

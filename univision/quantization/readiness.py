@@ -1,15 +1,22 @@
-"""Which MobileNetV4 models become integer-only Edge TPU models through QAT.
+"""Which MobileNetV4 models become integer-only Edge TPU models, and how.
 
-  python -m univision.quantization.readiness --input_size=64 \
-    --op_set=edgetpu --output_dir=/tmp/qat_readiness
+  python -m univision.quantization.readiness --method=qat --op_set=edgetpu \
+    --input_size=64 --output_dir=/tmp/qat_readiness
 
 For each model: a classifier with random weights (BN statistics set from
-random images, so activations have a trained network's scale), wrapped for
-QAT, its ranges calibrated on random images, converted to an integer-only
-TFLite model (uint8 I/O) and run through `edgetpu_check`. It also reports how
-closely the int8 model follows the fake-quantized Keras model on other random
-images (correlation of the logits). Architecture-level readiness only: a
-trained model's accuracy is measured by `evaluate_tflite`.
+random images, so activations have a trained network's scale), then either
+
+* `--method=qat`: wrapped for QAT (`op_set`), its ranges calibrated on random
+  images, converted with `qat.convert`; or
+* `--method=ptq`: the float model itself, post-training quantized with the
+  converter settings of Model Garden's `int8_full` (integer-only, uint8 I/O),
+  calibrated on random images;
+
+and the uint8 TFLite model is run through `edgetpu_check`. It also reports
+how closely the int8 model follows its Keras source (the fake-quantized
+model for QAT, the float model for PTQ) on other random images (correlation
+of the logits). Architecture-level readiness only: a trained model's
+accuracy is measured by `evaluate_tflite`.
 """
 import dataclasses
 import os
@@ -17,7 +24,7 @@ import os
 from absl import app
 from absl import flags
 import numpy as np
-import tf_keras
+import tensorflow as tf, tf_keras
 from official.vision.modeling import classification_model
 
 from univision.modeling.backbones import mobilenet_v4
@@ -36,7 +43,7 @@ class Readiness:
   num_ops: int
   num_float_ops: int
   problems: list[edgetpu_check.Problem]
-  logits_correlation: float  # int8 TFLite vs fake-quantized Keras model.
+  logits_correlation: float  # int8 TFLite vs the Keras model it came from.
 
 
 def random_classifier(model_id: str, size: int, num_classes: int = 10,
@@ -76,20 +83,53 @@ def _run_uint8(path: str, images: np.ndarray) -> np.ndarray:
   return np.stack(logits)
 
 
-def check_model(model_id: str, size: int, op_set: str,
-                output_dir: str) -> Readiness:
-  """QAT-converts one random-weight model and checks the result."""
+def _post_training_int8(model: tf_keras.Model, size: int) -> bytes:
+  """Model Garden's `int8_full` conversion, calibrated on random images."""
+  function = tf.function(lambda x: model(x, training=False))
+  concrete = function.get_concrete_function(
+      tf.TensorSpec([1, size, size, 3], tf.float32))
+  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
+                                                             model)
+  converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  converter.representative_dataset = lambda: (
+      [image[None]] for image in random_images(32, size, seed=2))
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+  converter.inference_input_type = tf.uint8
+  converter.inference_output_type = tf.uint8
+  return converter.convert()
+
+
+def check_model(model_id: str, size: int, op_set: str, output_dir: str,
+                method: str = 'qat') -> Readiness:
+  """Converts one random-weight model to int8 and checks the result.
+
+  Args:
+    model_id: A MobileNetV4 model id.
+    size: The square input size.
+    op_set: The flat graph's op set (`method='qat'` only).
+    output_dir: Where the .tflite file is written.
+    method: `'qat'` or `'ptq'` (see the module docstring).
+  """
   model = random_classifier(model_id, size)
-  flat = flat_graph.flat_classifier(model, (size, size), op_set)
-  qat_model = qat.quantize_flat_model(flat)
-  calibration.calibrate(qat_model, flat,
-                        [random_images(8, size, seed) for seed in (2, 3)])
-  path = os.path.join(output_dir, f'{model_id}_{size}_{op_set}_qat.tflite')
+  if method == 'qat':
+    flat = flat_graph.flat_classifier(model, (size, size), op_set)
+    source = qat.quantize_flat_model(flat)
+    calibration.calibrate(source, flat,
+                          [random_images(8, size, seed) for seed in (2, 3)])
+    tflite_model = qat.convert(source)
+    name = f'{model_id}_{size}_{op_set}_qat.tflite'
+  elif method == 'ptq':
+    source = model
+    tflite_model = _post_training_int8(model, size)
+    name = f'{model_id}_{size}_ptq.tflite'
+  else:
+    raise ValueError(f"method={method!r} is not 'qat' or 'ptq'.")
+  path = os.path.join(output_dir, name)
   with open(path, 'wb') as f:
-    f.write(qat.convert(qat_model))
+    f.write(tflite_model)
   ops, problems = edgetpu_check.check(path)
   images = random_images(16, size, seed=4)
-  want = qat_model(images, training=False).numpy().ravel()
+  want = source(images, training=False).numpy().ravel()
   got = _run_uint8(path, images).ravel()
   return Readiness(model_id, path, len(ops),
                    sum(op.is_float for op in ops), problems,
@@ -97,8 +137,10 @@ def check_model(model_id: str, size: int, op_set: str,
 
 
 _INPUT_SIZE = flags.DEFINE_integer('input_size', 64, 'Square input size.')
+_METHOD = flags.DEFINE_enum('method', 'qat', ['qat', 'ptq'],
+                            'Quantization-aware or post-training.')
 _OP_SET = flags.DEFINE_enum('op_set', 'edgetpu', list(flat_graph.OP_SETS),
-                            'Ops the flat graph may use.')
+                            'Ops the QAT flat graph may use.')
 _MODELS = flags.DEFINE_list('models', sorted(mobilenet_v4_specs.MODEL_SPECS),
                             'Model ids.')
 _OUTPUT_DIR = flags.DEFINE_string('output_dir', '/tmp/qat_readiness',
@@ -107,16 +149,18 @@ _OUTPUT_DIR = flags.DEFINE_string('output_dir', '/tmp/qat_readiness',
 
 def main(_):
   os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  print('| model | input | op set | ops | float ops | Edge TPU check | '
-        'corr(int8, QAT Keras) |')
+  method = (f'QAT, op set {_OP_SET.value}' if _METHOD.value == 'qat'
+            else 'post-training int8')
+  print('| model | input | method | ops | float ops | Edge TPU check | '
+        'corr(int8, Keras) |')
   print('|---|---|---|---|---|---|---|')
   for model_id in _MODELS.value:
     r = check_model(model_id, _INPUT_SIZE.value, _OP_SET.value,
-                    _OUTPUT_DIR.value)
+                    _OUTPUT_DIR.value, _METHOD.value)
     names = sorted({p.op.name for p in r.problems})
     verdict = 'READY' if not r.problems else (
         f'{len(r.problems)} problems ({", ".join(names)})')
-    print(f'| {model_id} | {_INPUT_SIZE.value} | {_OP_SET.value} | '
+    print(f'| {model_id} | {_INPUT_SIZE.value} | {method} | '
           f'{r.num_ops} | {r.num_float_ops} | {verdict} | '
           f'{r.logits_correlation:.3f} |', flush=True)
 
