@@ -101,22 +101,25 @@ def validation_examples(params, max_examples: int | None = None
   return images[:max_examples], labels[:max_examples]
 
 
-_EXPERIMENT = flags.DEFINE_string('experiment', None, 'Registered experiment.')
-_CONFIG_FILE = flags.DEFINE_multi_string('config_file', None,
-                                         'YAML overrides, applied in order.')
-_PARAMS_OVERRIDE = flags.DEFINE_string('params_override', '',
-                                       'Final YAML/JSON/CSV overrides.')
-_TFLITE = flags.DEFINE_multi_string(
-    'tflite', None, 'TFLite models; the first is the reference for agreement.')
-_MAX_EXAMPLES = flags.DEFINE_integer('max_examples', None,
-                                     'Evaluate at most this many images.')
+def _define_flags() -> None:
+  """Flags of the command line (defined only when run as a program)."""
+  flags.DEFINE_string('experiment', None, 'Registered experiment.')
+  flags.DEFINE_multi_string('config_file', None,
+                            'YAML overrides, applied in order.')
+  flags.DEFINE_string('params_override', '', 'Final YAML/JSON/CSV overrides.')
+  flags.DEFINE_multi_string(
+      'tflite', None,
+      'TFLite models; the first is the reference for agreement.')
+  flags.DEFINE_integer('max_examples', None,
+                       'Evaluate at most this many images.')
 
 
 def main(_):
+  args = flags.FLAGS
   params = config_parsing.parse_experiment(
-      _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value)
-  classifiers = [TFLiteClassifier(p) for p in _TFLITE.value]
-  images, labels = validation_examples(params, _MAX_EXAMPLES.value)
+      args.experiment, args.config_file, args.params_override)
+  classifiers = [TFLiteClassifier(p) for p in args.tflite]
+  images, labels = validation_examples(params, args.max_examples)
   print(f'{len(labels)} images of task.validation_data.input_path='
         f'{params.task.validation_data.input_path}')
   for r in compare(classifiers, images, labels):
@@ -126,5 +129,6 @@ def main(_):
 
 
 if __name__ == '__main__':
+  _define_flags()
   flags.mark_flags_as_required(['experiment', 'tflite'])
   sys.exit(app.run(main))

@@ -136,34 +136,38 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
                    float(np.corrcoef(got, want)[0, 1]))
 
 
-_INPUT_SIZE = flags.DEFINE_integer('input_size', 64, 'Square input size.')
-_METHOD = flags.DEFINE_enum('method', 'qat', ['qat', 'ptq'],
-                            'Quantization-aware or post-training.')
-_OP_SET = flags.DEFINE_enum('op_set', 'edgetpu', list(flat_graph.OP_SETS),
-                            'Ops the QAT flat graph may use.')
-_MODELS = flags.DEFINE_list('models', sorted(mobilenet_v4_specs.MODEL_SPECS),
-                            'Model ids.')
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', '/tmp/qat_readiness',
-                                  'Where the .tflite files go.')
+def _define_flags() -> None:
+  """Flags of the command line (defined only when run as a program)."""
+  flags.DEFINE_integer('input_size', 64, 'Square input size.')
+  flags.DEFINE_enum('method', 'qat', ['qat', 'ptq'],
+                    'Quantization-aware or post-training.')
+  flags.DEFINE_enum('op_set', 'edgetpu', list(flat_graph.OP_SETS),
+                    'Ops the QAT flat graph may use.')
+  flags.DEFINE_list('models', sorted(mobilenet_v4_specs.MODEL_SPECS),
+                    'Model ids.')
+  flags.DEFINE_string('output_dir', '/tmp/qat_readiness',
+                      'Where the .tflite files go.')
 
 
 def main(_):
-  os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
-  method = (f'QAT, op set {_OP_SET.value}' if _METHOD.value == 'qat'
+  args = flags.FLAGS
+  os.makedirs(args.output_dir, exist_ok=True)
+  method = (f'QAT, op set {args.op_set}' if args.method == 'qat'
             else 'post-training int8')
   print('| model | input | method | ops | float ops | Edge TPU check | '
         'corr(int8, Keras) |')
   print('|---|---|---|---|---|---|---|')
-  for model_id in _MODELS.value:
-    r = check_model(model_id, _INPUT_SIZE.value, _OP_SET.value,
-                    _OUTPUT_DIR.value, _METHOD.value)
+  for model_id in args.models:
+    r = check_model(model_id, args.input_size, args.op_set, args.output_dir,
+                    args.method)
     names = sorted({p.op.name for p in r.problems})
     verdict = 'READY' if not r.problems else (
         f'{len(r.problems)} problems ({", ".join(names)})')
-    print(f'| {model_id} | {_INPUT_SIZE.value} | {method} | '
+    print(f'| {model_id} | {args.input_size} | {method} | '
           f'{r.num_ops} | {r.num_float_ops} | {verdict} | '
           f'{r.logits_correlation:.3f} |', flush=True)
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)
