@@ -92,7 +92,10 @@ def test_cli_exit_codes(tmp_path):
       [sys.executable, '-m', 'univision.quantization.edgetpu_check', p],
       cwd=conftest.REPO, capture_output=True, text=True, timeout=300,
       check=False)
-  ok, bad = run(ready), run(not_ready)
+  ok, bad, missing = run(ready), run(not_ready), run(str(tmp_path / 'no.tflite'))
   assert ok.returncode == 0 and 'READY' in ok.stdout
   assert bad.returncode == 1 and 'NOT READY' in bad.stdout
   assert 'CONV_2D' in bad.stdout and 'float32' in bad.stdout
+  assert missing.returncode == 2
+  assert missing.stderr.strip().splitlines()[-1].startswith(
+      f'error: {tmp_path / "no.tflite"}: not a readable TFLite model')

@@ -3,9 +3,9 @@
   python -m univision.quantization.edgetpu_check model.tflite
 
 Prints every op with its tensor dtypes and the problems found, and exits
-non-zero unless the model is ready. No Edge TPU compiler can be installed
-here (it is not on any package registry this project uses), so this checks
-the published requirements instead:
+non-zero unless the model is ready (1: not ready, 2: not a readable model).
+No Edge TPU compiler can be installed here (it is not on any package registry
+this project uses), so this checks the published requirements instead:
 
 * "fully 8-bit quantized" and "Tensor parameters are quantized (8-bit
   fixed-point numbers; int8 or uint8)": no op may compute in float, and
@@ -126,7 +126,11 @@ _ALLOW_FLOAT_IO = flags.DEFINE_bool(
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError('usage: edgetpu_check MODEL.tflite')
-  ops, problems = check(argv[1], _ALLOW_FLOAT_IO.value)
+  try:
+    ops, problems = check(argv[1], _ALLOW_FLOAT_IO.value)
+  except ValueError as e:  # Unreadable file: named in the message.
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(2)
   print(report(argv[1], ops, problems))
   sys.exit(1 if problems else 0)
 
