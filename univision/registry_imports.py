@@ -8,6 +8,7 @@ from official.vision import registry_imports as _mg_registry_imports
 
 from univision.configs import image_classification as _ic_configs
 from univision.configs import image_classification_qat as _ic_qat_configs
+from univision.configs import retinanet as _retinanet_configs
 from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
 from univision.tasks import image_classification as _ic_task
 from univision.tasks import image_classification_qat as _ic_qat_task

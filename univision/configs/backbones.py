@@ -17,11 +17,15 @@ class MobileNetV4(hyperparams.Config):
     stochastic_depth_drop_rate: Stochastic depth rate.
     flat_stochastic_depth_drop_rate: If False the rate grows linearly with
       block depth up to `stochastic_depth_drop_rate`.
+    include_head: Whether to build the classification head (1x1 conv to
+      960, pool, 1x1 conv to 1280; endpoint '6'). Detection and other dense
+      tasks use only levels 2-5 and can leave it out.
   """
   model_id: str = 'MobileNetV4ConvSmall'
   padding: str = 'same'
   stochastic_depth_drop_rate: float = 0.0
   flat_stochastic_depth_drop_rate: bool = True
+  include_head: bool = True
 
 
 @dataclasses.dataclass

@@ -257,6 +257,8 @@ def flat_backbone(backbone: mobilenet_v4.MobileNetV4, x,
     stride *= spec.strides
     levels[str(stride.bit_length() - 1)] = x
   endpoints = {level: levels[level] for level in backbone.output_specs}
+  if not backbone.get_config()['include_head']:
+    return endpoints
   x = flattener.conv_norm_act(backbone.get_layer('head_conv'), x, 'head_conv')
   x, _ = _copy(backbone.get_layer('head_pool'), x, 'head_pool')
   x = flattener.conv_norm_act(backbone.get_layer('head_embedding'), x,

@@ -136,3 +136,16 @@ def test_get_config_round_trip_keeps_weights_layout():
   x = tf.random.normal([1, 96, 64, 3])
   np.testing.assert_allclose(clone(x)['5'].numpy(), backbone(x)['5'].numpy(),
                              atol=1e-5)
+
+
+def test_backbone_without_head_returns_levels_only():
+  full = mobilenet_v4.MobileNetV4('MobileNetV4ConvSmall')
+  headless = mobilenet_v4.MobileNetV4('MobileNetV4ConvSmall',
+                                      include_head=False)
+  outputs = headless(tf.zeros([1, 64, 64, 3]), training=False)
+  assert sorted(outputs) == ['2', '3', '4', '5']
+  head_params = (960 * 128 + 2 * 960) + (1280 * 960 + 2 * 1280)
+  assert (counting.count_params(full) - counting.count_params(headless)
+          == head_params)
+  rebuilt = mobilenet_v4.MobileNetV4.from_config(headless.get_config())
+  assert sorted(rebuilt.output_names) == sorted(headless.output_names)

@@ -12,7 +12,7 @@ interface: a functional `tf_keras.Model` returning a dict of endpoints.
 Endpoints: levels '2'..'5' are the last feature maps at strides 4, 8, 16, 32
 (listed in `output_specs`, for FPN-style decoders); key '6' is the 1x1x1280
 output of the classification head, which Model Garden's `ClassificationModel`
-picks as the largest key.
+picks as the largest key (left out with `include_head=False`).
 """
 from typing import Any
 
@@ -46,6 +46,7 @@ class MobileNetV4(tf_keras.Model):
                padding: str = 'same',
                stochastic_depth_drop_rate: float = 0.0,
                flat_stochastic_depth_drop_rate: bool = True,
+               include_head: bool = True,
                kernel_initializer: str = 'VarianceScaling',
                kernel_regularizer: tf_keras.regularizers.Regularizer
                | None = None,
@@ -63,6 +64,8 @@ class MobileNetV4(tf_keras.Model):
       stochastic_depth_drop_rate: A `float` stochastic depth rate.
       flat_stochastic_depth_drop_rate: A `bool`; if False the rate grows
         linearly from 0 at the first block to the given rate at the last.
+      include_head: A `bool`, whether to build the classification head
+        (endpoint '6'); dense tasks need only levels '2'..'5'.
       kernel_initializer: A `str` kernel initializer name.
       kernel_regularizer: A `tf_keras.regularizers.Regularizer` or None.
       use_sync_bn: A `bool`, whether to use synchronized batch norm.
@@ -82,6 +85,7 @@ class MobileNetV4(tf_keras.Model):
         'input_specs': input_specs,
         'stochastic_depth_drop_rate': stochastic_depth_drop_rate,
         'flat_stochastic_depth_drop_rate': flat_stochastic_depth_drop_rate,
+        'include_head': include_head,
         **conv_norm.serialize_conv_norm_kwargs(conv_kwargs),
     }
 
@@ -104,16 +108,18 @@ class MobileNetV4(tf_keras.Model):
     endpoints = {str(level): level_outputs[level]
                  for level in range(_MIN_LEVEL, _MAX_LEVEL + 1)}
 
-    head_conv, head_embed = spec.head_filters
-    x = conv_norm.ConvNormAct(head_conv, 1, activation=spec.activation,
-                              name='head_conv', **conv_kwargs)(x)
-    x = tf_keras.layers.GlobalAveragePooling2D(keepdims=True,
-                                               name='head_pool')(x)
-    x = conv_norm.ConvNormAct(head_embed, 1, activation=spec.activation,
-                              name='head_embedding', **conv_kwargs)(x)
     self._output_specs = {level: t.shape for level, t in endpoints.items()}
-    super().__init__(inputs=inputs,
-                     outputs={**endpoints, HEAD_ENDPOINT: x}, **kwargs)
+    outputs = dict(endpoints)
+    if include_head:
+      head_conv, head_embed = spec.head_filters
+      x = conv_norm.ConvNormAct(head_conv, 1, activation=spec.activation,
+                                name='head_conv', **conv_kwargs)(x)
+      x = tf_keras.layers.GlobalAveragePooling2D(keepdims=True,
+                                                 name='head_pool')(x)
+      outputs[HEAD_ENDPOINT] = conv_norm.ConvNormAct(
+          head_embed, 1, activation=spec.activation, name='head_embedding',
+          **conv_kwargs)(x)
+    super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._model_spec = spec
     self._blocks = blocks
 
@@ -196,6 +202,7 @@ def build_mobilenet_v4(
       padding=cfg.padding,
       stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,
       flat_stochastic_depth_drop_rate=cfg.flat_stochastic_depth_drop_rate,
+      include_head=cfg.include_head,
       kernel_regularizer=l2_regularizer,
       use_sync_bn=norm_activation_config.use_sync_bn,
       norm_momentum=norm_activation_config.norm_momentum,

@@ -1,0 +1,61 @@
+"""RetinaNet + FPN with a MobileNetV4 backbone on composite detection data."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf, tf_keras
+from official.core import exp_factory
+from official.core import task_factory
+from official.vision.modeling import retinanet_model
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.data import detection_composites
+from univision.modeling.backbones import mobilenet_v4
+
+
+@pytest.fixture(scope='module')
+def composites(tmp_path_factory, fake_fmnist_source):
+  out = str(tmp_path_factory.mktemp('composites'))
+  detection_composites.build(out, ['tops_on_photos'], num_train=16,
+                             num_val=8, source_dir=fake_fmnist_source)
+  return os.path.join(out, 'tops_on_photos')
+
+
+def _task(folder):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites')
+  params.override({'task': {
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{folder}/train-*',
+                     'global_batch_size': 4},
+      'validation_data': {'input_path': f'{folder}/val-*',
+                          'global_batch_size': 4}}})
+  return task_factory.get_task(params.task), params
+
+
+def test_model_is_retinanet_on_mobilenet_v4_levels(composites):
+  task, _ = _task(composites)
+  model = task.build_model()
+  assert isinstance(model, retinanet_model.RetinaNetModel)
+  assert isinstance(model.backbone, mobilenet_v4.MobileNetV4)
+  outputs = model(tf.zeros((1, 64, 64, 3)), training=True)
+  # One class-score map per FPN level 3..5: 64/8, 64/16, 64/32.
+  sizes = {level: out.shape[1] for level, out in outputs['cls_outputs'].items()}
+  assert sizes == {'3': 8, '4': 4, '5': 2}
+
+
+def test_train_and_eval_steps_give_coco_metrics(composites):
+  task, params = _task(composites)
+  model = task.build_model()
+  optimizer = tf_keras.optimizers.SGD(0.001)
+  metrics = task.build_metrics(training=True)
+  train = iter(task.build_inputs(params.task.train_data))
+  logs = task.train_step(next(train), model, optimizer, metrics=metrics)
+  assert np.isfinite(float(logs['total_loss']))
+  val_metrics = task.build_metrics(training=False)
+  state = None
+  for batch in task.build_inputs(params.task.validation_data).take(2):
+    logs = task.validation_step(batch, model, metrics=val_metrics)
+    state = task.aggregate_logs(state, logs)
+  results = task.reduce_aggregated_logs(state)
+  assert {'AP', 'AP50', 'AP75'} <= set(results)
+  assert 0.0 <= float(results['AP50']) <= 1.0
