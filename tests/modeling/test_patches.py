@@ -1,0 +1,114 @@
+"""Model patches: selection by kind, size, save / load."""
+import numpy as np
+import pytest
+import tf_keras
+from official.core import exp_factory
+from official.core import task_factory
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.modeling import patches
+
+
+def _detector(model_id='MobileNetV4ConvSmall'):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites')
+  params.override({'task': {'model': {
+      'input_size': [64, 64, 3],
+      'backbone': {'mobilenet_v4': {'model_id': model_id}}}}})
+  model = task_factory.get_task(params.task).build_model()
+  model(np.zeros((1, 64, 64, 3), np.float32), training=False)
+  return model
+
+
+@pytest.fixture(scope='module')
+def detector():
+  return _detector()
+
+
+def _short(v):
+  return v.name.split('/')[-1].split(':')[0]
+
+
+def test_bn_patch_is_every_batch_norm_variable(detector):
+  selected = patches.select(detector, 'bn')
+  norms = [l for l in detector.submodules
+           if isinstance(l, tf_keras.layers.BatchNormalization)]
+  want = {id(v) for l in norms for v in l.weights}
+  assert {id(v) for v in selected} == want
+  assert {_short(v) for v in selected} == {'gamma', 'beta', 'moving_mean',
+                                           'moving_variance'}
+  assert {_short(v) for v in patches.trainable(selected)} == {'gamma', 'beta'}
+
+
+def test_bias_and_depthwise_patches(detector):
+  biases = patches.select(detector, 'bias')
+  assert biases and {_short(v) for v in biases} == {'bias'}
+  depthwise = patches.select(detector, 'depthwise')
+  assert depthwise and {_short(v) for v in depthwise} == {'depthwise_kernel'}
+  all_depthwise = [v for v in detector.weights
+                   if _short(v) == 'depthwise_kernel']
+  assert len(depthwise) == len(all_depthwise)
+
+
+def test_head_patch_is_the_detection_head(detector):
+  selected = patches.select(detector, 'head')
+  assert [id(v) for v in selected] == [
+      id(v) for v in detector.weights
+      if id(v) in {id(w) for w in detector.head.trainable_weights}]
+  assert not any(id(v) in {id(w) for w in detector.backbone.weights}
+                 for v in selected)
+
+
+def test_combined_patch_is_the_union_in_model_order(detector):
+  combined = patches.select(detector, 'bn+head')
+  ids = [id(v) for v in combined]
+  assert len(ids) == len(set(ids))
+  union = {id(v) for v in patches.select(detector, 'bn')} | {
+      id(v) for v in patches.select(detector, 'head')}
+  assert set(ids) == union
+  order = {id(v): i for i, v in enumerate(detector.weights)}
+  assert ids == sorted(ids, key=order.get)
+
+
+def test_size_counts_trained_parameters(detector):
+  bn = patches.size(detector, 'bn')
+  gammas_betas = sum(int(np.prod(v.shape)) for v in patches.select(detector, 'bn')
+                     if _short(v) in ('gamma', 'beta'))
+  assert bn.parameters == gammas_betas
+  assert bn.file_bytes == 4 * 2 * gammas_betas  # Statistics stored too.
+  assert 0 < bn.fraction < patches.size(detector, 'bn+head').fraction < 1
+
+
+def test_save_load_round_trip(detector, tmp_path):
+  path = patches.save(detector, 'bn+bias', str(tmp_path / 'task1.npz'))
+  saved = [v.numpy() for v in patches.select(detector, 'bn+bias')]
+  for v in patches.select(detector, 'bn+bias'):
+    v.assign(v + 1.0)
+  assert patches.load(detector, path) == ('bn', 'bias')
+  for v, want in zip(patches.select(detector, 'bn+bias'), saved):
+    np.testing.assert_array_equal(v.numpy(), want)
+
+
+def test_patch_of_another_architecture_is_refused(detector, tmp_path):
+  other = _detector('MobileNetV4ConvMedium')
+  path = patches.save(other, 'depthwise', str(tmp_path / 'medium.npz'))
+  with pytest.raises(ValueError, match='medium.npz: .*does not fit|'
+                     'medium.npz: .* variables in the patch'):
+    patches.load(detector, path)
+
+
+def test_unknown_kind_is_named():
+  with pytest.raises(ValueError, match=r"Patch 'bn\+filters': unknown kind"):
+    patches.parse_kinds('bn+filters')
+
+
+def test_head_on_a_model_without_head_is_named():
+  model = tf_keras.Sequential([tf_keras.layers.Dense(2, input_shape=(3,))])
+  with pytest.raises(ValueError, match='has no `head`'):
+    patches.select(model, 'head')
+
+
+def test_corrupt_patch_file_is_named(detector, tmp_path):
+  bad = tmp_path / 'bad.npz'
+  bad.write_bytes(b'PK not really a zip')
+  with pytest.raises(ValueError, match='bad.npz: not a patch file'):
+    patches.load(detector, str(bad))
