@@ -31,7 +31,7 @@ def _short(v):
 def test_bn_patch_is_every_batch_norm_variable(detector):
   selected = patches.select(detector, 'bn')
   norms = [l for l in detector.submodules
-           if isinstance(l, tf_keras.layers.BatchNormalization)]
+           if isinstance(l, patches.NORM_LAYERS)]
   want = {id(v) for l in norms for v in l.weights}
   assert {id(v) for v in selected} == want
   assert {_short(v) for v in selected} == {'gamma', 'beta', 'moving_mean',

@@ -9,7 +9,9 @@ from official.core import task_factory
 from official.vision.modeling import retinanet_model
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.configs import retinanet as retinanet_cfg
 from univision.data import detection_composites
+from univision.modeling import patches
 from univision.modeling.backbones import mobilenet_v4
 
 
@@ -59,3 +61,29 @@ def test_train_and_eval_steps_give_coco_metrics(composites):
   results = task.reduce_aggregated_logs(state)
   assert {'AP', 'AP50', 'AP75'} <= set(results)
   assert 0.0 <= float(results['AP50']) <= 1.0
+
+
+@pytest.mark.parametrize('patch', ['bias', 'bn+head', 'depthwise'])
+def test_patch_training_changes_only_the_patch(composites, patch):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites')
+  params.task = retinanet_cfg.PatchedRetinaNetTask(
+      **params.task.as_dict())
+  params.override({'task': {
+      'patch': patch,
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{composites}/train-*',
+                     'global_batch_size': 4}}})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], training=False)
+  patch_ids = {id(v) for v in patches.select(model, patch)}
+  before = {id(v): v.numpy() for v in model.weights}
+  task.train_step(batch, model, tf_keras.optimizers.SGD(0.1),
+                  metrics=task.build_metrics(training=True))
+  changed = {id(v) for v in model.weights
+             if not np.array_equal(v.numpy(), before[id(v)])}
+  assert changed and changed <= patch_ids, sorted(
+      v.name for v in model.weights if id(v) in changed - patch_ids)[:8]
+  trained = {id(v) for v in patches.trainable(patches.select(model, patch))}
+  assert len(changed & trained) >= len(trained) // 2

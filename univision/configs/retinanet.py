@@ -34,6 +34,18 @@ class RetinaNetTask(mg_retinanet.RetinaNetTask):
 task_factory.register_task_cls(RetinaNetTask)(mg_retinanet_task.RetinaNetTask)
 
 
+@dataclasses.dataclass
+class PatchedRetinaNetTask(RetinaNetTask):
+  """RetinaNet training only a model patch of a shared base.
+
+  Attributes:
+    patch: Patch kinds joined by '+' (`univision.modeling.patches.KINDS`):
+      only these variables train; everything else stays as loaded from
+      `init_checkpoint` (the shared base).
+  """
+  patch: str = 'bn+head'
+
+
 @exp_factory.register_config_factory('mnv4_retinanet_composites')
 def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
   """MNv4-Conv-S RetinaNet + FPN (levels 3-5) on one composite task, on CPU.

@@ -29,6 +29,9 @@ import numpy as np
 import tensorflow as tf, tf_keras
 
 KINDS = ('bn', 'bias', 'depthwise', 'head')
+# Model Garden's heads use SyncBatchNormalization, not a BatchNormalization.
+NORM_LAYERS = (tf_keras.layers.BatchNormalization,
+               tf_keras.layers.experimental.SyncBatchNormalization)
 _BN_TRAINED = ('gamma', 'beta')
 _BN_STATS = ('moving_mean', 'moving_variance')
 
@@ -59,7 +62,7 @@ def _owners(model: tf_keras.Model) -> dict[int, tf_keras.layers.Layer]:
 
 def _in_kind(kind: str, variable: tf.Variable, layer, head_ids) -> bool:
   name = _short_name(variable)
-  is_norm = isinstance(layer, tf_keras.layers.BatchNormalization)
+  is_norm = isinstance(layer, NORM_LAYERS)
   if kind == 'bn':
     return is_norm and name in _BN_TRAINED + _BN_STATS
   if kind == 'bias':

@@ -1,0 +1,59 @@
+"""RetinaNet that trains only a model patch; the shared base stays frozen.
+
+Model Garden's RetinaNet task updates `model.trainable_variables`, a
+per-layer notion; a patch is per variable (e.g. a conv's bias but not its
+kernel), so this task's training step differentiates the loss with respect
+to the patch's variables only. Batch norms outside the patch are switched to
+inference mode (`trainable = False`), so their statistics stay the base's.
+Inputs, losses, metrics and evaluation are Model Garden's.
+"""
+from typing import Any
+
+import tensorflow as tf, tf_keras
+from official.core import task_factory
+from official.vision.tasks import retinanet as mg_retinanet_task
+
+from univision.configs import retinanet as retinanet_cfg
+from univision.modeling import patches
+
+
+@task_factory.register_task_cls(retinanet_cfg.PatchedRetinaNetTask)
+class PatchedRetinaNetTask(mg_retinanet_task.RetinaNetTask):
+  """Trains the variables of `task.patch` only."""
+
+  def build_model(self) -> tf_keras.Model:
+    model = super().build_model()
+    patch_ids = {id(v) for v in patches.select(model, self.task_config.patch)}
+    for layer in model.submodules:
+      if isinstance(layer, patches.NORM_LAYERS) and not any(
+          id(v) in patch_ids for v in layer.weights):
+        layer.trainable = False
+    return model
+
+  def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
+                 optimizer: tf_keras.optimizers.Optimizer,
+                 metrics: list[Any] | None = None) -> dict[str, Any]:
+    """One step on the patch variables: Model Garden's losses and logs."""
+    features, labels = inputs
+    variables = patches.trainable(
+        patches.select(model, self.task_config.patch))
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      outputs = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32),
+                                      model(features, training=True))
+      total, cls_loss, box_loss, model_loss = self.build_losses(
+          outputs=outputs, labels=labels, aux_losses=model.losses)
+      scaled = total / replicas
+      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+        scaled = optimizer.get_scaled_loss(scaled)
+    gradients = tape.gradient(scaled, variables)
+    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+      gradients = optimizer.get_unscaled_gradients(gradients)
+    optimizer.apply_gradients(zip(gradients, variables))
+    losses = {'total_loss': total, 'cls_loss': cls_loss,
+              'box_loss': box_loss, 'model_loss': model_loss}
+    logs = {self.loss: total}
+    for metric in metrics or []:
+      metric.update_state(losses[metric.name])
+      logs[metric.name] = metric.result()
+    return logs
