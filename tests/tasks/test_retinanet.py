@@ -65,9 +65,8 @@ def test_train_and_eval_steps_give_coco_metrics(composites):
 
 @pytest.mark.parametrize('patch', ['bias', 'bn+head', 'depthwise'])
 def test_patch_training_changes_only_the_patch(composites, patch):
-  params = exp_factory.get_exp_config('mnv4_retinanet_composites')
-  params.task = retinanet_cfg.PatchedRetinaNetTask(
-      **params.task.as_dict())
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
+  assert isinstance(params.task, retinanet_cfg.PatchedRetinaNetTask)
   params.override({'task': {
       'patch': patch,
       'model': {'input_size': [64, 64, 3]},

@@ -91,3 +91,16 @@ def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
           })),
       restrictions=['task.train_data.is_training != None',
                     'task.validation_data.is_training != None'])
+
+
+@exp_factory.register_config_factory('mnv4_retinanet_composites_patch')
+def mnv4_retinanet_composites_patch() -> cfg.ExperimentConfig:
+  """`mnv4_retinanet_composites` training only a patch of a shared base.
+
+  Set `task.init_checkpoint` to the shared base detector's checkpoint
+  (`init_checkpoint_modules: all`) and `task.patch` to the patch kinds.
+  """
+  config = mnv4_retinanet_composites()
+  config.task = PatchedRetinaNetTask(**config.task.as_dict())
+  config.task.init_checkpoint_modules = 'all'
+  return config
