@@ -29,20 +29,11 @@ def _run(path, image):
   interpreter = tflite_ops.load_interpreter(path)
   interpreter.allocate_tensors()
   inp = interpreter.get_input_details()[0]
-  if inp['dtype'] != np.float32:
-    scale, zero = inp['quantization']
-    image = np.clip(np.round(image / scale + zero), 0, 255).astype(
-        inp['dtype'])
-  interpreter.set_tensor(inp['index'], image)
+  interpreter.set_tensor(inp['index'], tflite_ops.quantize_input(image, inp))
   interpreter.invoke()
-  outputs = {}
-  for out in interpreter.get_output_details():
-    value = interpreter.get_tensor(out['index']).astype(np.float32)
-    scale, zero = out['quantization']
-    if scale:
-      value = (value - zero) * scale
-    outputs[out['name']] = value
-  return outputs
+  return {out['name']: tflite_ops.dequantize_output(
+      interpreter.get_tensor(out['index']), out)
+          for out in interpreter.get_output_details()}
 
 
 def test_float_tflite_equals_keras(checkpoint, tmp_path):

@@ -46,8 +46,9 @@ def parse_kinds(spec: str) -> tuple[str, ...]:
   return kinds
 
 
-def _short_name(variable: tf.Variable) -> str:
-  return variable.name.split('/')[-1].split(':')[0]
+def _short_name(name: str) -> str:
+  """'a/b/gamma:0' -> 'gamma'."""
+  return name.split('/')[-1].split(':')[0]
 
 
 def _owners(model: tf_keras.Model) -> dict[int, tf_keras.layers.Layer]:
@@ -61,7 +62,7 @@ def _owners(model: tf_keras.Model) -> dict[int, tf_keras.layers.Layer]:
 
 
 def _in_kind(kind: str, variable: tf.Variable, layer, head_ids) -> bool:
-  name = _short_name(variable)
+  name = _short_name(variable.name)
   is_norm = isinstance(layer, NORM_LAYERS)
   if kind == 'bn':
     return is_norm and name in _BN_TRAINED + _BN_STATS
@@ -150,7 +151,7 @@ def load(model: tf_keras.Model, path: str) -> tuple[str, ...]:
     raise ValueError(f'{path}: {len(arrays)} variables in the patch, '
                      f'{len(variables)} of kinds {kinds} in the model.')
   for variable, name, value in zip(variables, meta['names'], arrays):
-    if _short_name(variable) != name.split('/')[-1].split(':')[0] or (
+    if _short_name(variable.name) != _short_name(name) or (
         tuple(variable.shape) != value.shape):
       raise ValueError(f'{path}: patch variable {name} {value.shape} does '
                        f'not fit model variable {variable.name} '

@@ -44,17 +44,9 @@ class TFLiteClassifier:
 
   def probabilities(self, image: np.ndarray) -> np.ndarray:
     """Class probabilities for one [height, width, 3] normalized image."""
-    x = image[None].astype(np.float32)
-    dtype = np.dtype(self._input['dtype'])
-    if dtype.kind in 'iu':
-      scale, zero_point = self._input['quantization']
-      info = np.iinfo(dtype)
-      x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
-    y = self._runner(**{self._input_name: x.astype(dtype)})['probs'][0]
-    if np.dtype(self._output['dtype']).kind in 'iu':
-      scale, zero_point = self._output['quantization']
-      return (y.astype(np.float32) - zero_point) * scale
-    return y.astype(np.float32)
+    x = tflite_ops.quantize_input(image[None].astype(np.float32), self._input)
+    y = self._runner(**{self._input_name: x})['probs'][0]
+    return tflite_ops.dequantize_output(y, self._output)
 
 
 @dataclasses.dataclass(frozen=True)

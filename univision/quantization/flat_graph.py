@@ -55,6 +55,13 @@ OP_SETS = ('edgetpu', 'tflite')
 _GELU_SIGMOID_SCALE = 1.702
 
 
+def check_op_set(op_set: str, key: str = 'op_set') -> str:
+  """`op_set` if it is one of `OP_SETS`, else a `ValueError` naming `key`."""
+  if op_set not in OP_SETS:
+    raise ValueError(f'{key}={op_set!r} is not one of {OP_SETS}.')
+  return op_set
+
+
 def _copy(src: tf_keras.layers.Layer, x, name: str):
   """Applies a fresh copy of standard layer `src` (same config and weights)."""
   layer = type(src).from_config({**src.get_config(), 'name': name})
@@ -104,9 +111,7 @@ class _Flattener:
   """Writes univision blocks as plain layers for one `op_set`."""
 
   def __init__(self, op_set: str):
-    if op_set not in OP_SETS:
-      raise ValueError(f'op_set={op_set!r} is not one of {OP_SETS}.')
-    self._op_set = op_set
+    self._op_set = check_op_set(op_set)
 
   def activation(self, name: str | None, x, layer_name: str):
     if name is None:

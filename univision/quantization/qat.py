@@ -23,6 +23,7 @@ from univision.quantization import qat_layers
 
 _keras_q = tfmot.quantization.keras
 
+
 def _annotate(layer: tf_keras.layers.Layer) -> tf_keras.layers.Layer:
   """A copy of `layer` marked for quantization, with our config if needed."""
   config = None

@@ -66,20 +66,19 @@ def random_images(count: int, size: int, seed: int = 1) -> np.ndarray:
       size=(count, size, size, 3)).astype(np.float32)
 
 
-def _run_uint8(path: str, images: np.ndarray) -> np.ndarray:
+def _run(path: str, images: np.ndarray) -> np.ndarray:
+  """Float logits of a batch-1 TFLite model, one image at a time."""
   interpreter = tflite_ops.load_interpreter(path)
   interpreter.allocate_tensors()
   inp = interpreter.get_input_details()[0]
   out = interpreter.get_output_details()[0]
-  in_scale, in_zero = inp['quantization']
-  out_scale, out_zero = out['quantization']
   logits = []
   for image in images:
-    q = np.clip(np.round(image / in_scale + in_zero), 0, 255)
-    interpreter.set_tensor(inp['index'], q[None].astype(np.uint8))
+    interpreter.set_tensor(inp['index'],
+                           tflite_ops.quantize_input(image[None], inp))
     interpreter.invoke()
-    logits.append((interpreter.get_tensor(out['index'])[0].astype(np.float32)
-                   - out_zero) * out_scale)
+    logits.append(tflite_ops.dequantize_output(
+        interpreter.get_tensor(out['index'])[0], out))
   return np.stack(logits)
 
 
@@ -130,7 +129,7 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
   ops, problems = edgetpu_check.check(path)
   images = random_images(16, size, seed=4)
   want = source(images, training=False).numpy().ravel()
-  got = _run_uint8(path, images).ravel()
+  got = _run(path, images).ravel()
   return Readiness(model_id, path, len(ops),
                    sum(op.is_float for op in ops), problems,
                    float(np.corrcoef(got, want)[0, 1]))

@@ -52,6 +52,30 @@ def load_interpreter(path: str) -> litert.Interpreter:
     raise ValueError(f'{path}: not a readable TFLite model ({e}).') from e
 
 
+def quantize_input(value: np.ndarray, details: dict) -> np.ndarray:
+  """`value` in the dtype of a model input with `details`.
+
+  Integer inputs are quantized with the input's own scale and zero point
+  (rounded, clipped to the dtype's range); float inputs only cast.
+  """
+  dtype = np.dtype(details['dtype'])
+  if dtype.kind not in 'iu':
+    return value.astype(dtype)
+  scale, zero_point = details['quantization']
+  info = np.iinfo(dtype)
+  return np.clip(np.round(value / scale + zero_point), info.min,
+                 info.max).astype(dtype)
+
+
+def dequantize_output(value: np.ndarray, details: dict) -> np.ndarray:
+  """A model output with `details` as float32 (integer outputs rescaled)."""
+  value = value.astype(np.float32)
+  if np.dtype(details['dtype']).kind in 'iu':
+    scale, zero_point = details['quantization']
+    value = (value - zero_point) * scale
+  return value
+
+
 def list_ops(path: str) -> list[OpInfo]:
   """The ops of the TFLite model at `path`, in execution order."""
   interpreter = load_interpreter(path)

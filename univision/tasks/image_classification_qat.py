@@ -38,20 +38,14 @@ def restore_float_weights(model: tf_keras.Model, checkpoint: str) -> str:
   return path
 
 
-def check_op_set(op_set: str) -> str:
-  if op_set not in flat_graph.OP_SETS:
-    raise ValueError(f'task.quantization.op_set={op_set!r} is not one of '
-                     f'{flat_graph.OP_SETS}.')
-  return op_set
-
-
 @task_factory.register_task_cls(qat_cfg.ImageClassificationQATTask)
 class ImageClassificationQATTask(image_classification.ImageClassificationTask):
   """Trains the fake-quantized twin of a float MobileNetV4 classifier."""
 
   def build_model(self) -> tf_keras.Model:
     quantization = self.task_config.quantization
-    op_set = check_op_set(quantization.op_set)
+    op_set = flat_graph.check_op_set(quantization.op_set,
+                                    'task.quantization.op_set')
     model = super().build_model()
     if quantization.pretrained_original_checkpoint:
       path = restore_float_weights(
