@@ -7,14 +7,18 @@ DEMO_YAML := univision/configs/experiments/image_classification/fashion_mnist_mn
 DEMO_RUN := runs/demo
 QAT_YAML := univision/configs/experiments/image_classification/fashion_mnist_mnv4_conv_small_qat_cpu.yaml
 QAT_RUN := runs/demo_qat
+DEEPFOREST_VERSION := 2.1.0
+PATCH_STUDY := results/model_patches
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo qat-demo test fashion-mnist clean-demo
+.PHONY: demo qat-demo detection-data patch-study test fashion-mnist clean-demo
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
+	# DeepForest's tree-crown images and boxes only; its torch stack is not needed.
+	$(VENV)/bin/pip install --quiet --no-deps deepforest==$(DEEPFOREST_VERSION)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -68,6 +72,20 @@ qat-demo: $(VENV)/.runtime
 	  --tflite=$(QAT_RUN)/model_ptq_int8.tflite \
 	  --tflite=$(QAT_RUN)/model_qat_int8.tflite
 	$(PY) -m univision.quantization.edgetpu_check $(QAT_RUN)/model_qat_int8.tflite
+
+detection-data: $(VENV)/.runtime fashion-mnist
+	$(PY) -m univision.data.detection_composites --output_dir=data/composites
+	$(PY) -m univision.data.tree_crowns --output_dir=data/tree_crowns
+
+# The model-patch study (issue #5): a RetinaNet base trained on tops_on_photos
+# from the `make demo` backbone, then per task full fine-tuning vs patches.
+# Resumable: re-running skips finished runs.
+patch-study: $(VENV)/.runtime detection-data
+	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	$(PY) -m univision.studies.model_patches --output_dir=$(PATCH_STUDY) \
+	  --base_task=data/composites/tops_on_photos \
+	  --backbone_checkpoint=$(DEMO_RUN) --base_steps=1200 --steps=400 \
+	  --tasks=data/composites/footwear_on_textures,data/composites/small_items_on_scenery,data/composites/horses_and_bags,data/tree_crowns
 
 test: $(VENV)/.dev fashion-mnist
 	$(PY) -m pytest -n 2 tests
