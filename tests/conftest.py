@@ -56,3 +56,13 @@ def fake_fmnist_tfrecords(tmp_path_factory, fake_fmnist_source) -> str:
   out = str(tmp_path_factory.mktemp('fmnist_tfrecords'))
   fashion_mnist.build(out, source_dir=fake_fmnist_source)
   return out
+
+
+@pytest.fixture(scope='session')
+def composites(tmp_path_factory, fake_fmnist_source) -> str:
+  """A small tops_on_photos detection task (16 train, 8 val images)."""
+  from univision.data import detection_composites  # pylint: disable=g-import-not-at-top
+  out = str(tmp_path_factory.mktemp('composites'))
+  detection_composites.build(out, ['tops_on_photos'], num_train=16,
+                             num_val=8, source_dir=fake_fmnist_source)
+  return os.path.join(out, 'tops_on_photos')

@@ -112,3 +112,37 @@ def test_corrupt_patch_file_is_named(detector, tmp_path):
   bad.write_bytes(b'PK not really a zip')
   with pytest.raises(ValueError, match='bad.npz: not a patch file'):
     patches.load(detector, str(bad))
+
+
+def test_predictor_patch_is_the_heads_output_layers(detector):
+  selected = patches.select(detector, 'predictor')
+  names = sorted(v.name.split('/')[-2] + '/' + _short(v) for v in selected)
+  assert names == ['boxes/bias', 'boxes/kernel', 'scores/bias',
+                   'scores/kernel']
+  head_ids = {id(v) for v in patches.select(detector, 'head')}
+  assert {id(v) for v in selected} < head_ids
+
+
+def test_switcher_never_mixes_two_tasks_patches(detector, tmp_path):
+  base = {id(v): v.numpy() for v in detector.weights}
+  bn, predictor = (patches.select(detector, k) for k in ('bn', 'predictor'))
+  for v in bn:
+    v.assign(v + 1.0)
+  task_a = patches.save(detector, 'bn', str(tmp_path / 'a.npz'))
+  for v in bn:
+    v.assign(base[id(v)])
+  for v in predictor:
+    v.assign(v - 2.0)
+  task_b = patches.save(detector, 'predictor', str(tmp_path / 'b.npz'))
+  for v in predictor:
+    v.assign(base[id(v)])
+
+  switcher = patches.PatchSwitcher(detector)
+  assert switcher.apply(task_a) == ('bn',)
+  assert all(np.array_equal(v.numpy(), base[id(v)] + 1.0) for v in bn)
+  assert switcher.apply(task_b) == ('predictor',)
+  for v in detector.weights:  # Task a's BN is gone, task b's predictor set.
+    want = base[id(v)] - 2.0 if any(v is p for p in predictor) else base[id(v)]
+    np.testing.assert_array_equal(v.numpy(), want, err_msg=v.name)
+  switcher.reset()
+  assert all(np.array_equal(v.numpy(), base[id(v)]) for v in detector.weights)

@@ -1,6 +1,4 @@
 """RetinaNet + FPN with a MobileNetV4 backbone on composite detection data."""
-import os
-
 import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
@@ -10,17 +8,8 @@ from official.vision.modeling import retinanet_model
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import retinanet as retinanet_cfg
-from univision.data import detection_composites
 from univision.modeling import patches
 from univision.modeling.backbones import mobilenet_v4
-
-
-@pytest.fixture(scope='module')
-def composites(tmp_path_factory, fake_fmnist_source):
-  out = str(tmp_path_factory.mktemp('composites'))
-  detection_composites.build(out, ['tops_on_photos'], num_train=16,
-                             num_val=8, source_dir=fake_fmnist_source)
-  return os.path.join(out, 'tops_on_photos')
 
 
 def _task(folder):
@@ -86,3 +75,69 @@ def test_patch_training_changes_only_the_patch(composites, patch):
       v.name for v in model.weights if id(v) in changed - patch_ids)[:8]
   trained = {id(v) for v in patches.trainable(patches.select(model, patch))}
   assert len(changed & trained) >= len(trained) // 2
+
+
+def test_base_plus_saved_patch_equals_the_patch_trained_detector(
+    composites, tmp_path):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
+  params.override({'task': {
+      'patch': 'bn+predictor',
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{composites}/train-*',
+                     'global_batch_size': 4}}})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], training=False)
+  base_path = tf.train.Checkpoint(**model.checkpoint_items).write(
+      str(tmp_path / 'base'))
+  for _ in range(2):
+    task.train_step(batch, model, tf_keras.optimizers.SGD(0.1),
+                    metrics=task.build_metrics(training=True))
+  patch_path = patches.save(model, 'bn+predictor', str(tmp_path / 'p.npz'))
+  want = model(batch[0], training=False)
+
+  rebuilt = task.build_model()
+  rebuilt(batch[0], training=False)
+  tf.train.Checkpoint(**rebuilt.checkpoint_items).read(
+      base_path).assert_existing_objects_matched()
+  before = rebuilt(batch[0], training=False)
+  assert not np.allclose(before['cls_outputs']['3'], want['cls_outputs']['3'])
+  patches.load(rebuilt, patch_path)
+  got = rebuilt(batch[0], training=False)
+  for key in ('cls_outputs', 'box_outputs'):
+    for level in want[key]:
+      np.testing.assert_allclose(got[key][level], want[key][level],
+                                 rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('statistics', ['frozen', 'batch'])
+def test_bn_patch_statistics_frozen_or_batch(composites, statistics):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
+  params.override({'task': {
+      'patch': 'bn', 'bn_statistics': statistics,
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{composites}/train-*',
+                     'global_batch_size': 4}}})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], training=False)
+  short = lambda v: v.name.split('/')[-1].split(':')[0]
+  before = {id(v): v.numpy() for v in model.weights}
+  # A big step: at random initialisation some gamma gradients are so small
+  # that 0.1 x gradient vanishes next to gamma = 1 in float32.
+  task.train_step(batch, model, tf_keras.optimizers.SGD(100.0),
+                  metrics=task.build_metrics(training=True))
+  changed = {short(v) for v in patches.select(model, 'bn')
+             if not np.array_equal(v.numpy(), before[id(v)])}
+  want = {'gamma', 'beta'} | (
+      {'moving_mean', 'moving_variance'} if statistics == 'batch' else set())
+  assert changed == want
+
+
+def test_unknown_bn_statistics_is_named(composites):
+  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
+  params.override({'task': {'bn_statistics': 'moving'}})
+  with pytest.raises(ValueError, match="task.bn_statistics: 'moving'"):
+    task_factory.get_task(params.task).build_model()

@@ -10,9 +10,11 @@ by KIND, and kinds combine with '+':
 | `bn`        | batch-norm scale and shift (gamma, beta)                 |
 | `bias`      | biases of convs and dense layers                          |
 | `depthwise` | depthwise conv kernels                                    |
+| `predictor` | the head's output layers (class scores, box deltas)       |
 | `head`      | every trainable variable of `model.head` (detection head) |
 
-e.g. `'bn+head'`. Batch-norm moving statistics travel with `bn` (a patch
+e.g. `'bn+predictor'`. A new task with its own classes always needs
+`predictor` (or `head`): the base's class scores mean the base's classes. Batch-norm moving statistics travel with `bn` (a patch
 that retunes BN on a new task must bring the statistics it was trained with)
 but are not counted as patch parameters (they are not trained).
 
@@ -28,7 +30,9 @@ import zipfile
 import numpy as np
 import tensorflow as tf, tf_keras
 
-KINDS = ('bn', 'bias', 'depthwise', 'head')
+KINDS = ('bn', 'bias', 'depthwise', 'predictor', 'head')
+# Model Garden's dense prediction heads keep their output layers here.
+_PREDICTOR_ATTRIBUTES = ('_classifier', '_box_regressor', '_att_predictors')
 # Model Garden's heads use SyncBatchNormalization, not a BatchNormalization.
 NORM_LAYERS = (tf_keras.layers.BatchNormalization,
                tf_keras.layers.experimental.SyncBatchNormalization)
@@ -61,7 +65,31 @@ def _owners(model: tf_keras.Model) -> dict[int, tf_keras.layers.Layer]:
   return owners
 
 
-def _in_kind(kind: str, variable: tf.Variable, layer, head_ids) -> bool:
+def _flatten_layers(value) -> list[tf_keras.layers.Layer]:
+  if isinstance(value, dict):
+    value = list(value.values())
+  if isinstance(value, (list, tuple)):
+    return [l for item in value for l in _flatten_layers(item)]
+  return [value] if isinstance(value, tf_keras.layers.Layer) else []
+
+
+def _head_variable_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
+  """ids of the variables of kind `head` or `predictor`."""
+  head = getattr(model, 'head', None)
+  if head is None:
+    raise ValueError(f'Patch {spec!r}: {type(model).__name__} has no '
+                     '`head` attribute.')
+  if kind == 'head':
+    return {id(v) for v in head.trainable_weights}
+  layers = [l for a in _PREDICTOR_ATTRIBUTES
+            for l in _flatten_layers(getattr(head, a, None))]
+  if not layers:
+    raise ValueError(f'Patch {spec!r}: head {type(head).__name__} has none '
+                     f'of the output layers {_PREDICTOR_ATTRIBUTES}.')
+  return {id(v) for l in layers for v in l.trainable_weights}
+
+
+def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
   name = _short_name(variable.name)
   is_norm = isinstance(layer, NORM_LAYERS)
   if kind == 'bn':
@@ -70,26 +98,22 @@ def _in_kind(kind: str, variable: tf.Variable, layer, head_ids) -> bool:
     return name == 'bias' and not is_norm
   if kind == 'depthwise':
     return name == 'depthwise_kernel'
-  return id(variable) in head_ids  # 'head'
+  return id(variable) in kind_ids[kind]  # 'head', 'predictor'
 
 
 def select(model: tf_keras.Model, spec: str) -> list[tf.Variable]:
   """The variables of patch `spec`, in `model.weights` order.
 
   Raises:
-    ValueError: for an unknown kind, or `head` on a model without `.head`.
+    ValueError: for an unknown kind, or `head` / `predictor` on a model
+      without a Model Garden style `.head`.
   """
   kinds = parse_kinds(spec)
-  head_ids = set()
-  if 'head' in kinds:
-    head = getattr(model, 'head', None)
-    if head is None:
-      raise ValueError(f'Patch {spec!r}: {type(model).__name__} has no '
-                       '`head` attribute.')
-    head_ids = {id(v) for v in head.trainable_weights}
+  kind_ids = {k: _head_variable_ids(model, k, spec)
+              for k in kinds if k in ('head', 'predictor')}
   owners = _owners(model)
   return [v for v in model.weights
-          if any(_in_kind(k, v, owners.get(id(v)), head_ids) for k in kinds)]
+          if any(_in_kind(k, v, owners.get(id(v)), kind_ids) for k in kinds)]
 
 
 def trainable(variables: Sequence[tf.Variable]) -> list[tf.Variable]:
@@ -129,13 +153,8 @@ def save(model: tf_keras.Model, spec: str, path: str) -> str:
   return path
 
 
-def load(model: tf_keras.Model, path: str) -> tuple[str, ...]:
-  """Assigns a saved patch to `model`; returns its kinds.
-
-  Raises:
-    ValueError: naming the file and the first variable whose name or shape
-      differs from the model's (a patch for another architecture or kind).
-  """
+def _read(path: str) -> tuple[tuple[str, ...], list[str], list[np.ndarray]]:
+  """A patch file's kinds, variable names and values."""
   with tf.io.gfile.GFile(path, 'rb') as f:
     content = f.read()
   try:
@@ -145,17 +164,63 @@ def load(model: tf_keras.Model, path: str) -> tuple[str, ...]:
   except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
     raise ValueError(f'{path}: not a patch file written by '
                      f'patches.save ({e}).') from e
-  kinds = tuple(meta['kinds'])
+  return tuple(meta['kinds']), meta['names'], arrays
+
+
+def _matching_variables(model: tf_keras.Model, path: str, kinds, names,
+                        arrays) -> list[tf.Variable]:
+  """The model's variables for a patch's values, checked name by name."""
   variables = select(model, '+'.join(kinds))
   if len(variables) != len(arrays):
     raise ValueError(f'{path}: {len(arrays)} variables in the patch, '
                      f'{len(variables)} of kinds {kinds} in the model.')
-  for variable, name, value in zip(variables, meta['names'], arrays):
+  for variable, name, value in zip(variables, names, arrays):
     if _short_name(variable.name) != _short_name(name) or (
         tuple(variable.shape) != value.shape):
       raise ValueError(f'{path}: patch variable {name} {value.shape} does '
                        f'not fit model variable {variable.name} '
                        f'{tuple(variable.shape)}.')
+  return variables
+
+
+def load(model: tf_keras.Model, path: str) -> tuple[str, ...]:
+  """Assigns a saved patch to `model`; returns its kinds.
+
+  Raises:
+    ValueError: naming the file and the first variable whose name or shape
+      differs from the model's (a patch for another architecture or kind).
+  """
+  kinds, names, arrays = _read(path)
+  variables = _matching_variables(model, path, kinds, names, arrays)
   for variable, value in zip(variables, arrays):
     variable.assign(value)
   return kinds
+
+
+class PatchSwitcher:
+  """One model in memory serving many tasks: shared base + patch k.
+
+  The base is loaded once (restore it into `model` before creating the
+  switcher). `apply(path)` first puts back the base values of every
+  variable an earlier patch changed, then loads the new patch, so patches
+  of different kinds never mix.
+  """
+
+  def __init__(self, model: tf_keras.Model):
+    self._model = model
+    self._base = {}  # id(variable) -> (variable, base value)
+
+  def apply(self, path: str) -> tuple[str, ...]:
+    """Switches the model to the task of patch file `path`; returns kinds."""
+    kinds, names, arrays = _read(path)
+    variables = _matching_variables(self._model, path, kinds, names, arrays)
+    self.reset()
+    for variable, value in zip(variables, arrays):
+      self._base.setdefault(id(variable), (variable, variable.numpy()))
+      variable.assign(value)
+    return kinds
+
+  def reset(self) -> None:
+    """Back to the shared base."""
+    for variable, value in self._base.values():
+      variable.assign(value)

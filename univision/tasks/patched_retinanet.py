@@ -4,7 +4,9 @@ Model Garden's RetinaNet task updates `model.trainable_variables`, a
 per-layer notion; a patch is per variable (e.g. a conv's bias but not its
 kernel), so this task's training step differentiates the loss with respect
 to the patch's variables only. Batch norms outside the patch are switched to
-inference mode (`trainable = False`), so their statistics stay the base's.
+inference mode (`trainable = False`), so their statistics stay the base's;
+so are those inside it unless `bn_statistics: batch` (their scale and shift
+still train: the gradient is taken with respect to the variables).
 Inputs, losses, metrics and evaluation are Model Garden's.
 """
 from typing import Any
@@ -22,11 +24,16 @@ class PatchedRetinaNetTask(mg_retinanet_task.RetinaNetTask):
   """Trains the variables of `task.patch` only."""
 
   def build_model(self) -> tf_keras.Model:
+    if self.task_config.bn_statistics not in ('frozen', 'batch'):
+      raise ValueError(f'task.bn_statistics: '
+                       f'{self.task_config.bn_statistics!r}; choose '
+                       "'frozen' or 'batch'.")
     model = super().build_model()
     patch_ids = {id(v) for v in patches.select(model, self.task_config.patch)}
+    batch_statistics = self.task_config.bn_statistics == 'batch'
     for layer in model.submodules:
-      if isinstance(layer, patches.NORM_LAYERS) and not any(
-          id(v) in patch_ids for v in layer.weights):
+      if isinstance(layer, patches.NORM_LAYERS) and not (
+          batch_statistics and any(id(v) in patch_ids for v in layer.weights)):
         layer.trainable = False
     return model
 
@@ -39,6 +46,7 @@ class PatchedRetinaNetTask(mg_retinanet_task.RetinaNetTask):
         patches.select(model, self.task_config.patch))
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
+      tape.watch(variables)
       outputs = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32),
                                       model(features, training=True))
       total, cls_loss, box_loss, model_loss = self.build_losses(
