@@ -7,6 +7,7 @@ from official.core import exp_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification
+from univision.configs import retinanet
 from univision.core import config_parsing
 from univision.modeling.backbones import mobilenet_v4_specs
 
@@ -36,16 +37,51 @@ def test_there_are_recipes_for_all_five_models():
 @pytest.mark.parametrize('path', YAMLS, ids=os.path.basename)
 def test_yaml_parses_into_registered_config(path):
   params = config_parsing.parse_experiment(_experiment_of(path), [path])
-  assert isinstance(params.task, image_classification.ImageClassificationTask)
+  params.validate()
   backbone = params.task.model.backbone
   assert backbone.type == 'mobilenet_v4'
   mobilenet_v4_specs.get_model_spec(backbone.mobilenet_v4.model_id)
-  assert params.trainer.optimizer_config.optimizer.type == 'adamw'
   assert params.task.train_data.input_path
+  if isinstance(params.task, image_classification.ImageClassificationTask):
+    assert params.trainer.optimizer_config.optimizer.type == 'adamw'
+    return
+  assert isinstance(params.task, retinanet.RetinaNetTask), path
+  model = params.task.model
+  assert not backbone.mobilenet_v4.include_head
+  assert model.decoder.type in ('fpn', 'ssdlite')
+  assert 'ssdlite' in path or model.decoder.type == 'fpn'
+  # Model Garden's mobile COCO schedule: 600 epochs, steps at 575 and 590.
+  epoch = retinanet.COCO_TRAIN_EXAMPLES // params.task.train_data.global_batch_size
+  assert params.trainer.train_steps == 600 * epoch
+  lr = params.trainer.optimizer_config.learning_rate.stepwise
+  assert lr.boundaries == [575 * epoch, 590 * epoch]
+  assert params.runtime.distribution_strategy == 'tpu'
+
+
+def test_yamls_restate_their_registered_experiment():
+  """A COCO YAML changes only the model id and paths of its experiment."""
+  for path in YAMLS:
+    if not os.path.basename(path).startswith('coco_'):
+      continue
+    params = config_parsing.parse_experiment(_experiment_of(path), [path])
+    default = exp_factory.get_exp_config(_experiment_of(path))
+    default.override({'runtime': {'tpu': params.runtime.tpu}, 'task': {
+        'annotation_file': params.task.annotation_file,
+        'train_data': {'input_path': params.task.train_data.input_path,
+                       'dtype': 'bfloat16'},
+        'validation_data': {'input_path':
+                            params.task.validation_data.input_path,
+                            'dtype': 'bfloat16'},
+        'model': {'backbone': {'mobilenet_v4': {
+            'model_id': params.task.model.backbone.mobilenet_v4.model_id}}}}})
+    assert params.as_dict() == default.as_dict(), path
 
 
 def test_registered_experiments_build():
-  for name in ('mnv4_imagenet', 'mnv4_fashion_mnist'):
+  for name in ('mnv4_imagenet', 'mnv4_fashion_mnist',
+               'mnv4_retinanet_composites', 'mnv4_ssdlite_composites',
+               'mnv4_retinanet_composites_patch', 'mnv4_retinanet_coco',
+               'mnv4_ssdlite_coco'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 

@@ -1,0 +1,1 @@
+"""Decoders (multi-scale feature builders) Model Garden lacks."""
