@@ -18,15 +18,11 @@ from absl import flags
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras
-from official.common import distribute_utils
 from official.common import flags as tfm_flags
-from official.core import task_factory
-from official.core import train_lib
-from official.core import train_utils
-from official.modeling import performance
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
+from univision.core import training
 
 FLAGS = flags.FLAGS
 _DATA_ERROR_MARK = 'Corrupt or truncated image record'
@@ -51,24 +47,8 @@ def run(flags_obj) -> dict[str, float]:
     The metrics of the last evaluation (empty if there was none).
   """
   params = config_parsing.parse_configuration(flags_obj)
-  model_dir = flags_obj.model_dir
-  if 'train' in flags_obj.mode:
-    train_utils.serialize_config(params, model_dir)
-  if params.runtime.mixed_precision_dtype:
-    performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
-  strategy = distribute_utils.get_distribution_strategy(
-      distribution_strategy=params.runtime.distribution_strategy,
-      all_reduce_alg=params.runtime.all_reduce_alg,
-      num_gpus=params.runtime.num_gpus,
-      tpu_address=params.runtime.tpu)
-  with strategy.scope():
-    task = task_factory.get_task(params.task, logging_dir=model_dir)
-  last_eval = {}
-  train_lib.run_experiment(
-      distribution_strategy=strategy, task=task, mode=flags_obj.mode,
-      params=params, model_dir=model_dir,
-      eval_actions=[lambda logs: last_eval.update(logs)])
-  return {k: float(v) for k, v in last_eval.items()}
+  _, metrics = training.run(params, flags_obj.model_dir, flags_obj.mode)
+  return metrics
 
 
 def main(_):

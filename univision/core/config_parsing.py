@@ -69,6 +69,12 @@ def _override_dict(text: str) -> Any:
     return None
 
 
+def apply_override(params: hyperparams.Config, text: str,
+                   what: str = '--params_override') -> hyperparams.Config:
+  """Applies a strict YAML/JSON/`a.b=c` override; errors name `what` + key."""
+  return _override(params, text, _override_dict(text), what)
+
+
 class ExperimentParser(train_utils.ExperimentParser):
   """Model Garden's experiment parser with errors naming file and key."""
 

@@ -1,0 +1,1 @@
+"""Studies: one command that trains, measures and reports a question."""
