@@ -6,7 +6,13 @@
 
 Uses Model Garden's export library (see `univision.serving.saved_model`).
 `--checkpoint_path` may be a checkpoint or a training `--model_dir` (its
-latest checkpoint).
+latest checkpoint). A detector for one task of a model-patch study is the
+shared base plus that task's patch:
+
+  python export.py --experiment=mnv4_retinanet_composites \
+    --checkpoint_path=runs/retinanet_tops_fmnist \
+    --patch=results/model_patches/patches/tree_crowns/bn+predictor.npz \
+    --export_dir=exports/tree_crowns --tflite_path=exports/tree_crowns.tflite
 """
 from absl import app
 from absl import flags
@@ -43,6 +49,9 @@ _QUANT_TYPE = flags.DEFINE_enum(
      'qat_int8_io', 'qat_fp32_io', 'fp16', 'default'],
     'TFLite quantization (Model Garden names, plus qat_int8_io); unset: '
     'float. qat* types need a QAT experiment (mnv4_*_qat).')
+_PATCH = flags.DEFINE_string(
+    'patch', None, 'A model patch (.npz, univision.modeling.patches) applied '
+    'on top of --checkpoint_path (the shared base): one task\'s detector.')
 _CALIBRATION_STEPS = flags.DEFINE_integer(
     'calibration_steps', 100, 'Training images to calibrate int8 ranges.')
 
@@ -52,13 +61,14 @@ def main(_):
     path = tflite_lib.export_tflite(
         _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
         _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _TFLITE_PATH.value,
-        _QUANT_TYPE.value, _CALIBRATION_STEPS.value)
+        _QUANT_TYPE.value, _CALIBRATION_STEPS.value, _PATCH.value)
     print(f'TFLite:           {path}')
     return
   saved_model = saved_model_lib.export(
       _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
       _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _INPUT_TYPE.value,
-      _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value, _SIGNATURES.value)
+      _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value, _SIGNATURES.value,
+      _PATCH.value)
   print(f'SavedModel:       {saved_model}')
 
 

@@ -3,9 +3,15 @@
 The SavedModel's `serving_default` signature follows Model Garden's
 conventions (`input_type`: `image_tensor` uint8 [batch, h, w, 3],
 `image_bytes` encoded images, `tf_example` serialized examples, or `tflite`).
-A QAT experiment's checkpoint is served by its fake-quantized model.
+A QAT experiment's checkpoint is served by its fake-quantized model; a
+RetinaNet experiment by Model Garden's detection module. With a model patch
+(`univision.modeling.patches`) the export is the shared base checkpoint with
+the patch applied: one SavedModel per task.
 """
 import tensorflow as tf, tf_keras
+from official.core import export_base
+from official.vision.configs import retinanet as mg_retinanet_cfg
+from official.vision.serving import detection
 from official.vision.serving import export_saved_model_lib
 from official.vision.serving import image_classification
 
@@ -13,6 +19,7 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification_qat as qat_cfg
 from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.modeling import patches
 from univision.quantization import qat
 
 SIGNATURE_INPUT_TYPES = ('image_tensor', 'image_bytes', 'tf_example', 'tflite')
@@ -38,7 +45,8 @@ def export(experiment: str, config_files: list[str] | None,
            input_type: str = 'image_tensor',
            input_image_size: list[int] | None = None,
            batch_size: int | None = None,
-           extra_signatures: list[str] | None = None) -> str:
+           extra_signatures: list[str] | None = None,
+           patch_path: str | None = None) -> str:
   """Exports an experiment's model from a checkpoint; returns its folder.
 
   Args:
@@ -52,6 +60,8 @@ def export(experiment: str, config_files: list[str] | None,
     batch_size: A fixed batch size, or None for a dynamic one.
     extra_signatures: More input types to serve, each as signature
       `serving_<input type>` next to `serving_default` (`input_type`).
+    patch_path: A model patch (.npz) applied on top of the checkpoint (the
+      shared base), e.g. one task's patch.
 
   Returns:
     The SavedModel folder.
@@ -59,35 +69,60 @@ def export(experiment: str, config_files: list[str] | None,
   params = config_parsing.parse_experiment(experiment, config_files,
                                            params_override)
   return export_from_params(params, checkpoint_path, export_dir, input_type,
-                            input_image_size, batch_size, extra_signatures)
+                            input_image_size, batch_size, extra_signatures,
+                            patch_path)
+
+
+def _export_module(params, batch_size: int | None, size: list[int],
+                   input_type: str) -> export_base.ExportModule:
+  """Model Garden's export module for the task (QAT: ours)."""
+  kwargs = dict(params=params, batch_size=batch_size, input_image_size=size,
+                input_type=input_type, num_channels=3)
+  if isinstance(params.task, qat_cfg.ImageClassificationQATTask):
+    return QATClassificationModule(**kwargs)
+  if isinstance(params.task, mg_retinanet_cfg.RetinaNetTask):
+    return detection.DetectionModule(**kwargs)
+  return image_classification.ClassificationModule(**kwargs)
+
+
+def _restore_with_patch(module: export_base.ExportModule,
+                        checkpoint_path: str, patch_path: str,
+                        size: list[int]) -> None:
+  """Restores the base checkpoint into the module's model, then the patch."""
+  model = module.model
+  model(tf.zeros([1, *size, 3]), training=False)  # Creates every variable.
+  tf.train.Checkpoint(model=model).read(
+      checkpoint_path).expect_partial().assert_existing_objects_matched()
+  patches.load(model, patch_path)
 
 
 def export_from_params(params, checkpoint_path: str, export_dir: str,
                        input_type: str = 'image_tensor',
                        input_image_size: list[int] | None = None,
                        batch_size: int | None = None,
-                       extra_signatures: list[str] | None = None) -> str:
+                       extra_signatures: list[str] | None = None,
+                       patch_path: str | None = None) -> str:
   """`export` for an already parsed experiment config."""
-  size = input_image_size or params.task.model.input_size[:2]
+  size = [int(s) for s in input_image_size or
+          params.task.model.input_size[:2]]
   function_keys = {input_type: 'serving_default'}
   for extra in extra_signatures or []:
     if extra not in SIGNATURE_INPUT_TYPES:
       raise ValueError(f'Unknown signature input type {extra!r}; choose from '
                        f'{", ".join(SIGNATURE_INPUT_TYPES)}.')
     function_keys.setdefault(extra, f'serving_{extra}')
-  export_module = None
-  if isinstance(params.task, qat_cfg.ImageClassificationQATTask):
-    export_module = QATClassificationModule(
-        params=params, batch_size=batch_size,
-        input_image_size=[int(s) for s in size], input_type=input_type,
-        num_channels=3)
+  export_module = _export_module(params, batch_size, size, input_type)
+  checkpoint_path = checkpoints.resolve_checkpoint(checkpoint_path)
+  if patch_path:
+    _restore_with_patch(export_module, checkpoint_path, patch_path, size)
+    checkpoint_path = None  # Restored here; the library must not overwrite.
   export_saved_model_lib.export_inference_graph(
       export_module=export_module,
       input_type=input_type,
       batch_size=batch_size,
-      input_image_size=[int(s) for s in size],
+      input_image_size=size,
       params=params,
-      checkpoint_path=checkpoints.resolve_checkpoint(checkpoint_path),
+      checkpoint_path=checkpoint_path,
       export_dir=export_dir,
       export_checkpoint_subdir='checkpoint',
       export_saved_model_subdir='saved_model',

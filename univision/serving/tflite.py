@@ -9,11 +9,15 @@ names: None (float), `int8_full` (uint8 input/output), `int8_full_int8_io`,
 `int8_full_fp32_io`, `qat` (uint8 input/output), `qat_fp32_io`, `fp16`,
 `default`, plus `qat_int8_io`, which Model Garden lacks (converted here).
 The `qat*` types need a QAT experiment (`mnv4_*_qat`); the others a float one.
+A RetinaNet experiment is exported with Model Garden's TFLite detection
+post-processing (`nms_version: tflite`, the TFLite_Detection_PostProcess op);
+a model patch is applied on top of the base checkpoint as in the SavedModel.
 """
 import os
 
 import tensorflow as tf, tf_keras
 from official.core import task_factory
+from official.vision.configs import retinanet as mg_retinanet_cfg
 from official.vision.serving import export_tflite_lib
 
 from univision.configs import image_classification_qat as qat_cfg
@@ -25,7 +29,8 @@ def export_tflite(experiment: str, config_files: list[str] | None,
                   params_override: str, checkpoint_path: str,
                   export_dir: str, tflite_path: str,
                   quant_type: str | None = None,
-                  calibration_steps: int = 100) -> str:
+                  calibration_steps: int = 100,
+                  patch_path: str | None = None) -> str:
   """Exports a TFLite model of an experiment's checkpoint; returns its path.
 
   Args:
@@ -38,6 +43,7 @@ def export_tflite(experiment: str, config_files: list[str] | None,
     quant_type: None for float, one of Model Garden's quantization types,
       or `qat_int8_io`.
     calibration_steps: Training images used to calibrate integer ranges.
+    patch_path: A model patch applied on top of the checkpoint.
   """
   params = config_parsing.parse_experiment(experiment, config_files,
                                            params_override)
@@ -49,8 +55,11 @@ def export_tflite(experiment: str, config_files: list[str] | None,
         'qat_fp32_io) go with a QAT experiment and only they do; '
         f'--experiment={experiment} is '
         f'{"a QAT" if is_qat_experiment else "a float"} experiment.')
+  if isinstance(params.task, mg_retinanet_cfg.RetinaNetTask):
+    params.task.model.detection_generator.nms_version = 'tflite'
   saved = saved_model.export_from_params(params, checkpoint_path, export_dir,
-                                         input_type='tflite', batch_size=1)
+                                         input_type='tflite', batch_size=1,
+                                         patch_path=patch_path)
   if quant_type == 'qat_int8_io':
     return _write(_convert_qat_int8_io(saved), tflite_path)
   task = None
