@@ -117,3 +117,27 @@ def test_download_uses_timm_hub_weights(monkeypatch, tmp_path):
 def test_unknown_model_is_named(tmp_path):
   with pytest.raises(ValueError, match="--model='mobilenetv9'"):
     timm_cli.convert_to_dir('mobilenetv9', 'x.safetensors', str(tmp_path))
+
+
+def test_detection_backbone_starts_from_timm_weights(converted):
+  """The detection YAML loads timm's backbone into a head-less detector."""
+  params = config_parsing.parse_experiment(
+      'mnv4_retinanet_composites',
+      [os.path.join(converted['out'], 'timm_weights_detection.yaml')],
+      'task.model.input_size=[96,96,3]')
+  assert not params.task.model.backbone.mobilenet_v4.include_head
+  task = task_factory.get_task(params.task)
+  detector = task.build_model()
+  task.initialize(detector)
+  classifier_params = _params(
+      os.path.join(converted['out'], 'timm_weights.yaml'),
+      'task.model.input_size=[96,96,3]')
+  classifier_task = task_factory.get_task(classifier_params.task)
+  classifier = classifier_task.build_model()
+  classifier_task.initialize(classifier)  # Matches timm (tests above).
+  images = np.random.default_rng(6).normal(size=(1, 96, 96, 3)).astype(
+      np.float32)
+  got = detector.backbone(images, training=False)
+  want = classifier.backbone(images, training=False)
+  for level in ('3', '4', '5'):
+    np.testing.assert_allclose(got[level], want[level], atol=1e-5)

@@ -13,6 +13,8 @@ Writes, under `--output_dir`:
   timm_weights.yaml  the config overrides the weights need (symmetric
                   padding, BN epsilon 1e-5, model id, init_checkpoint): pass
                   it as a further `--config_file` after any recipe YAML;
+  timm_weights_detection.yaml  the same for a detector (RetinaNet/SSDLite):
+                  backbone only, no classification head, no class count;
   saved_model/    a SavedModel (Model Garden serving signature, uint8 images).
 No torch is needed; the file is read with the numpy safetensors backend.
 """
@@ -55,18 +57,23 @@ def download_weights(model_id: str) -> str:
 
 
 def finetune_overrides(model_id: str, num_classes: int,
-                       checkpoint_dir: str) -> dict:
-  """The config keys a run must set to start from the converted weights."""
-  return {'task': {
-      'init_checkpoint': checkpoint_dir,
-      'model': {
-          'num_classes': num_classes,
-          'backbone': {'type': 'mobilenet_v4', 'mobilenet_v4': {
-              'model_id': model_id,
-              'padding': timm_weights.TIMM_PADDING}},
-          'norm_activation': {
-              'norm_epsilon': timm_weights.TIMM_NORM_EPSILON},
-      }}}
+                       checkpoint_dir: str, detection: bool = False) -> dict:
+  """The config keys a run must set to start from the converted weights.
+
+  For a detector (`detection`) only the backbone is initialised, and it is
+  built without its classification head (levels 3-5 are all it uses).
+  """
+  backbone = {'model_id': model_id, 'padding': timm_weights.TIMM_PADDING}
+  model = {'backbone': {'type': 'mobilenet_v4', 'mobilenet_v4': backbone},
+           'norm_activation': {
+               'norm_epsilon': timm_weights.TIMM_NORM_EPSILON}}
+  task = {'init_checkpoint': checkpoint_dir, 'model': model}
+  if detection:
+    backbone['include_head'] = False
+    task['init_checkpoint_modules'] = 'backbone'
+  else:
+    model['num_classes'] = num_classes
+  return {'task': task}
 
 
 def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
@@ -75,7 +82,8 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
   """Converts timm weights; writes checkpoint, YAML and SavedModel.
 
   Returns:
-    Paths of what was written: 'checkpoint', 'yaml' and 'saved_model'.
+    Paths of what was written: 'checkpoint', 'yaml', 'detection_yaml' and
+    'saved_model'.
   """
   model_id = timm_weights.resolve_model_id(model)
   mobilenet_v4_specs.get_model_spec(model_id, key='--model')
@@ -85,13 +93,17 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
                                    backbone=keras_model.backbone)
   written = {'checkpoint': checkpoint.save(os.path.join(checkpoint_dir,
                                                         'ckpt'))}
-  overrides = finetune_overrides(model_id, num_classes,
-                                 os.path.abspath(checkpoint_dir))
-  written['yaml'] = os.path.join(output_dir, 'timm_weights.yaml')
-  with open(written['yaml'], 'w') as f:
-    f.write('# Start a run from timm weights: pass this file as a further\n'
-            '# --config_file after the recipe YAML.\n')
-    yaml.safe_dump(overrides, f, sort_keys=False)
+  for key, name, detection in (('yaml', 'timm_weights.yaml', False),
+                                ('detection_yaml',
+                                 'timm_weights_detection.yaml', True)):
+    overrides = finetune_overrides(model_id, num_classes,
+                                   os.path.abspath(checkpoint_dir), detection)
+    written[key] = os.path.join(output_dir, name)
+    with open(written[key], 'w') as f:
+      f.write(f'# Start a {"detection " if detection else ""}run from timm '
+              'weights: pass this file as a\n# further --config_file after '
+              'the recipe YAML.\n')
+      yaml.safe_dump(overrides, f, sort_keys=False)
   if export_saved_model:
     resolution = mobilenet_v4_specs.MODEL_SPECS[model_id].resolution
     written['saved_model'] = saved_model.export(
