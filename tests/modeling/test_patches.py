@@ -52,20 +52,20 @@ def test_bias_and_depthwise_patches(detector):
 def test_head_patch_is_the_detection_head(detector):
   selected = patches.select(detector, 'head')
   assert [id(v) for v in selected] == [
-      id(v) for v in detector.weights
-      if id(v) in {id(w) for w in detector.head.trainable_weights}]
+      id(v) for v in patches.all_variables(detector)
+      if id(v) in {id(w) for w in detector.head.weights}]
   assert not any(id(v) in {id(w) for w in detector.backbone.weights}
                  for v in selected)
 
 
-def test_combined_patch_is_the_union_in_model_order(detector):
+def test_combined_patch_is_the_union_in_a_fixed_order(detector):
   combined = patches.select(detector, 'bn+head')
   ids = [id(v) for v in combined]
   assert len(ids) == len(set(ids))
   union = {id(v) for v in patches.select(detector, 'bn')} | {
       id(v) for v in patches.select(detector, 'head')}
   assert set(ids) == union
-  order = {id(v): i for i, v in enumerate(detector.weights)}
+  order = {id(v): i for i, v in enumerate(patches.all_variables(detector))}
   assert ids == sorted(ids, key=order.get)
 
 
@@ -146,3 +146,15 @@ def test_switcher_never_mixes_two_tasks_patches(detector, tmp_path):
     np.testing.assert_array_equal(v.numpy(), want, err_msg=v.name)
   switcher.reset()
   assert all(np.array_equal(v.numpy(), base[id(v)]) for v in detector.weights)
+
+
+def test_selection_does_not_depend_on_frozen_layers():
+  model = _detector()
+  spec = 'bn+bias+predictor+head'
+  before = [id(v) for v in patches.select(model, spec)]
+  size = patches.size(model, spec)
+  for layer in model.submodules:
+    if isinstance(layer, patches.NORM_LAYERS):
+      layer.trainable = False
+  assert [id(v) for v in patches.select(model, spec)] == before
+  assert patches.size(model, spec) == size

@@ -101,8 +101,17 @@ def test_small_study_end_to_end_and_resume(tmp_path, composites):
   assert [c.task for c in choices] == ['tops_on_photos']
   for name in ('selection.csv', 'summary.md', 'ap_vs_patch_size.png'):
     assert os.path.getsize(os.path.join(out, name)) > 0
-  # A second call finds every run done and trains nothing.
+  # A second call finds every run done and trains nothing; a lost patch
+  # file comes back, equal, from its run's checkpoint.
+  saved = np.load(patch_file)
+  saved = {k: saved[k] for k in saved.files}
+  os.remove(patch_file)
   mp.study(out, [composites], ['predictor'], steps=2, keep=0.9,
            base_checkpoint=base_path, params_override=small)
   assert mp.read_runs(os.path.join(out, 'runs.csv')) == runs
+  again = np.load(patch_file)
+  assert sorted(again.files) == sorted(saved)
+  for key in saved:
+    if key != '__meta__':
+      np.testing.assert_array_equal(again[key], saved[key])
   assert np.isfinite(full.ap)

@@ -11,12 +11,15 @@ by KIND, and kinds combine with '+':
 | `bias`      | biases of convs and dense layers                          |
 | `depthwise` | depthwise conv kernels                                    |
 | `predictor` | the head's output layers (class scores, box deltas)       |
-| `head`      | every trainable variable of `model.head` (detection head) |
+| `head`      | every variable of `model.head` (the detection head)       |
 
-e.g. `'bn+predictor'`. A new task with its own classes always needs
+e.g. `'bn+predictor'`. Kinds are defined on variables, never on whether a
+layer is currently frozen, so a patch selects the same variables before and
+after `layer.trainable = False`. A new task with its own classes always needs
 `predictor` (or `head`): the base's class scores mean the base's classes. Batch-norm moving statistics travel with `bn` (a patch
 that retunes BN on a new task must bring the statistics it was trained with)
-but are not counted as patch parameters (they are not trained).
+but are not counted as patch parameters (they are not trained); the same
+holds for the head's batch norms in `head`.
 
 A patch file (`.npz`) stores the values in the model's variable order with
 names and shapes, plus the kinds; loading checks every name and shape.
@@ -24,6 +27,7 @@ names and shapes, plus the kinds; loading checks every name and shape.
 import dataclasses
 import io
 import json
+import re
 from typing import Sequence
 import zipfile
 
@@ -55,14 +59,45 @@ def _short_name(name: str) -> str:
   return name.split('/')[-1].split(':')[0]
 
 
+def _comparable_name(name: str) -> str:
+  """A variable name without Keras' per-build uniquifying suffixes.
+
+  'retina_net_head_1/classnet-conv_0/kernel:0' (a second detector built in
+  the same process) -> 'retina_net_head/classnet-conv/kernel'.
+  """
+  return re.sub(r'_\d+(?=/|$)', '', name.split(':')[0])
+
+
+def _layer_variables(layer) -> list[tf.Variable]:
+  """What the layer itself created, whether or not it is frozen."""
+  return layer._trainable_weights + layer._non_trainable_weights  # pylint: disable=protected-access
+
+
 def _owners(model: tf_keras.Model) -> dict[int, tf_keras.layers.Layer]:
   """id(variable) -> the innermost layer that created it."""
   owners = {}
   for layer in model.submodules:
     if isinstance(layer, tf_keras.layers.Layer):
-      for variable in layer._trainable_weights + layer._non_trainable_weights:  # pylint: disable=protected-access
+      for variable in _layer_variables(layer):
         owners[id(variable)] = layer
   return owners
+
+
+def all_variables(model: tf_keras.Model) -> list[tf.Variable]:
+  """Every variable of `model`, in an order that freezing does not change.
+
+  `model.weights` lists trainable layers' variables first, so freezing a
+  layer (`trainable = False`) reorders it; a patch file stores values by
+  position, so patches use this order: layers depth first, each layer's
+  variables in creation order.
+  """
+  seen, ordered = set(), []
+  for layer in [model, *model._flatten_layers(include_self=False)]:  # pylint: disable=protected-access
+    for variable in _layer_variables(layer):
+      if id(variable) not in seen:
+        seen.add(id(variable))
+        ordered.append(variable)
+  return ordered
 
 
 def _flatten_layers(value) -> list[tf_keras.layers.Layer]:
@@ -80,13 +115,13 @@ def _head_variable_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
     raise ValueError(f'Patch {spec!r}: {type(model).__name__} has no '
                      '`head` attribute.')
   if kind == 'head':
-    return {id(v) for v in head.trainable_weights}
+    return {id(v) for v in head.weights}
   layers = [l for a in _PREDICTOR_ATTRIBUTES
             for l in _flatten_layers(getattr(head, a, None))]
   if not layers:
     raise ValueError(f'Patch {spec!r}: head {type(head).__name__} has none '
                      f'of the output layers {_PREDICTOR_ATTRIBUTES}.')
-  return {id(v) for l in layers for v in l.trainable_weights}
+  return {id(v) for l in layers for v in l.weights}
 
 
 def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
@@ -102,7 +137,7 @@ def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
 
 
 def select(model: tf_keras.Model, spec: str) -> list[tf.Variable]:
-  """The variables of patch `spec`, in `model.weights` order.
+  """The variables of patch `spec`, in `all_variables` order.
 
   Raises:
     ValueError: for an unknown kind, or `head` / `predictor` on a model
@@ -112,7 +147,7 @@ def select(model: tf_keras.Model, spec: str) -> list[tf.Variable]:
   kind_ids = {k: _head_variable_ids(model, k, spec)
               for k in kinds if k in ('head', 'predictor')}
   owners = _owners(model)
-  return [v for v in model.weights
+  return [v for v in all_variables(model)
           if any(_in_kind(k, v, owners.get(id(v)), kind_ids) for k in kinds)]
 
 
@@ -133,11 +168,16 @@ class PatchSize:
 
 
 def size(model: tf_keras.Model, spec: str) -> PatchSize:
+  """Patch `spec`'s size; the model's parameters count frozen layers too."""
   variables = select(model, spec)
-  count = lambda vs: int(sum(np.prod(v.shape) for v in vs))
-  return PatchSize(count(trainable(variables)),
-                   count(model.trainable_weights),
-                   4 * count(variables))
+  return PatchSize(count_parameters(trainable(variables)),
+                   count_parameters(trainable(model.weights)),
+                   4 * count_parameters(variables))
+
+
+def count_parameters(variables: Sequence[tf.Variable]) -> int:
+  """Number of values in `variables`."""
+  return int(sum(np.prod(v.shape) for v in variables))
 
 
 def save(model: tf_keras.Model, spec: str, path: str) -> str:
@@ -175,7 +215,7 @@ def _matching_variables(model: tf_keras.Model, path: str, kinds, names,
     raise ValueError(f'{path}: {len(arrays)} variables in the patch, '
                      f'{len(variables)} of kinds {kinds} in the model.')
   for variable, name, value in zip(variables, names, arrays):
-    if _short_name(variable.name) != _short_name(name) or (
+    if _comparable_name(variable.name) != _comparable_name(name) or (
         tuple(variable.shape) != value.shape):
       raise ValueError(f'{path}: patch variable {name} {value.shape} does '
                        f'not fit model variable {variable.name} '

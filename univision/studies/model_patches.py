@@ -24,8 +24,9 @@ the whole detector. This study tests the claim on offline tasks:
    fine-tune.
 
 Outputs in `--output_dir`: `runs.csv` (a row per finished run, appended as
-it finishes: a restarted study skips finished runs and resumes an
-unfinished one from its checkpoint), `selection.csv`, `summary.md`,
+it finishes: a restarted study skips finished runs, resumes an unfinished
+one from its checkpoint and rewrites a missing patch file from its run's
+checkpoint), `selection.csv`, `summary.md`,
 `ap_vs_patch_size.png`, `patches/<task>/<patch>.npz`, and each run's model
 folder under `runs/`.
 """
@@ -41,6 +42,7 @@ from absl import flags
 import tensorflow as tf, tf_keras
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision import registry_imports  # pylint: disable=unused-import
@@ -137,7 +139,8 @@ def _train(params: cfg.ExperimentConfig, task: str, method: str,
   seconds = time.time() - start
   if 'AP' not in metrics:
     raise RuntimeError(f'{model_dir}: the run ended without COCO metrics.')
-  total = int(sum(v.shape.num_elements() for v in model.trainable_weights))
+  # Trainable parameters as timm counts them, frozen layers included.
+  total = patches.count_parameters(patches.trainable(model.weights))
   if patch_path:
     size = patches.size(model, method)
     patches.save(model, method, patch_path)
@@ -145,10 +148,26 @@ def _train(params: cfg.ExperimentConfig, task: str, method: str,
         patch_path).length
   else:
     parameters = total
-    file_bytes = 4 * sum(v.shape.num_elements() for v in model.weights)
+    file_bytes = 4 * patches.count_parameters(model.weights)
   return Run(task, method, metrics['AP'], metrics['AP50'], parameters,
              100.0 * parameters / total, int(file_bytes),
              params.trainer.train_steps, round(seconds, 1))
+
+
+def _save_patch_from_checkpoint(params: cfg.ExperimentConfig, method: str,
+                                model_dir: str, patch_path: str) -> None:
+  """Writes a finished run's patch file again from its last checkpoint."""
+  model = task_factory.get_task(params.task).build_model()
+  size = params.task.model.input_size
+  model(tf.zeros([1, *size]), training=False)
+  checkpoint = tf.train.latest_checkpoint(model_dir)
+  if checkpoint is None:
+    raise FileNotFoundError(f'{model_dir}: no checkpoint to rebuild '
+                            f'{patch_path} from.')
+  tf.train.Checkpoint(**model.checkpoint_items).read(
+      checkpoint).expect_partial().assert_existing_objects_matched()
+  patches.save(model, method, patch_path)
+  _reset()
 
 
 def read_runs(path: str) -> list[Run]:
@@ -284,8 +303,6 @@ def study(output_dir: str, tasks: list[str], patch_specs: list[str],
   for folder in tasks:
     task = os.path.basename(os.path.normpath(folder))
     for method in (FULL, *patch_specs):
-      if (task, method) in done:
-        continue
       model_dir = os.path.join(output_dir, 'runs', task, method)
       patch_path = None
       if method != FULL:
@@ -294,8 +311,12 @@ def study(output_dir: str, tasks: list[str], patch_specs: list[str],
                                   f'{method}.npz')
       params = run_config(folder, method, steps, base_checkpoint,
                           params_override=params_override)
-      _append(runs_csv, _train(params, task, method, model_dir, patch_path))
-      _reset()
+      if (task, method) not in done:
+        _append(runs_csv, _train(params, task, method, model_dir,
+                                 patch_path))
+        _reset()
+      elif patch_path and not tf.io.gfile.exists(patch_path):
+        _save_patch_from_checkpoint(params, method, model_dir, patch_path)
   runs = read_runs(runs_csv)
   choices = choose(runs, keep)
   write_selection(choices, os.path.join(output_dir, 'selection.csv'))
