@@ -43,6 +43,10 @@ def test_csv_round_trip_summary_and_plot(tmp_path):
   text = mp.summary_markdown(RUNS, choices, 0.9)
   assert '| a | bn+predictor | 3.00 | 120 | 0.460 | 0.560 | yes |' in text
   assert '| a | predictor | 2.00 | 80 | 0.400 | 0.500 |  |' in text
+  shuffled = mp.summary_markdown(RUNS[::-1], choices, 0.9)
+  rows = [l.split(' | ')[1] for l in shuffled.splitlines()
+          if l.startswith('| a |')]
+  assert rows == ['full', 'predictor', 'bn+predictor', 'head']
   mp.plot(RUNS, choices, str(tmp_path / 'plot.png'))
   assert (tmp_path / 'plot.png').read_bytes()[:4] == b'\x89PNG'
 

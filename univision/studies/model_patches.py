@@ -232,6 +232,9 @@ def summary_markdown(runs: list[Run], choices: list[Choice],
                      keep: float) -> str:
   """The study as a markdown table (AP, per-task weights, the choice)."""
   chosen = {(c.task, c.method) for c in choices}
+  tasks = list(dict.fromkeys(r.task for r in runs))
+  runs = sorted(runs, key=lambda r: (tasks.index(r.task), r.method != FULL,
+                                     r.parameters))
   lines = ['| task | per-task weights | % of params | bytes | AP | AP50 '
            '| chosen |', '|---|---|---:|---:|---:|---:|:---:|']
   for r in runs:
