@@ -1,0 +1,82 @@
+"""Query embeddings: a learned table, or fixed vectors read from a file.
+
+A query is a class id (1..num_classes-1, as in the detection labels). Its
+vector comes from a trainable table, or from precomputed vectors (e.g. text
+embeddings of the class names) in a `.npy` file of shape
+[num_classes, dim] - row 0, the background, is never queried - kept fixed
+unless `trainable_vectors`.
+"""
+from typing import Any
+
+import numpy as np
+import tensorflow as tf, tf_keras
+
+
+def read_vectors(path: str, num_classes: int) -> np.ndarray:
+  """Reads [num_classes, dim] float vectors from a `.npy` file.
+
+  Raises:
+    ValueError: naming the file, for an unreadable file or a wrong shape.
+  """
+  try:
+    with tf.io.gfile.GFile(path, 'rb') as f:
+      vectors = np.load(f, allow_pickle=False)
+  except (OSError, ValueError) as e:
+    raise ValueError(f'{path}: not a readable .npy file ({e}).') from e
+  if vectors.ndim != 2 or vectors.shape[0] != num_classes:
+    raise ValueError(f'{path}: query vectors of shape {vectors.shape}; '
+                     f'want [{num_classes}, dim] (one row per class id, '
+                     'row 0 the background).')
+  if not np.isfinite(vectors).all():
+    raise ValueError(f'{path}: query vectors contain NaN or infinity.')
+  return vectors.astype(np.float32)
+
+
+@tf_keras.utils.register_keras_serializable(package='univision')
+class QueryEmbedding(tf_keras.layers.Layer):
+  """Class id [B] -> query vector [B, dim]."""
+
+  def __init__(self, num_classes: int, dim: int | None = None,
+               vectors_path: str | None = None,
+               trainable_vectors: bool = False, **kwargs):
+    """Initializes the layer.
+
+    Args:
+      num_classes: Class ids 0..num_classes-1 (0: background).
+      dim: Vector size of a learned table; with `vectors_path`, None or the
+        file's vector size.
+      vectors_path: A `.npy` file of [num_classes, dim] fixed vectors.
+      trainable_vectors: Whether the file's vectors are fine-tuned.
+      **kwargs: `tf_keras.layers.Layer` arguments.
+    """
+    super().__init__(**kwargs)
+    self._num_classes = num_classes
+    self._vectors_path = vectors_path
+    self._trainable_vectors = trainable_vectors
+    self._initial = None
+    if vectors_path:
+      self._initial = read_vectors(vectors_path, num_classes)
+      if dim not in (None, self._initial.shape[1]):
+        raise ValueError(f'{vectors_path}: vectors of size '
+                         f'{self._initial.shape[1]}, but dim={dim}.')
+      dim = self._initial.shape[1]
+    if not dim:
+      raise ValueError(f'{self.name}: give `dim` or `vectors_path`.')
+    self._dim = dim
+
+  def build(self, input_shape):
+    initializer = ('random_normal' if self._initial is None else
+                   tf_keras.initializers.Constant(self._initial))
+    self.table = self.add_weight(
+        'table', shape=[self._num_classes, self._dim],
+        initializer=initializer,
+        trainable=self._initial is None or self._trainable_vectors)
+    super().build(input_shape)
+
+  def call(self, query_ids: tf.Tensor) -> tf.Tensor:
+    return tf.gather(self.table, tf.cast(query_ids, tf.int32))
+
+  def get_config(self) -> dict[str, Any]:
+    return {**super().get_config(), 'num_classes': self._num_classes,
+            'dim': self._dim, 'vectors_path': self._vectors_path,
+            'trainable_vectors': self._trainable_vectors}
