@@ -1,0 +1,1 @@
+"""Detectors Model Garden lacks (query-modulated RetinaNet)."""
