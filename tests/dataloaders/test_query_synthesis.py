@@ -1,5 +1,6 @@
 """Query synthesis: the positives are exactly the queried class's boxes."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from univision.dataloaders import query_synthesis
@@ -50,3 +51,59 @@ def test_seeded_draws_repeat_and_work_in_a_dataset():
   for query, positives in dataset:
     np.testing.assert_array_equal(positives.numpy(),
                                   np.equal([2, 2, 4], int(query)))
+
+
+def _parsed(classes, boxes, absent_probability):
+  from univision.dataloaders import query_retinanet_input  # pylint: disable=g-import-not-at-top
+  parser = query_retinanet_input.Parser(
+      num_classes=5, absent_probability=absent_probability,
+      output_size=[64, 64], min_level=3, max_level=4, num_scales=1,
+      aspect_ratios=[1.0], anchor_size=4.0, aug_rand_hflip=False)
+  n = len(classes)
+  data = {
+      'image': tf.zeros([64, 64, 3], tf.uint8),
+      'groundtruth_classes': tf.constant(classes, tf.int64),
+      'groundtruth_boxes': tf.constant(boxes, tf.float32),
+      'groundtruth_is_crowd': tf.zeros([n], tf.bool),
+      'groundtruth_area': tf.ones([n], tf.float32),
+      'height': tf.constant(64), 'width': tf.constant(64),
+      'source_id': tf.constant('1'),
+  }
+  return parser.parse_fn(is_training=True)(data)
+
+
+def test_parser_query_targets_are_the_query_class_anchors_only():
+  boxes = [[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0.0, 0.5, 0.5, 1.0]]
+  classes = [1, 2, 2]
+  seen = set()
+  for _ in range(24):  # P(a present class never asked) ~ 3e-5.
+    _, labels = _parsed(classes, boxes, absent_probability=0.3)
+    query = int(labels['query'])
+    seen.add(query)
+    flat_std, flat_query = [], []
+    for level, std in labels['cls_targets'].items():
+      q = labels['query_cls_targets'][level].numpy()
+      std = std.numpy()
+      assert set(np.unique(q)) <= {-1, 1}
+      # A query positive is exactly a standard positive of the query class.
+      np.testing.assert_array_equal(q == 1, std == query)
+      flat_std.append(std.reshape(-1))
+      flat_query.append(q.reshape(-1))
+    flat_std = np.concatenate(flat_std)
+    box_weights = labels['box_weights'].numpy()
+    np.testing.assert_array_equal(labels['query_box_weights'].numpy(),
+                                  box_weights * (flat_std == query))
+    if query in classes:
+      assert (np.concatenate(flat_query) == 1).any()
+    else:
+      assert not labels['query_box_weights'].numpy().any()
+  assert {1, 2} <= seen  # Both present classes get asked.
+
+
+def test_bad_absent_probability_is_named():
+  from univision.dataloaders import query_retinanet_input  # pylint: disable=g-import-not-at-top
+  with pytest.raises(ValueError, match='absent_probability 1.5'):
+    query_retinanet_input.Parser(num_classes=5, absent_probability=1.5,
+                                 output_size=[64, 64], min_level=3,
+                                 max_level=4, num_scales=1,
+                                 aspect_ratios=[1.0], anchor_size=4.0)

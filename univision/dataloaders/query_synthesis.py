@@ -49,3 +49,32 @@ def synthesize(classes: tf.Tensor, num_classes: int,
   scores = tf.random.stateless_uniform([num_classes - 1], seeds[1])
   query = ids[tf.argmax(tf.where(pool, scores, -1.0))]
   return query, tf.equal(classes, query)
+
+
+def query_labels(labels: dict, query: tf.Tensor) -> dict:
+  """Query-head targets from Model Garden's RetinaNet training labels.
+
+  Anchors matched to a box of the query class become class 1 ("the queried
+  object"); every other anchor is background (-1, as Model Garden encodes
+  it); ignored anchors keep weight 0 through the shared `cls_weights`. Box
+  targets are shared; box weights keep the query's positives only.
+
+  Args:
+    labels: One example's labels from `retinanet_input.Parser` (levels in
+      anchor order, as the anchor labeler wrote them).
+    query: int scalar query class.
+
+  Returns:
+    `query`, `query_cls_targets` ({level: [H, W, A]}) and
+    `query_box_weights` ([num anchors]).
+  """
+  matched = {level: tf.equal(targets, tf.cast(query, targets.dtype))
+             for level, targets in labels['cls_targets'].items()}
+  cls_targets = {level: tf.where(m, tf.ones_like(t), -tf.ones_like(t))
+                 for (level, m), t in zip(matched.items(),
+                                          labels['cls_targets'].values())}
+  flat = tf.concat([tf.reshape(m, [-1]) for m in matched.values()], axis=0)
+  return {'query': tf.cast(query, tf.int32),
+          'query_cls_targets': cls_targets,
+          'query_box_weights': labels['box_weights'] * tf.cast(
+              flat, labels['box_weights'].dtype)}
