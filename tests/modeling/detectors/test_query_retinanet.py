@@ -76,8 +76,14 @@ def test_query_vectors_instead_of_ids(model):
     query_model.film.set_weights(saved)
   np.testing.assert_allclose(by_id['query_cls_outputs']['4'],
                              by_vector['query_cls_outputs']['4'], atol=1e-5)
-  with pytest.raises(ValueError, match='exactly one of query_ids'):
-    query_model(images, training=True)
+  with pytest.raises(ValueError, match='not both'):
+    query_model(images, query_ids=tf.constant([2, 4]), query_vectors=vectors,
+                training=True)
+  standard = query_model(images, training=False)
+  assert 'query_cls_outputs' not in standard
+  np.testing.assert_allclose(standard['detection_scores'],
+                             query_model.detector(images, training=False)[
+                                 'detection_scores'], atol=1e-6)
 
 
 def test_checkpoint_items_cover_every_variable(model):

@@ -86,41 +86,47 @@ class QueryRetinaNetModel(tf_keras.Model):
   def call(self, images: tf.Tensor, query_ids: tf.Tensor | None = None,
            query_vectors: tf.Tensor | None = None,
            image_shape: tf.Tensor | None = None,
+           anchor_boxes: Mapping[str, tf.Tensor] | None = None,
            training: bool | None = None) -> dict[str, Any]:
-    """Runs both heads.
+    """Runs the standard head, and the query head if a query is given.
 
     Args:
       images: [B, H, W, 3] normalized images.
       query_ids: [B] int query class ids (1..num_classes-1).
       query_vectors: [B, D] query vectors, instead of `query_ids`.
       image_shape: [B, 2] unpadded image sizes, for box clipping.
+      anchor_boxes: Anchors for inference; default: made for `images`.
       training: Training mode.
 
     Returns:
-      Raw outputs `cls_outputs`, `box_outputs`, `query_cls_outputs`,
-      `query_box_outputs`; in inference also the standard detections
-      (`detection_*`) and the query's (`query_detection_*`).
+      Raw outputs `cls_outputs`, `box_outputs` (and with a query
+      `query_cls_outputs`, `query_box_outputs`); in inference also the
+      standard detections (`detection_*`) and the query's
+      (`query_detection_*`). Without a query the model is the standard
+      detector (Model Garden's evaluation calls it so).
     """
-    if (query_ids is None) == (query_vectors is None):
-      raise ValueError('Give exactly one of query_ids or query_vectors.')
-    query = (query_vectors if query_vectors is not None
-             else self.query_embedding(query_ids))
+    if query_ids is not None and query_vectors is not None:
+      raise ValueError('Give one of query_ids or query_vectors, not both.')
     features = self.detector.backbone(images, training=training)
     if self.detector.decoder:
       features = self.detector.decoder(features, training=training)
     scores, boxes, _ = self.detector.head(features, training=training)
-    query_scores, query_boxes, _ = self.query_head(
-        self.film(features, query), training=training)
-    outputs = {'cls_outputs': scores, 'box_outputs': boxes,
-               'query_cls_outputs': query_scores,
-               'query_box_outputs': query_boxes}
+    heads = {'': (boxes, scores)}
+    if query_ids is not None or query_vectors is not None:
+      query = (query_vectors if query_vectors is not None
+               else self.query_embedding(query_ids))
+      query_scores, query_boxes, _ = self.query_head(
+          self.film(features, query), training=training)
+      heads['query_'] = (query_boxes, query_scores)
+    outputs = {}
+    for prefix, (b, s) in heads.items():
+      outputs.update({prefix + 'cls_outputs': s, prefix + 'box_outputs': b})
     if training:
       return outputs
-    anchors = self._anchors(images)
-    generator = self.detector.detection_generator
-    for prefix, (b, s) in (('', (boxes, scores)),
-                           ('query_', (query_boxes, query_scores))):
-      results = generator(b, s, anchors, image_shape)
+    anchors = anchor_boxes if anchor_boxes is not None else self._anchors(
+        images)
+    for prefix, (b, s) in heads.items():
+      results = self.detector.detection_generator(b, s, anchors, image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
     return outputs
 

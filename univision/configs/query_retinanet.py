@@ -1,0 +1,50 @@
+"""Query-modulated detection configs and experiments (arXiv 2106.10258).
+
+The task is Model Garden's RetinaNet task config plus `query`; the model is
+any univision RetinaNet model config (MobileNetV4 backbone, FPN or SSDLite
+features), to which `univision.modeling.detectors.query_retinanet` adds the
+query head, FiLM and the query embeddings.
+"""
+import dataclasses
+
+from official.core import config_definitions as cfg
+from official.core import exp_factory
+from official.modeling import hyperparams
+
+from univision.configs import retinanet as retinanet_cfg
+
+
+@dataclasses.dataclass
+class Query(hyperparams.Config):
+  """Query embeddings, synthesis and the joint loss.
+
+  Attributes:
+    embedding_dim: Size of the learned query table.
+    vectors_path: A `.npy` of fixed [num_classes, dim] query vectors (e.g.
+      text embeddings of the class names) instead of the learned table.
+    trainable_vectors: Whether the file's vectors are fine-tuned.
+    absent_probability: Chance that a training example queries a class it
+      does not contain.
+    standard_weight: Weight of the standard head's loss.
+    query_weight: Weight of the query head's loss.
+  """
+  embedding_dim: int = 64
+  vectors_path: str = ''
+  trainable_vectors: bool = False
+  absent_probability: float = 0.3
+  standard_weight: float = 1.0
+  query_weight: float = 1.0
+
+
+@dataclasses.dataclass
+class QueryRetinaNetTask(retinanet_cfg.RetinaNetTask):
+  """RetinaNet task with a query-modulated head trained jointly."""
+  query: Query = dataclasses.field(default_factory=Query)
+
+
+@exp_factory.register_config_factory('mnv4_query_ssdlite_composites')
+def mnv4_query_ssdlite_composites() -> cfg.ExperimentConfig:
+  """`mnv4_ssdlite_composites` with a query head, on one composite task."""
+  config = retinanet_cfg.mnv4_ssdlite_composites()
+  config.task = QueryRetinaNetTask(**config.task.as_dict())
+  return config

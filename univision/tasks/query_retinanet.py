@@ -1,0 +1,129 @@
+"""Joint standard + query-modulated RetinaNet training.
+
+Model Garden's RetinaNet task does inputs, standard losses, evaluation and
+COCO metrics; this task adds what it lacks: the query parser
+(`dataloaders.query_retinanet_input`), the model with a query head
+(`modeling.detectors.query_retinanet`), and the joint loss
+
+  total = standard_weight * (standard loss) + query_weight * (query loss),
+
+the query loss being RetinaNet's focal + Huber loss on the query head's
+one-class targets, normalized by the query's positives. Evaluation runs the
+standard head (the model without a query is the standard detector).
+"""
+from typing import Any
+
+import tensorflow as tf, tf_keras
+from official.core import task_factory
+from official.vision.dataloaders import input_reader
+from official.vision.dataloaders import input_reader_factory
+from official.vision.dataloaders import tf_example_decoder
+from official.vision.losses import focal_loss
+from official.vision.losses import loss_utils
+from official.vision.tasks import retinanet as mg_retinanet_task
+from official.common import dataset_fn
+
+from univision.configs import query_retinanet as query_cfg
+from univision.dataloaders import query_retinanet_input
+from univision.modeling.detectors import query_retinanet
+
+
+@task_factory.register_task_cls(query_cfg.QueryRetinaNetTask)
+class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
+  """Trains the standard and the query-modulated heads together."""
+
+  def build_model(self) -> tf_keras.Model:
+    query = self.task_config.query
+    return query_retinanet.build(
+        super().build_model(), self.task_config.model.num_classes,
+        query.embedding_dim, query.vectors_path or None,
+        query.trainable_vectors)
+
+  def build_inputs(self, params, input_context=None):
+    if not params.is_training:
+      return super().build_inputs(params, input_context)
+    model = self.task_config.model
+    if params.decoder.type != 'simple_decoder' or params.tfds_name:
+      raise ValueError('Query training reads TFRecords with the simple '
+                       f'decoder; got decoder {params.decoder.type!r}, '
+                       f'tfds_name {params.tfds_name!r}.')
+    decoder = tf_example_decoder.TfExampleDecoder(
+        regenerate_source_id=params.decoder.simple_decoder
+        .regenerate_source_id)
+    parser = query_retinanet_input.Parser(
+        num_classes=model.num_classes,
+        absent_probability=self.task_config.query.absent_probability,
+        output_size=model.input_size[:2], min_level=model.min_level,
+        max_level=model.max_level, num_scales=model.anchor.num_scales,
+        aspect_ratios=model.anchor.aspect_ratios,
+        anchor_size=model.anchor.anchor_size, dtype=params.dtype,
+        match_threshold=params.parser.match_threshold,
+        unmatched_threshold=params.parser.unmatched_threshold,
+        box_coder_weights=model.detection_generator.box_coder_weights,
+        aug_rand_hflip=params.parser.aug_rand_hflip,
+        aug_scale_min=params.parser.aug_scale_min,
+        aug_scale_max=params.parser.aug_scale_max,
+        skip_crowd_during_training=params.parser.skip_crowd_during_training,
+        max_num_instances=params.parser.max_num_instances)
+    reader = input_reader_factory.input_reader_generator(
+        params, dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
+        decoder_fn=decoder.decode,
+        combine_fn=input_reader.create_combine_fn(params),
+        parser_fn=parser.parse_fn(params.is_training))
+    return reader.read(input_context=input_context)
+
+  def query_losses(self, outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
+    """Focal and Huber losses of the query head (summed, normalized)."""
+    losses = self.task_config.losses
+    classes = query_retinanet.QUERY_CLASSES
+    box_weights = labels['query_box_weights']
+    positives = tf.reduce_sum(box_weights) + 1.0
+    cls_loss = focal_loss.FocalLoss(
+        alpha=losses.focal_loss_alpha, gamma=losses.focal_loss_gamma,
+        reduction=tf_keras.losses.Reduction.SUM)(
+            y_true=tf.one_hot(loss_utils.multi_level_flatten(
+                labels['query_cls_targets'], last_dim=None), classes),
+            y_pred=loss_utils.multi_level_flatten(
+                outputs['query_cls_outputs'], last_dim=classes),
+            sample_weight=labels['cls_weights'] / positives)
+    box_loss = tf_keras.losses.Huber(
+        losses.huber_loss_delta, reduction=tf_keras.losses.Reduction.SUM)(
+            y_true=loss_utils.multi_level_flatten(labels['box_targets'],
+                                                  last_dim=4),
+            y_pred=loss_utils.multi_level_flatten(
+                outputs['query_box_outputs'], last_dim=4),
+            sample_weight=box_weights / positives)
+    return cls_loss, box_loss
+
+  def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
+                 optimizer: tf_keras.optimizers.Optimizer,
+                 metrics: list[Any] | None = None) -> dict[str, Any]:
+    """One joint step; logs Model Garden's losses plus the query's."""
+    features, labels = inputs
+    query = self.task_config.query
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    with tf.GradientTape() as tape:
+      outputs = tf.nest.map_structure(
+          lambda t: tf.cast(t, tf.float32),
+          model(features, query_ids=labels['query'], training=True))
+      total, cls_loss, box_loss, model_loss = self.build_losses(
+          outputs=outputs, labels=labels, aux_losses=model.losses)
+      query_cls, query_box = self.query_losses(outputs, labels)
+      query_loss = query_cls + (self.task_config.losses.box_loss_weight *
+                                query_box)
+      joint = query.standard_weight * total + query.query_weight * query_loss
+      scaled = joint / replicas
+      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+        scaled = optimizer.get_scaled_loss(scaled)
+    variables = model.trainable_variables
+    gradients = tape.gradient(scaled, variables)
+    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+      gradients = optimizer.get_unscaled_gradients(gradients)
+    optimizer.apply_gradients(zip(gradients, variables))
+    losses = {'total_loss': joint, 'cls_loss': cls_loss,
+              'box_loss': box_loss, 'model_loss': model_loss}
+    logs = {self.loss: joint, 'query_loss': query_loss}
+    for metric in metrics or []:
+      metric.update_state(losses[metric.name])
+      logs[metric.name] = metric.result()
+    return logs
