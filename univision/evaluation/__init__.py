@@ -1,0 +1,1 @@
+"""Metrics Model Garden lacks (query-AP, WSOL)."""
