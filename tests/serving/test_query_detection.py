@@ -1,0 +1,48 @@
+"""Query detector SavedModel: (image, query id or vector) -> detections."""
+import numpy as np
+import tensorflow as tf
+from official.core import exp_factory
+from official.core import task_factory
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.serving import query_detection
+
+
+def test_saved_model_serves_query_ids_and_vectors(tmp_path):
+  params = exp_factory.get_exp_config('mnv4_query_ssdlite_composites')
+  params.override({'task': {'model': {
+      'input_size': [64, 64, 3],
+      'detection_generator': {'pre_nms_score_threshold': 0.0}}}})
+  model = task_factory.get_task(params.task).build_model()
+  model(tf.zeros([1, 64, 64, 3]), query_ids=tf.constant([1]),
+        training=False)
+  rng = np.random.default_rng(0)
+  model.film.set_weights([0.3 * rng.normal(size=w.shape)
+                          for w in model.film.get_weights()])
+  checkpoint = tf.train.Checkpoint(**model.checkpoint_items).save(
+      str(tmp_path / 'ckpt' / 'ckpt'))
+  path = query_detection.export(params, checkpoint, str(tmp_path / 'sm'),
+                                batch_size=1)
+  served = tf.saved_model.load(path)
+  image = tf.constant(rng.integers(0, 255, (1, 64, 64, 3)), tf.uint8)
+  by_id = {q: served.signatures['serving_default'](
+      images=image, query_ids=tf.constant([q], tf.int32)) for q in (1, 3)}
+  assert not np.allclose(by_id[1]['detection_scores'],
+                         by_id[3]['detection_scores'])
+  np.testing.assert_allclose(by_id[1]['standard_detection_scores'],
+                             by_id[3]['standard_detection_scores'])
+  vector = model.query_embedding(tf.constant([3])).numpy()
+  by_vector = served.signatures['serving_query_vector'](
+      images=image, query_vectors=tf.constant(vector))
+  np.testing.assert_allclose(by_vector['detection_scores'],
+                             by_id[3]['detection_scores'], atol=1e-5)
+  # The same top score as the Keras model on the same normalization (with
+  # a score threshold of 0 the tail of ~0.01 scores is ordered by
+  # rounding, and Keras clips no boxes without an image shape).
+  normalized = (image.numpy().astype(np.float32) - np.array(
+      [0.485, 0.456, 0.406]) * 255) / (np.array([0.229, 0.224, 0.225]) * 255)
+  keras = model(tf.constant(normalized, tf.float32),
+                query_ids=tf.constant([3]), training=False)
+  np.testing.assert_allclose(by_id[3]['detection_scores'][:, 0],
+                             keras['query_detection_scores'][:, 0],
+                             atol=1e-5)

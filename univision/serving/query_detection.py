@@ -1,0 +1,89 @@
+"""SavedModel export of a query-modulated detector: (image, query) in.
+
+Model Garden's detection export module serves images only; this module
+adds the query. Signatures:
+
+- `serving_default`: `images` uint8 [B, H, W, 3] and `query_ids` int32 [B]
+  (class ids, as in the label map);
+- `serving_query_vector`: `images` and `query_vectors` float32 [B, D] (e.g.
+  a text embedding of a class name, in the space of the query vectors the
+  model was trained with).
+
+Both return the query head's detections (`detection_boxes`,
+`detection_scores`, `detection_classes` (1 = the queried object),
+`num_detections`) and the standard head's under `standard_detection_*`.
+Boxes are in input-image pixels (Model Garden's preprocessing: normalize,
+resize to the model size; boxes scaled back).
+"""
+import tensorflow as tf, tf_keras
+from official.vision.serving import detection
+
+from univision.core import checkpoints
+from univision.modeling.detectors import query_retinanet
+
+_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
+         'num_detections')
+
+
+class QueryDetectionModule(detection.DetectionModule):
+  """Model Garden's detection module with a query input."""
+
+  def _build_model(self) -> tf_keras.Model:
+    query = self.params.task.query
+    model = query_retinanet.build(
+        super()._build_model(), self.params.task.model.num_classes,
+        query.embedding_dim, query.vectors_path or None,
+        query.trainable_vectors)
+    size = [self._batch_size or 1, *self._padded_size, 3]
+    model(tf.zeros(size), query_ids=tf.ones([size[0]], tf.int32),
+          training=False)
+    return model
+
+  def serve_query(self, images: tf.Tensor, query_ids=None,
+                  query_vectors=None) -> dict[str, tf.Tensor]:
+    """Detections of the queried object (and the standard ones)."""
+    images, anchor_boxes, image_info = self.preprocess(images)
+    outputs = self.model(images, query_ids=query_ids,
+                         query_vectors=query_vectors,
+                         image_shape=image_info[:, 1, :],
+                         anchor_boxes=anchor_boxes, training=False)
+    scale = tf.tile(image_info[:, 2:3, :], [1, 1, 2])
+    served = {}
+    for prefix, out in (('query_', ''), ('', 'standard_')):
+      for key in _KEYS:
+        value = outputs[prefix + key]
+        served[out + key] = value / scale if key == 'detection_boxes' else (
+            value)
+    return served
+
+  def get_inference_signatures(self, function_keys=None):
+    images = tf.TensorSpec([self._batch_size, None, None, 3], tf.uint8,
+                           name='images')
+    batch = self._batch_size
+    by_id = tf.function(lambda images, query_ids: self.serve_query(
+        images, query_ids=query_ids))
+    by_vector = tf.function(lambda images, query_vectors: self.serve_query(
+        images, query_vectors=query_vectors))
+    dim = self.model.query_embedding.table.shape[-1]
+    return {
+        'serving_default': by_id.get_concrete_function(
+            images, tf.TensorSpec([batch], tf.int32, name='query_ids')),
+        'serving_query_vector': by_vector.get_concrete_function(
+            images, tf.TensorSpec([batch, dim], tf.float32,
+                                  name='query_vectors')),
+    }
+
+
+def export(params, checkpoint_path: str, export_dir: str,
+           batch_size: int | None = None) -> str:
+  """Exports a query RetinaNet checkpoint as a SavedModel; returns its path."""
+  module = QueryDetectionModule(
+      params=params, batch_size=batch_size,
+      input_image_size=[int(s) for s in params.task.model.input_size[:2]],
+      input_type='image_tensor', num_channels=3)
+  tf.train.Checkpoint(**module.model.checkpoint_items).read(
+      checkpoints.resolve_checkpoint(checkpoint_path)
+  ).expect_partial().assert_existing_objects_matched()
+  tf.saved_model.save(module, export_dir,
+                      signatures=module.get_inference_signatures())
+  return export_dir
