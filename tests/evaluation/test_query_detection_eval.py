@@ -1,0 +1,36 @@
+"""The query-detection evaluation tool on a small composite task."""
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from official.core import exp_factory
+from official.core import task_factory
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.evaluation import query_detection_eval
+
+
+def test_evaluation_writes_both_query_aps_and_a_plot(composites, tmp_path):
+  params = exp_factory.get_exp_config('mnv4_query_ssdlite_composites')
+  params.override({'task': {
+      'model': {'input_size': [64, 64, 3]},
+      'validation_data': {'input_path': f'{composites}/val-*',
+                          'global_batch_size': 4}}})
+  model = task_factory.get_task(params.task).build_model()
+  model(tf.zeros([1, 64, 64, 3]), query_ids=tf.ones([1], tf.int32),
+        training=False)
+  checkpoint = tf.train.Checkpoint(**model.checkpoint_items).save(
+      str(tmp_path / 'ckpt' / 'ckpt'))
+  assert query_detection_eval.query_classes(params) == {
+      1: 't-shirt/top', 2: 'pullover', 3: 'shirt', 4: 'coat'}
+  out = str(tmp_path / 'eval')
+  results = query_detection_eval.evaluate(params, checkpoint, out,
+                                          num_plot_images=2)
+  for name in ('query_head', 'standard_head_filtered'):
+    assert 0.0 <= results[name]['query_AP'] <= 1.0
+  with open(os.path.join(out, 'query_ap.json')) as f:
+    saved = json.load(f)
+  assert saved['query_head']['query_AP'] == results['query_head']['query_AP']
+  with open(os.path.join(out, 'detections.png'), 'rb') as f:
+    assert f.read(4) == b'\x89PNG'

@@ -1,0 +1,158 @@
+"""Evaluates a query-modulated detector: query-AP vs the filtered standard head.
+
+  python -m univision.evaluation.query_detection_eval \
+    --experiment=mnv4_query_ssdlite_composites --checkpoint=runs/query_tops \
+    --output_dir=runs/query_tops/query_eval
+
+Every validation image is run once per query class (the classes of the
+task's `label_map.json` next to the validation TFRecords, or all classes).
+Query-AP (`univision.evaluation.query_ap`) scores the query head's
+detections; the baseline is the same model's standard head with its
+detections filtered to the queried class. Writes `query_ap.json` and
+`detections.png` (query detections on a few images, one row per query).
+"""
+import json
+import os
+
+from absl import app
+from absl import flags
+import numpy as np
+import tensorflow as tf, tf_keras
+from official.core import task_factory
+
+import univision  # pylint: disable=unused-import  (sets the Keras mode)
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import checkpoints
+from univision.core import config_parsing
+from univision.evaluation import query_ap
+
+
+def query_classes(params) -> dict[int, str]:
+  """{class id: name} from the val folder's label map, else all ids."""
+  pattern = params.task.validation_data.input_path
+  label_map = os.path.join(os.path.dirname(pattern), 'label_map.json')
+  if tf.io.gfile.exists(label_map):
+    with tf.io.gfile.GFile(label_map) as f:
+      return {int(k): v for k, v in json.load(f).items()}
+  return {c: str(c) for c in range(1, params.task.model.num_classes)}
+
+
+def _gt_boxes(labels, i: int, cls: int) -> np.ndarray:
+  truth = labels['groundtruths']
+  n = int(truth['num_detections'][i])
+  boxes = truth['boxes'][i][:n].numpy()
+  return boxes[truth['classes'][i][:n].numpy() == cls]
+
+
+def _detections(outputs, prefix: str, i: int, scale: np.ndarray,
+                cls: int | None = None):
+  n = int(outputs[prefix + 'num_detections'][i])
+  boxes = outputs[prefix + 'detection_boxes'][i][:n].numpy() / np.tile(
+      scale, 2)
+  scores = outputs[prefix + 'detection_scores'][i][:n].numpy()
+  if cls is not None:
+    keep = outputs[prefix + 'detection_classes'][i][:n].numpy() == cls
+    boxes, scores = boxes[keep], scores[keep]
+  return boxes, scores
+
+
+def evaluate(params, checkpoint: str, output_dir: str,
+             num_plot_images: int = 3) -> dict[str, dict[str, float]]:
+  """Query-AP of the query head and of the filtered standard head."""
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  size = params.task.model.input_size
+  model(tf.zeros([1, *size]), query_ids=tf.ones([1], tf.int32),
+        training=False)
+  tf.train.Checkpoint(**model.checkpoint_items).read(
+      checkpoints.resolve_checkpoint(checkpoint)
+  ).expect_partial().assert_existing_objects_matched()
+  classes = query_classes(params)
+  runs = {'query_head': {c: [] for c in classes},
+          'standard_head_filtered': {c: [] for c in classes}}
+  shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
+  seen = 0
+  for images, labels in task.build_inputs(params.task.validation_data):
+    batch = int(tf.shape(images)[0])
+    kwargs = dict(image_shape=labels['image_info'][:, 1, :],
+                  anchor_boxes=labels['anchor_boxes'], training=False)
+    standard = model(images, **kwargs)
+    for cls in classes:
+      queried = model(images, query_ids=tf.fill([batch], cls), **kwargs)
+      for i in range(batch):
+        scale = labels['image_info'][i, 2].numpy()
+        gt = _gt_boxes(labels, i, cls)
+        runs['query_head'][cls].append(
+            (gt, *_detections(queried, 'query_', i, scale)))
+        runs['standard_head_filtered'][cls].append(
+            (gt, *_detections(standard, '', i, scale, cls)))
+        if seen + i < num_plot_images:
+          shown.append((images[i].numpy(), cls, gt,
+                         *_detections(queried, 'query_', i, scale)))
+    seen += batch
+  results = {name: query_ap.query_ap(by_class)
+             for name, by_class in runs.items()}
+  os.makedirs(output_dir, exist_ok=True)
+  with open(os.path.join(output_dir, 'query_ap.json'), 'w') as f:
+    json.dump({'classes': classes, **results}, f, indent=1)
+  plot(shown, classes, os.path.join(output_dir, 'detections.png'))
+  return results
+
+
+def plot(shown, classes: dict[int, str], path: str,
+         score_threshold: float = 0.3) -> None:
+  """One row per query class, one column per image; boxes above threshold."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  columns = max(1, max(sum(1 for s in shown if s[1] == c) for c in classes))
+  figure, axes = pyplot.subplots(len(classes), columns,
+                                 figsize=(2.2 * columns, 2.2 * len(classes)),
+                                 squeeze=False)
+  for row, cls in enumerate(classes):
+    items = [s for s in shown if s[1] == cls]
+    for col in range(columns):
+      ax = axes[row][col]
+      ax.axis('off')
+      if col >= len(items):
+        continue
+      image, _, gt, boxes, scores = items[col]
+      shown_image = image - image.min()
+      ax.imshow(shown_image / max(shown_image.max(), 1e-6))
+      for y0, x0, y1, x1 in gt:
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (x0, y0), x1 - x0, y1 - y0, fill=False, color='lime', lw=1))
+      for (y0, x0, y1, x1), s in zip(boxes, scores):
+        if s >= score_threshold:
+          ax.add_patch(matplotlib.patches.Rectangle(
+              (x0, y0), x1 - x0, y1 - y0, fill=False, color='red', lw=1))
+      if col == 0:
+        ax.set_title(f'query: {classes[cls]}', fontsize=8, loc='left')
+  figure.suptitle(f'green: ground truth of the query class; red: query '
+                  f'detections >= {score_threshold}', fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  pyplot.close(figure)
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string('experiment', 'mnv4_query_ssdlite_composites',
+                      'Registered experiment.')
+  flags.DEFINE_multi_string('config_file', None, 'YAML overrides.')
+  flags.DEFINE_string('params_override', '', 'Final overrides.')
+  flags.DEFINE_string('checkpoint', None, 'Checkpoint or run folder.')
+  flags.DEFINE_string('output_dir', None, 'Where results go.')
+  flags.mark_flags_as_required(['checkpoint', 'output_dir'])
+
+
+def main(_):
+  f = flags.FLAGS
+  params = config_parsing.parse_experiment(f.experiment, f.config_file,
+                                           f.params_override)
+  for name, result in evaluate(params, f.checkpoint, f.output_dir).items():
+    print(f'{name}: query-AP {result["query_AP"]:.4f}')
+
+
+if __name__ == '__main__':
+  _define_flags()
+  app.run(main)
