@@ -136,8 +136,8 @@ def mnv4_ssdlite_composites() -> cfg.ExperimentConfig:
   config = mnv4_retinanet_composites()
   model = config.task.model
   model.max_level = 6
-  model.decoder = uv_decoders.Decoder(type='ssdlite',
-                                      ssdlite=uv_decoders.SSDLite(num_filters=128))
+  model.decoder = uv_decoders.Decoder(
+      type='ssdlite', ssdlite=uv_decoders.SSDLite(num_filters=128))
   model.head = mg_retinanet.RetinaNetHead(num_convs=0, num_filters=128,
                                           use_separable_conv=True)
   return config
@@ -222,8 +222,8 @@ def mnv4_ssdlite_coco() -> cfg.ExperimentConfig:
   """`mnv4_retinanet_coco` with SSDLite-style features and predictors."""
   config = mnv4_retinanet_coco()
   model = config.task.model
-  model.decoder = uv_decoders.Decoder(type='ssdlite',
-                                      ssdlite=uv_decoders.SSDLite(num_filters=256))
+  model.decoder = uv_decoders.Decoder(
+      type='ssdlite', ssdlite=uv_decoders.SSDLite(num_filters=256))
   model.head = mg_retinanet.RetinaNetHead(num_convs=0, num_filters=256,
                                           use_separable_conv=True)
   return config

@@ -10,10 +10,13 @@ COCO metrics; this task adds what it lacks: the query parser
 the query loss being RetinaNet's focal + Huber loss on the query head's
 one-class targets, normalized by the query's positives. Evaluation runs the
 standard head (the model without a query is the standard detector).
+`build_inputs` restates Model Garden's parser construction for training
+data because Model Garden builds its parser inline (no hook to swap it).
 """
 from typing import Any
 
 import tensorflow as tf, tf_keras
+from official.common import dataset_fn
 from official.core import task_factory
 from official.vision.dataloaders import input_reader
 from official.vision.dataloaders import input_reader_factory
@@ -21,7 +24,6 @@ from official.vision.dataloaders import tf_example_decoder
 from official.vision.losses import focal_loss
 from official.vision.losses import loss_utils
 from official.vision.tasks import retinanet as mg_retinanet_task
-from official.common import dataset_fn
 
 from univision.configs import query_retinanet as query_cfg
 from univision.dataloaders import query_retinanet_input
