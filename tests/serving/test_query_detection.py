@@ -17,8 +17,8 @@ def test_saved_model_serves_query_ids_and_vectors(tmp_path):
   model(tf.zeros([1, 64, 64, 3]), query_ids=tf.constant([1]),
         training=False)
   rng = np.random.default_rng(0)
-  model.film.set_weights([0.3 * rng.normal(size=w.shape)
-                          for w in model.film.get_weights()])
+  model.modulation.set_weights([0.3 * rng.normal(size=w.shape)
+                          for w in model.modulation.get_weights()])
   checkpoint = tf.train.Checkpoint(**model.checkpoint_items).save(
       str(tmp_path / 'ckpt' / 'ckpt'))
   path = query_detection.export(params, checkpoint, str(tmp_path / 'sm'),

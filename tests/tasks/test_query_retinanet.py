@@ -36,7 +36,7 @@ def test_joint_step_trains_both_heads_and_the_modulation(composites):
                          metrics=task.build_metrics(training=True))
   assert np.isfinite(float(logs['total_loss']))
   assert float(logs['query_loss']) > 0
-  for layer in (model.film, model.query_head, model.head):
+  for layer in (model.modulation, model.query_head, model.head):
     assert changed(layer), layer.name
   # FiLM starts at zero, so the embeddings get gradients from step 2 on.
   assert not changed(model.query_embedding)

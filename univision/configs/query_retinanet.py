@@ -27,6 +27,8 @@ class Query(hyperparams.Config):
       does not contain.
     standard_weight: Weight of the standard head's loss.
     query_weight: Weight of the query head's loss.
+    modulation: 'film' (per-channel scale and shift from the query) or
+      'concat' (residual 1x1 conv over features and the tiled query).
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -34,6 +36,7 @@ class Query(hyperparams.Config):
   absent_probability: float = 0.3
   standard_weight: float = 1.0
   query_weight: float = 1.0
+  modulation: str = 'film'
 
 
 @dataclasses.dataclass

@@ -33,7 +33,7 @@ class QueryDetectionModule(detection.DetectionModule):
     model = query_retinanet.build(
         super()._build_model(), self.params.task.model.num_classes,
         query.embedding_dim, query.vectors_path or None,
-        query.trainable_vectors)
+        query.trainable_vectors, query.modulation)
     size = [self._batch_size or 1, *self._padded_size, 3]
     model(tf.zeros(size), query_ids=tf.ones([size[0]], tf.int32),
           training=False)

@@ -39,7 +39,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     return query_retinanet.build(
         super().build_model(), self.task_config.model.num_classes,
         query.embedding_dim, query.vectors_path or None,
-        query.trainable_vectors)
+        query.trainable_vectors, query.modulation)
 
   def build_inputs(self, params, input_context=None):
     if not params.is_training:

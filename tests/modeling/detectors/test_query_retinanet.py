@@ -23,10 +23,10 @@ def model():
   return query_model, images
 
 
-def _randomize_film(model, seed=3):
+def _randomize_modulation(model, seed=3):
   rng = np.random.default_rng(seed)
-  weights = model.film.get_weights()
-  model.film.set_weights([0.3 * rng.normal(size=w.shape) for w in weights])
+  weights = model.modulation.get_weights()
+  model.modulation.set_weights([0.3 * rng.normal(size=w.shape) for w in weights])
   return weights
 
 
@@ -49,12 +49,12 @@ def test_zero_modulation_equals_the_unmodulated_query_head(model):
 
 def test_query_changes_query_outputs_and_not_standard_ones(model):
   query_model, images = model
-  saved = _randomize_film(query_model)
+  saved = _randomize_modulation(query_model)
   try:
     a = query_model(images, query_ids=tf.constant([1, 1]), training=False)
     b = query_model(images, query_ids=tf.constant([3, 3]), training=False)
   finally:
-    query_model.film.set_weights(saved)
+    query_model.modulation.set_weights(saved)
   assert not np.allclose(a['query_cls_outputs']['3'],
                          b['query_cls_outputs']['3'])
   np.testing.assert_array_equal(a['cls_outputs']['3'], b['cls_outputs']['3'])
@@ -67,13 +67,13 @@ def test_query_changes_query_outputs_and_not_standard_ones(model):
 
 def test_query_vectors_instead_of_ids(model):
   query_model, images = model
-  saved = _randomize_film(query_model)
+  saved = _randomize_modulation(query_model)
   try:
     by_id = query_model(images, query_ids=tf.constant([2, 4]), training=True)
     vectors = query_model.query_embedding(tf.constant([2, 4]))
     by_vector = query_model(images, query_vectors=vectors, training=True)
   finally:
-    query_model.film.set_weights(saved)
+    query_model.modulation.set_weights(saved)
   np.testing.assert_allclose(by_id['query_cls_outputs']['4'],
                              by_vector['query_cls_outputs']['4'], atol=1e-5)
   with pytest.raises(ValueError, match='not both'):
@@ -91,3 +91,27 @@ def test_checkpoint_items_cover_every_variable(model):
   covered = {id(v) for item in query_model.checkpoint_items.values()
              for v in item.weights}
   assert covered == {id(v) for v in query_model.weights}
+
+
+@pytest.mark.parametrize('modulation', ['film', 'concat'])
+def test_both_modulations_start_as_identity_and_then_follow_the_query(
+    modulation):
+  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
+  params.override({'task': {'model': {'input_size': [SIZE, SIZE, 3]}}})
+  detector = task_factory.get_task(params.task).build_model()
+  query_model = query_retinanet.build(detector, num_classes=5,
+                                      embedding_dim=8, modulation=modulation)
+  images = tf.random.stateless_normal([1, SIZE, SIZE, 3], [0, 2])
+  outputs = lambda q: query_model(images, query_ids=tf.constant([q]),
+                                  training=False)['query_cls_outputs']['4']
+  np.testing.assert_allclose(outputs(1), outputs(3), atol=1e-6)
+  _randomize_modulation(query_model)
+  assert not np.allclose(outputs(1), outputs(3))
+
+
+def test_unknown_modulation_is_named():
+  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
+  params.override({'task': {'model': {'input_size': [SIZE, SIZE, 3]}}})
+  detector = task_factory.get_task(params.task).build_model()
+  with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
+    query_retinanet.build(detector, 5, modulation='add')

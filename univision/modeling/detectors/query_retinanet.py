@@ -7,9 +7,9 @@ Garden RetinaNet, e.g. MobileNetV4 + FPN or SSDLite features) feeds
 
 - the standard RetinaNet head (all classes), on the decoder features;
 - a query head, a second RetinaNet head with one foreground class ("what
-  the query asks for"), on the decoder features modulated by FiLM
-  (`QueryFiLM`) from the query's embedding (`QueryEmbedding`, or a query
-  vector given directly).
+  the query asks for"), on the decoder features modulated by the query's
+  embedding (`QueryEmbedding`, or a query vector given directly): FiLM
+  (`QueryFiLM`, default) or concat-and-project (`QueryConcat`).
 
 Box decoding and NMS are Model Garden's detection generator for both heads;
 query detections come out under `query_detection_*`.
@@ -22,10 +22,14 @@ from official.vision.modeling.heads import dense_prediction_heads
 from official.vision.modeling.layers import detection_generator
 from official.vision.ops import anchor
 
+from univision.modeling.layers import query_concat
 from univision.modeling.layers import query_embedding as embedding_lib
 from univision.modeling.layers import query_film
 
 QUERY_CLASSES = 2  # Background + "the queried object".
+# Query modulation of the decoder levels, by name.
+MODULATIONS = {'film': query_film.QueryFiLM,
+               'concat': query_concat.QueryConcat}
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections')
 
@@ -35,7 +39,7 @@ class QueryRetinaNetModel(tf_keras.Model):
 
   def __init__(self, detector: retinanet_model.RetinaNetModel,
                query_head: tf_keras.layers.Layer,
-               film: query_film.QueryFiLM,
+               modulation: tf_keras.layers.Layer,
                query_embedding: embedding_lib.QueryEmbedding, **kwargs):
     """Initializes the model.
 
@@ -43,14 +47,15 @@ class QueryRetinaNetModel(tf_keras.Model):
       detector: A Model Garden RetinaNet (backbone, decoder, head, detection
         generator, anchor settings); its head is the standard head.
       query_head: A RetinaNet head with `QUERY_CLASSES` classes.
-      film: The FiLM modulation of the decoder levels.
+      modulation: The query modulation of the decoder levels
+        (`MODULATIONS`).
       query_embedding: Class id -> query vector.
       **kwargs: `tf_keras.Model` arguments.
     """
     super().__init__(**kwargs)
     self.detector = detector
     self.query_head = query_head
-    self.film = film
+    self.modulation = modulation
     self.query_embedding = query_embedding
 
   @property
@@ -68,7 +73,7 @@ class QueryRetinaNetModel(tf_keras.Model):
   @property
   def checkpoint_items(self) -> Mapping[str, Any]:
     return {**self.detector.checkpoint_items, 'query_head': self.query_head,
-            'film': self.film, 'query_embedding': self.query_embedding}
+            'modulation': self.modulation, 'query_embedding': self.query_embedding}
 
   def _anchors(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
     config = self.detector.get_config()
@@ -116,7 +121,7 @@ class QueryRetinaNetModel(tf_keras.Model):
       query = (query_vectors if query_vectors is not None
                else self.query_embedding(query_ids))
       query_scores, query_boxes, _ = self.query_head(
-          self.film(features, query), training=training)
+          self.modulation(features, query), training=training)
       heads['query_'] = (query_boxes, query_scores)
     outputs = {}
     for prefix, (b, s) in heads.items():
@@ -133,7 +138,8 @@ class QueryRetinaNetModel(tf_keras.Model):
 
 def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           embedding_dim: int | None = 64, vectors_path: str | None = None,
-          trainable_vectors: bool = False) -> QueryRetinaNetModel:
+          trainable_vectors: bool = False,
+          modulation: str = 'film') -> QueryRetinaNetModel:
   """Adds a query head, FiLM and query embeddings to a Model Garden RetinaNet.
 
   Args:
@@ -143,7 +149,11 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
       `vectors_path`: the file's size).
     vectors_path: A `.npy` of fixed [num_classes, dim] query vectors.
     trainable_vectors: Whether the file's vectors are fine-tuned.
+    modulation: A key of `MODULATIONS`.
   """
+  if modulation not in MODULATIONS:
+    raise ValueError(f'task.query.modulation: {modulation!r}; choose from '
+                     f'{sorted(MODULATIONS)}.')
   if not isinstance(detector.detection_generator,
                     detection_generator.MultilevelDetectionGenerator):
     raise ValueError('The detector needs Model Garden\'s multilevel '
@@ -156,8 +166,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
   if len(widths) != 1:
     raise ValueError(f'Decoder levels {levels} differ in width {widths}; '
                      'the heads need one width.')
-  film = query_film.QueryFiLM(levels, widths.pop())
+  layer = MODULATIONS[modulation](levels, widths.pop())
   embedding = embedding_lib.QueryEmbedding(
       num_classes, None if vectors_path else embedding_dim, vectors_path,
       trainable_vectors)
-  return QueryRetinaNetModel(detector, query_head, film, embedding)
+  return QueryRetinaNetModel(detector, query_head, layer, embedding)
