@@ -21,7 +21,7 @@ def test_zero_init_is_identity_and_weights_make_it_a_residual_projection():
   rng = np.random.default_rng(1)
   layer.set_weights([rng.normal(size=w.shape) for w in layer.get_weights()])
   out = layer(features, query)
-  kernel, bias = [w.numpy() for w in layer._project['4'].weights]  # pylint: disable=protected-access
+  kernel, bias = [w.numpy() for w in layer._per_level['4'].weights]  # pylint: disable=protected-access
   x = features['4'].numpy()
   tiled = np.broadcast_to(query.numpy()[:, None, None, :], (2, 4, 4, 3))
   want = x + np.concatenate([x, tiled], -1) @ kernel[0, 0] + bias

@@ -34,7 +34,7 @@ def test_changing_the_query_changes_the_features():
   for level in features:
     assert not np.allclose(out[level], swapped[level])
   # Per-channel scale and shift: y = x * (1 + gamma) + beta.
-  kernel, bias = [w.numpy() for w in layer._film['3'].weights]  # pylint: disable=protected-access
+  kernel, bias = [w.numpy() for w in layer._per_level['3'].weights]  # pylint: disable=protected-access
   film = queries.numpy() @ kernel + bias
   gamma, beta = film[:, :4], film[:, 4:]
   want = features['3'].numpy() * (1 + gamma[:, None, None]) + beta[:, None,
