@@ -17,6 +17,7 @@ from official.vision.tasks import retinanet as mg_retinanet_task
 
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
+from univision.tasks import gradient_steps
 
 
 @task_factory.register_task_cls(retinanet_cfg.PatchedRetinaNetTask)
@@ -44,24 +45,14 @@ class PatchedRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     features, labels = inputs
     variables = patches.trainable(
         patches.select(model, self.task_config.patch))
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
       tape.watch(variables)
       outputs = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32),
                                       model(features, training=True))
       total, cls_loss, box_loss, model_loss = self.build_losses(
           outputs=outputs, labels=labels, aux_losses=model.losses)
-      scaled = total / replicas
-      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-        scaled = optimizer.get_scaled_loss(scaled)
-    gradients = tape.gradient(scaled, variables)
-    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-      gradients = optimizer.get_unscaled_gradients(gradients)
-    optimizer.apply_gradients(zip(gradients, variables))
+      scaled = gradient_steps.scaled_loss(total, optimizer)
+    gradient_steps.apply_gradients(tape, scaled, variables, optimizer)
     losses = {'total_loss': total, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
-    logs = {self.loss: total}
-    for metric in metrics or []:
-      metric.update_state(losses[metric.name])
-      logs[metric.name] = metric.result()
-    return logs
+    return gradient_steps.update_metrics({self.loss: total}, losses, metrics)

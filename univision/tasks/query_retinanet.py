@@ -28,6 +28,7 @@ from official.vision.tasks import retinanet as mg_retinanet_task
 from univision.configs import query_retinanet as query_cfg
 from univision.dataloaders import query_retinanet_input
 from univision.modeling.detectors import query_retinanet
+from univision.tasks import gradient_steps
 
 
 @task_factory.register_task_cls(query_cfg.QueryRetinaNetTask)
@@ -103,7 +104,6 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     """One joint step; logs Model Garden's losses plus the query's."""
     features, labels = inputs
     query = self.task_config.query
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
     with tf.GradientTape() as tape:
       outputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32),
@@ -114,18 +114,10 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
       query_loss = query_cls + (self.task_config.losses.box_loss_weight *
                                 query_box)
       joint = query.standard_weight * total + query.query_weight * query_loss
-      scaled = joint / replicas
-      if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-        scaled = optimizer.get_scaled_loss(scaled)
-    variables = model.trainable_variables
-    gradients = tape.gradient(scaled, variables)
-    if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-      gradients = optimizer.get_unscaled_gradients(gradients)
-    optimizer.apply_gradients(zip(gradients, variables))
+      scaled = gradient_steps.scaled_loss(joint, optimizer)
+    gradient_steps.apply_gradients(tape, scaled, model.trainable_variables,
+                                   optimizer)
     losses = {'total_loss': joint, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
-    logs = {self.loss: joint, 'query_loss': query_loss}
-    for metric in metrics or []:
-      metric.update_state(losses[metric.name])
-      logs[metric.name] = metric.result()
-    return logs
+    return gradient_steps.update_metrics(
+        {self.loss: joint, 'query_loss': query_loss}, losses, metrics)
