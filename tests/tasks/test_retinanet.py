@@ -52,19 +52,27 @@ def test_train_and_eval_steps_give_coco_metrics(composites):
   assert 0.0 <= float(results['AP50']) <= 1.0
 
 
-@pytest.mark.parametrize('patch', ['bias', 'bn+head', 'depthwise'])
-def test_patch_training_changes_only_the_patch(composites, patch):
+def _patched(folder, **task_overrides):
+  """A patched-RetinaNet task at 64x64, its built model and one batch."""
   params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
-  assert isinstance(params.task, retinanet_cfg.PatchedRetinaNetTask)
   params.override({'task': {
-      'patch': patch,
+      **task_overrides,
       'model': {'input_size': [64, 64, 3]},
-      'train_data': {'input_path': f'{composites}/train-*',
+      'train_data': {'input_path': f'{folder}/train-*',
                      'global_batch_size': 4}}})
   task = task_factory.get_task(params.task)
   model = task.build_model()
   batch = next(iter(task.build_inputs(params.task.train_data)))
   model(batch[0], training=False)
+  return task, model, batch
+
+
+@pytest.mark.parametrize('patch', ['bias', 'bn+head', 'depthwise'])
+def test_patch_training_changes_only_the_patch(composites, patch):
+  assert isinstance(
+      exp_factory.get_exp_config('mnv4_retinanet_composites_patch').task,
+      retinanet_cfg.PatchedRetinaNetTask)
+  task, model, batch = _patched(composites, patch=patch)
   patch_ids = {id(v) for v in patches.select(model, patch)}
   before = {id(v): v.numpy() for v in model.weights}
   task.train_step(batch, model, tf_keras.optimizers.SGD(0.1),
@@ -79,16 +87,7 @@ def test_patch_training_changes_only_the_patch(composites, patch):
 
 def test_base_plus_saved_patch_equals_the_patch_trained_detector(
     composites, tmp_path):
-  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
-  params.override({'task': {
-      'patch': 'bn+predictor',
-      'model': {'input_size': [64, 64, 3]},
-      'train_data': {'input_path': f'{composites}/train-*',
-                     'global_batch_size': 4}}})
-  task = task_factory.get_task(params.task)
-  model = task.build_model()
-  batch = next(iter(task.build_inputs(params.task.train_data)))
-  model(batch[0], training=False)
+  task, model, batch = _patched(composites, patch='bn+predictor')
   base_path = tf.train.Checkpoint(**model.checkpoint_items).write(
       str(tmp_path / 'base'))
   for _ in range(2):
@@ -113,16 +112,8 @@ def test_base_plus_saved_patch_equals_the_patch_trained_detector(
 
 @pytest.mark.parametrize('statistics', ['frozen', 'batch'])
 def test_bn_patch_statistics_frozen_or_batch(composites, statistics):
-  params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
-  params.override({'task': {
-      'patch': 'bn', 'bn_statistics': statistics,
-      'model': {'input_size': [64, 64, 3]},
-      'train_data': {'input_path': f'{composites}/train-*',
-                     'global_batch_size': 4}}})
-  task = task_factory.get_task(params.task)
-  model = task.build_model()
-  batch = next(iter(task.build_inputs(params.task.train_data)))
-  model(batch[0], training=False)
+  task, model, batch = _patched(composites, patch='bn',
+                                bn_statistics=statistics)
   short = lambda v: v.name.split('/')[-1].split(':')[0]
   before = {id(v): v.numpy() for v in model.weights}
   # A big step: at random initialisation some gamma gradients are so small
