@@ -7,6 +7,7 @@ from official.core import exp_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification
+from univision.configs import query_retinanet
 from univision.configs import retinanet
 from univision.core import config_parsing
 from univision.modeling.backbones import mobilenet_v4_specs
@@ -50,6 +51,11 @@ def test_yaml_parses_into_registered_config(path):
   assert not backbone.mobilenet_v4.include_head
   assert model.decoder.type in ('fpn', 'ssdlite')
   assert 'ssdlite' in path or model.decoder.type == 'fpn'
+  if not os.path.basename(path).startswith('coco_'):
+    assert params.runtime.distribution_strategy == 'one_device'
+    assert params.trainer.train_steps == (
+        params.trainer.optimizer_config.learning_rate.cosine.decay_steps)
+    return
   # Model Garden's mobile COCO schedule: 600 epochs, steps at 575 and 590.
   epoch = retinanet.COCO_TRAIN_EXAMPLES // params.task.train_data.global_batch_size
   assert params.trainer.train_steps == 600 * epoch
@@ -77,11 +83,24 @@ def test_yamls_restate_their_registered_experiment():
     assert params.as_dict() == default.as_dict(), path
 
 
+def test_query_yaml_sets_the_joint_loss_weights():
+  path = os.path.join(EXPERIMENTS_DIR, 'query_detection',
+                      'composites_mnv4_query_ssdlite_cpu.yaml')
+  params = config_parsing.parse_experiment(
+      _experiment_of(path), [path],
+      'task.query.query_weight=2.0,task.query.modulation=concat')
+  assert isinstance(params.task, query_retinanet.QueryRetinaNetTask)
+  assert params.task.query.standard_weight == 1.0
+  assert params.task.query.query_weight == 2.0
+  assert params.task.query.modulation == 'concat'
+  assert params.task.init_checkpoint_modules == 'backbone'
+
+
 def test_registered_experiments_build():
   for name in ('mnv4_imagenet', 'mnv4_fashion_mnist',
                'mnv4_retinanet_composites', 'mnv4_ssdlite_composites',
                'mnv4_retinanet_composites_patch', 'mnv4_retinanet_coco',
-               'mnv4_ssdlite_coco'):
+               'mnv4_ssdlite_coco', 'mnv4_query_ssdlite_composites'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 
