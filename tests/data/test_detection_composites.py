@@ -48,7 +48,7 @@ def test_boxes_are_the_tight_boxes_of_the_pasted_objects(bank, task):
 
 def test_composites_use_real_photos(bank):
   spec = dc.TASKS['tops_on_photos']
-  photos = {n: dc._rgb(dc.BACKGROUNDS[n]()) for n in spec.backgrounds}  # pylint: disable=protected-access
+  photos = {n: dc.rgb(dc.BACKGROUNDS[n]()) for n in spec.backgrounds}
   image, _, _ = dc.compose(np.random.default_rng(1), spec, bank, photos)
   assert image.std() > 20  # Not a flat colour.
 

@@ -30,7 +30,7 @@ class ImageClassificationTask(mg_ic.ImageClassificationTask):
       default_factory=ImageClassificationModel)
 
 
-def _adamw_cosine(learning_rate: float, weight_decay: float, steps: int,
+def adamw_cosine(learning_rate: float, weight_decay: float, steps: int,
                   warmup_steps: int) -> optimization.OptimizationConfig:
   """AdamW, cosine decay and linear warm-up: the MNv4 optimizer family."""
   return optimization.OptimizationConfig({
@@ -86,7 +86,7 @@ def mnv4_imagenet() -> cfg.ExperimentConfig:
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=13, validation_interval=312,
           steps_per_loop=312, summary_interval=312, checkpoint_interval=312,
-          optimizer_config=_adamw_cosine(0.004, 0.1, steps, 1560)),
+          optimizer_config=adamw_cosine(0.004, 0.1, steps, 1560)),
       restrictions=_RESTRICTIONS)
 
 
@@ -117,5 +117,5 @@ def mnv4_fashion_mnist() -> cfg.ExperimentConfig:
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=50, validation_interval=steps,
           steps_per_loop=100, summary_interval=100, checkpoint_interval=1000,
-          optimizer_config=_adamw_cosine(0.002, 0.01, steps, 200)),
+          optimizer_config=adamw_cosine(0.002, 0.01, steps, 200)),
       restrictions=_RESTRICTIONS)

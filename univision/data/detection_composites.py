@@ -74,7 +74,8 @@ TASKS = {
 }
 
 
-def _rgb(image: np.ndarray) -> np.ndarray:
+def rgb(image: np.ndarray) -> np.ndarray:
+  """A photo as uint8 RGB (grayscale repeated, alpha dropped)."""
   if image.ndim == 2:
     image = np.stack([image] * 3, axis=-1)
   return image[..., :3].astype(np.uint8)
@@ -95,6 +96,8 @@ class ObjectBank:
     if name not in self._items:
       raise ValueError(f'Unknown object class {name!r}; known: '
                        f'{sorted(self._items)}.')
+    if not len(self._items[name]):
+      raise ValueError(f'The source images have no {name!r} item.')
     item = self._items[name][rng.integers(len(self._items[name]))]
     scale = size / max(item.shape)
     shape = (max(1, round(item.shape[0] * scale)),
@@ -105,8 +108,8 @@ class ObjectBank:
     return intensity, mask
 
 
-def _background(rng: np.random.Generator, photo: np.ndarray,
-                size: int) -> np.ndarray:
+def background_crop(rng: np.random.Generator, photo: np.ndarray,
+                    size: int) -> np.ndarray:
   """A random square crop of `photo`, resized to `size`."""
   side = int(rng.integers(min(photo.shape[:2]) // 2, min(photo.shape[:2]) + 1))
   top = int(rng.integers(photo.shape[0] - side + 1))
@@ -133,7 +136,7 @@ def compose(rng: np.random.Generator, spec: TaskSpec, bank: ObjectBank,
   """
   size = spec.image_size
   name = spec.backgrounds[rng.integers(len(spec.backgrounds))]
-  image = _background(rng, photos[name], size).astype(np.float32)
+  image = background_crop(rng, photos[name], size).astype(np.float32)
   boxes, labels = [], []
   for _ in range(int(rng.integers(1, spec.max_objects + 1))):
     label = int(rng.integers(len(spec.classes)))
@@ -169,7 +172,7 @@ def build_task(output_dir: str, task: str, bank: ObjectBank,
   if task not in TASKS:
     raise ValueError(f'Unknown task {task!r}; known: {sorted(TASKS)}.')
   spec = TASKS[task]
-  photos = {name: _rgb(BACKGROUNDS[name]()) for name in spec.backgrounds}
+  photos = {name: rgb(BACKGROUNDS[name]()) for name in spec.backgrounds}
   folder = os.path.join(output_dir, task)
   os.makedirs(folder, exist_ok=True)
   written = {}

@@ -56,12 +56,12 @@ def write_classification_tfrecords(images: np.ndarray, labels: np.ndarray,
           image, 'PNG', f'{source_prefix}/{i}'.encode(),
           label=int(label)).example
       for i, (image, label) in enumerate(zip(images, labels)))
-  paths = _write_sharded(examples, output_prefix, num_shards)
+  paths = write_sharded(examples, output_prefix, num_shards)
   logging.info('Wrote %d records to %s-*', len(images), output_prefix)
   return paths
 
 
-def _write_sharded(examples: Iterable[tf.train.Example], output_prefix: str,
+def write_sharded(examples: Iterable[tf.train.Example], output_prefix: str,
                    num_shards: int) -> list[str]:
   """Writes examples round-robin into shards, each renamed when complete."""
   os.makedirs(os.path.dirname(output_prefix) or '.', exist_ok=True)
@@ -129,6 +129,6 @@ def write_detection_tfrecords(
   records = (detection_example(image, boxes, labels, first_source_id + i,
                                where=f'{output_prefix} record {i}')
              for i, (image, boxes, labels) in enumerate(examples))
-  paths = _write_sharded(records, output_prefix, num_shards)
+  paths = write_sharded(records, output_prefix, num_shards)
   logging.info('Wrote detection records to %s-*', output_prefix)
   return paths

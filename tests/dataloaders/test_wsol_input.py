@@ -1,0 +1,60 @@
+"""WSOL parser: level labels, Hide-and-Seek, inclusive boxes, masks."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from univision.data import label_hierarchy
+from univision.dataloaders import wsol_input
+
+H = label_hierarchy.LabelHierarchy(
+    levels=('fine', 'coarse'), names={'fine': ('a', 'b', 'c'),
+                                      'coarse': ('x', 'y')},
+    parents={'coarse': (1, 0, 1)})
+
+
+def _decoded(label=2):
+  mask = np.zeros((20, 40, 1), np.uint8)
+  mask[5:10, 10:30] = 1
+  return {'image': tf.fill([20, 40, 3], tf.constant(100, tf.uint8)),
+          'label': tf.constant(label, tf.int64),
+          'boxes': tf.constant([[0.25, 0.25, 0.5, 0.75]]),
+          'mask': tf.constant(mask), 'has_mask': tf.constant(True)}
+
+
+def test_training_gives_the_label_at_the_level():
+  for level, expected in (('fine', 2), ('coarse', 1)):
+    parser = wsol_input.Parser([10, 20], H, level, aug_rand_hflip=False)
+    image, label = parser.parse_fn(True)(_decoded())
+    assert int(label) == expected and image.shape == (10, 20, 3)
+  with pytest.raises(ValueError, match="Unknown label level 'genus'"):
+    wsol_input.Parser([10, 20], H, 'genus')
+
+
+def test_evaluation_boxes_are_inclusive_pixels_at_the_input_size():
+  parser = wsol_input.Parser([10, 20], H, 'coarse', max_boxes=3)
+  image, labels = parser.parse_fn(False)(_decoded())
+  # y 0.25..0.5 of 10 rows -> rows 2.5..5 -> pixels 2..4; x 5..15 -> 5..14.
+  np.testing.assert_array_equal(labels['boxes'].numpy(),
+                                [[5, 2, 14, 4], [-1] * 4, [-1] * 4])
+  assert int(labels['num_boxes']) == 1
+  assert int(labels['label']) == 1 and int(labels['fine_label']) == 2
+  mask = labels['mask'].numpy()
+  assert mask.shape == (10, 20) and mask[3, 10] and not mask[0, 0]
+
+
+def test_inclusive_boxes_on_pixel_edges():
+  boxes, count = wsol_input.inclusive_pixel_boxes(
+      tf.constant([[0.0, 0.0, 1.0, 1.0], [0.1, 0.2, 0.3, 0.4]]), 10, 10, 1)
+  np.testing.assert_array_equal(boxes.numpy(), [[0, 0, 9, 9]])
+  assert int(count) == 1
+
+
+def test_hide_and_seek_hides_whole_cells():
+  image = tf.ones([8, 12, 3])
+  hidden = wsol_input.hide_patches(image, 4, 0.5, seed=tf.constant([1, 2]))
+  cells = hidden.numpy()[..., 0].reshape(2, 4, 3, 4).transpose(0, 2, 1, 3)
+  for cell in cells.reshape(6, 16):
+    assert cell.min() == cell.max()  # Each 4x4 cell kept or hidden whole.
+  assert 0 < hidden.numpy().mean() < 1  # This seed hides some, not all.
+  assert wsol_input.hide_patches(image, 4, 0.0).numpy().min() == 1.0
+  assert wsol_input.hide_patches(image, 4, 1.0).numpy().max() == 0.0

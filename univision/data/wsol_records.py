@@ -1,0 +1,120 @@
+"""TFRecords for weakly supervised localization (WSOL): image, label, boxes, mask.
+
+One tf.Example per image, in Model Garden's key names: `image/encoded`
+(PNG or JPEG bytes as given), `image/height`, `image/width`,
+`image/source_id`, `image/class/label` (the FINEST label of the hierarchy;
+`label_hierarchy` maps it to coarser levels when training),
+`image/object/bbox/{ymin,xmin,ymax,xmax}` (normalized; evaluation only -
+training sees the image label alone), `image/object/class/label` and,
+where a mask exists, `image/segmentation/class/encoded` (PNG, 255 on the
+object) for PxAP. `decode` reads them back inside tf.data.
+"""
+from typing import Iterable
+
+import numpy as np
+import tensorflow as tf
+from official.vision.data import image_utils
+from official.vision.data import tf_example_builder
+
+from univision.data import tfrecords
+from univision.dataloaders import input_checks
+
+_MASK_KEY = 'image/segmentation/class/encoded'
+
+
+def _format(encoded_image: bytes) -> str:
+  return 'PNG' if encoded_image.startswith(b'\x89PNG') else 'JPEG'
+
+
+def wsol_example(encoded_image: bytes, height: int, width: int,
+                 label: int, boxes: np.ndarray, source_id: str, where: str,
+                 mask: np.ndarray | None = None) -> tf.train.Example:
+  """A WSOL tf.Example.
+
+  Args:
+    encoded_image: PNG or JPEG bytes of an RGB image.
+    height: The image's height in pixels.
+    width: The image's width in pixels.
+    label: The finest-level class label (0-based).
+    boxes: [N, 4] pixel boxes (ymin, xmin, ymax, xmax), max exclusive;
+      N may be 0 (training images without boxes).
+    source_id: The record's `image/source_id` (e.g. the image path).
+    where: Names the record in error messages.
+    mask: Optional [height, width] bool object mask.
+
+  Raises:
+    ValueError: naming `where` for a box outside the image or empty, a
+      negative label or a mask of the wrong shape.
+  """
+  boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+  bad = ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > height) |
+         (boxes[:, 3] > width) | (boxes[:, 2] <= boxes[:, 0]) |
+         (boxes[:, 3] <= boxes[:, 1]))
+  if bad.any():
+    raise ValueError(f'{where}: box {boxes[bad][0].tolist()} (ymin, xmin, '
+                     f'ymax, xmax) is empty or outside the {height}x{width} '
+                     'image.')
+  if label < 0:
+    raise ValueError(f'{where}: negative class label {label}.')
+  builder = tf_example_builder.TfExampleBuilder().add_encoded_image_feature(
+      encoded_image, _format(encoded_image), height=height, width=width,
+      num_channels=3,
+      image_source_id=source_id.encode(), label=int(label))
+  builder.add_boxes_feature(
+      xmins=(boxes[:, 1] / width).tolist(),
+      xmaxs=(boxes[:, 3] / width).tolist(),
+      ymins=(boxes[:, 0] / height).tolist(),
+      ymaxs=(boxes[:, 2] / height).tolist(),
+      labels=[int(label)] * len(boxes))
+  if mask is not None:
+    if mask.shape != (height, width):
+      raise ValueError(f'{where}: mask shape {mask.shape} is not the '
+                       f'image\'s {(height, width)}.')
+    builder.add_bytes_feature(_MASK_KEY, image_utils.encode_image(
+        (mask.astype(np.uint8) * 255)[..., None], 'PNG'))
+  return builder.example
+
+
+def write_wsol_tfrecords(examples: Iterable[tf.train.Example],
+                         output_prefix: str, num_shards: int) -> list[str]:
+  """Writes the examples round-robin into shards; returns their paths."""
+  return tfrecords.write_sharded(examples, output_prefix, num_shards)
+
+
+_FEATURES = {
+    'image/encoded': tf.io.FixedLenFeature([], tf.string),
+    'image/source_id': tf.io.FixedLenFeature([], tf.string, ''),
+    'image/class/label': tf.io.FixedLenFeature([], tf.int64),
+    'image/object/bbox/ymin': tf.io.VarLenFeature(tf.float32),
+    'image/object/bbox/xmin': tf.io.VarLenFeature(tf.float32),
+    'image/object/bbox/ymax': tf.io.VarLenFeature(tf.float32),
+    'image/object/bbox/xmax': tf.io.VarLenFeature(tf.float32),
+    _MASK_KEY: tf.io.FixedLenFeature([], tf.string, ''),
+}
+
+
+def decode(serialized: tf.Tensor, where: str = 'WSOL records'
+           ) -> dict[str, tf.Tensor]:
+  """One serialized record -> image uint8 [H, W, 3], label, boxes, mask.
+
+  `boxes` are normalized [N, 4] (ymin, xmin, ymax, xmax); `mask` is uint8
+  [H, W, 1] (1 on the object) and `has_mask` says whether the record had
+  one (if not, `mask` is all zeros). A corrupt or truncated image fails
+  with a message naming `where` and the record's source id.
+  """
+  parsed = tf.io.parse_single_example(serialized, _FEATURES)
+  encoded = input_checks.check_encoded_image(
+      parsed['image/encoded'], parsed['image/source_id'], where)
+  image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+  boxes = tf.stack([tf.sparse.to_dense(parsed[f'image/object/bbox/{k}'])
+                    for k in ('ymin', 'xmin', 'ymax', 'xmax')], axis=-1)
+  has_mask = tf.strings.length(parsed[_MASK_KEY]) > 0
+  shape = tf.shape(image)
+  mask = tf.cond(
+      has_mask,
+      lambda: tf.cast(tf.io.decode_png(parsed[_MASK_KEY], channels=1) > 0,
+                      tf.uint8),
+      lambda: tf.zeros([shape[0], shape[1], 1], tf.uint8))
+  return {'image': image, 'label': parsed['image/class/label'],
+          'boxes': boxes, 'mask': mask, 'has_mask': has_mask,
+          'source_id': parsed['image/source_id']}

@@ -1,0 +1,121 @@
+"""Input pipeline for weakly supervised localization (WSOL).
+
+Model Garden's classification parser knows neither boxes nor masks nor label
+hierarchies, so this parser works on `wsol_records.decode`'s output:
+
+- training: the image label mapped to `label_level` of the hierarchy; the
+  image resized to the model's input, randomly flipped, normalized with
+  Model Garden's ImageNet mean/std, and - for Hide-and-Seek (Singh & Lee,
+  ICCV 2017) - a random grid of patches hidden (set to the mean, i.e. 0
+  after normalization) with `hide_probability` each;
+- evaluation: the same resize and normalization, plus what localization
+  metrics need at the model's input resolution: boxes as INCLUSIVE pixel
+  coordinates (x0, y0, x1, y1), padded to `max_boxes` with -1, the mask,
+  and both the level label and the finest label.
+"""
+import dataclasses
+
+import tensorflow as tf
+from official.vision.ops import preprocess_ops
+
+from univision.data import label_hierarchy
+
+
+@dataclasses.dataclass(frozen=True)
+class HideAndSeek:
+  """Hide-and-Seek: hide each `grid_size`-pixel cell with a probability."""
+  grid_size: int
+  hide_probability: float
+
+
+def hide_patches(image: tf.Tensor, grid_size: int, hide_probability: float,
+                 seed: tf.Tensor | None = None) -> tf.Tensor:
+  """Zeroes random `grid_size` x `grid_size` cells of a normalized image."""
+  height, width = tf.shape(image)[0], tf.shape(image)[1]
+  cells = [-(-height // grid_size), -(-width // grid_size)]
+  if seed is None:
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+  keep = tf.cast(tf.random.stateless_uniform(cells, seed) >= hide_probability,
+                 image.dtype)
+  keep = tf.repeat(tf.repeat(keep, grid_size, axis=0), grid_size, axis=1)
+  return image * keep[:height, :width, None]
+
+
+def inclusive_pixel_boxes(boxes: tf.Tensor, height: int, width: int,
+                          max_boxes: int) -> tuple[tf.Tensor, tf.Tensor]:
+  """Normalized (ymin, xmin, ymax, xmax) -> padded inclusive (x0, y0, x1, y1).
+
+  Pixel i covers [i, i + 1) of the image, so a box ending at normalized
+  coordinate m covers pixels up to ceil(m * size) - 1.
+  """
+  scale = tf.constant([height, width, height, width], tf.float32)
+  pixels = boxes * scale
+  y0, x0 = tf.floor(pixels[:, 0]), tf.floor(pixels[:, 1])
+  y1 = tf.maximum(tf.math.ceil(pixels[:, 2]) - 1, y0)
+  x1 = tf.maximum(tf.math.ceil(pixels[:, 3]) - 1, x0)
+  result = tf.cast(tf.stack([x0, y0, x1, y1], axis=-1), tf.int32)
+  count = tf.minimum(tf.shape(result)[0], max_boxes)
+  padded = tf.pad(result[:count], [[0, max_boxes - count], [0, 0]],
+                  constant_values=-1)
+  return tf.ensure_shape(padded, [max_boxes, 4]), count
+
+
+class Parser:
+  """Decoded WSOL records -> (image, label) or (image, evaluation labels)."""
+
+  def __init__(self, output_size: list[int],
+               hierarchy: label_hierarchy.LabelHierarchy, label_level: str,
+               aug_rand_hflip: bool = True,
+               hide_and_seek: HideAndSeek | None = None,
+               max_boxes: int = 8, dtype: str = 'float32'):
+    """Initializes the parser.
+
+    Args:
+      output_size: [height, width] of the model input.
+      hierarchy: The dataset's label hierarchy.
+      label_level: The level whose labels the classifier learns.
+      aug_rand_hflip: Random horizontal flips when training.
+      hide_and_seek: Hide-and-Seek settings for training, or None.
+      max_boxes: Evaluation boxes per image (extra ones are dropped).
+      dtype: Image dtype.
+    """
+    self._size = list(output_size)
+    self._table = hierarchy.table(label_level)  # Checks the level.
+    self._hflip = aug_rand_hflip
+    self._hide = hide_and_seek
+    self._max_boxes = max_boxes
+    self._dtype = tf.dtypes.as_dtype(dtype)
+
+  def _image(self, image: tf.Tensor) -> tf.Tensor:
+    image = tf.image.resize(tf.cast(image, tf.float32), self._size,
+                            method='bilinear')
+    return preprocess_ops.normalize_image(image)
+
+  def _level(self, fine: tf.Tensor) -> tf.Tensor:
+    return tf.gather(tf.constant(self._table, tf.int32),
+                     tf.cast(fine, tf.int32))
+
+  def parse_train(self, decoded: dict[str, tf.Tensor]):
+    image = self._image(decoded['image'])
+    if self._hflip:
+      image = tf.image.random_flip_left_right(image)
+    if self._hide is not None:
+      image = hide_patches(image, self._hide.grid_size,
+                           self._hide.hide_probability)
+    return tf.cast(image, self._dtype), self._level(decoded['label'])
+
+  def parse_eval(self, decoded: dict[str, tf.Tensor]):
+    image = self._image(decoded['image'])
+    boxes, count = inclusive_pixel_boxes(decoded['boxes'], *self._size,
+                                         self._max_boxes)
+    mask = tf.image.resize(decoded['mask'], self._size, method='nearest')
+    labels = {'label': self._level(decoded['label']),
+              'fine_label': tf.cast(decoded['label'], tf.int32),
+              'boxes': boxes, 'num_boxes': count,
+              'mask': tf.cast(mask[..., 0], tf.bool),
+              'has_mask': decoded['has_mask']}
+    return tf.cast(image, self._dtype), labels
+
+  def parse_fn(self, is_training: bool):
+    """Model Garden's parser hook: serialized record -> model inputs."""
+    return self.parse_train if is_training else self.parse_eval
