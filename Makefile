@@ -11,7 +11,8 @@ DEEPFOREST_VERSION := 2.1.0
 PATCH_STUDY := results/model_patches
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo qat-demo detection-data patch-study test fashion-mnist clean-demo
+.PHONY: demo qat-demo detection-data patch-study query-study wsol-data \
+	granularity-study test fashion-mnist clean-demo
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -86,6 +87,30 @@ patch-study: $(VENV)/.runtime detection-data
 	  --base_task=data/composites/tops_on_photos \
 	  --backbone_checkpoint=$(DEMO_RUN) --base_steps=1200 --steps=400 \
 	  --tasks=data/composites/footwear_on_textures,data/composites/small_items_on_scenery,data/composites/horses_and_bags,data/tree_crowns
+
+# Query-modulated detection (issue #6): query head vs the standard head
+# filtered to the query, 4 settings x 3 seeds on tops_on_photos. Resumable.
+query-study: $(VENV)/.runtime detection-data
+	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	$(PY) -m univision.studies.query_detection \
+	  --output_dir=results/query_detection \
+	  --task=data/composites/tops_on_photos --init_checkpoint=$(DEMO_RUN) \
+	  --setting=film= --setting=concat=task.query.modulation=concat \
+	  --setting=film_qw2=task.query.query_weight=2.0 \
+	  --setting=film_absent0.5=task.query.absent_probability=0.5 \
+	  --replicates=3 --steps=1200
+
+wsol-data: $(VENV)/.runtime fashion-mnist
+	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites
+
+# Label granularity vs WSOL method (issue #7): fine vs coarse labels x
+# CAM / Hide-and-Seek / ADL from the `make demo` backbone. Resumable.
+granularity-study: $(VENV)/.runtime wsol-data
+	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	$(PY) -m univision.studies.label_granularity \
+	  --output_dir=results/label_granularity --data=data/wsol_composites \
+	  --init_checkpoint=$(DEMO_RUN) --levels=fine,coarse \
+	  --methods=cam,has,adl --steps=1500
 
 test: $(VENV)/.dev fashion-mnist
 	$(PY) -m pytest -n 2 tests

@@ -9,6 +9,8 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification
 from univision.configs import query_retinanet
 from univision.configs import retinanet
+from univision.configs import wsol
+from univision.data import inatloc
 from univision.core import config_parsing
 from univision.modeling.backbones import mobilenet_v4_specs
 
@@ -45,6 +47,12 @@ def test_yaml_parses_into_registered_config(path):
   assert params.task.train_data.input_path
   if isinstance(params.task, image_classification.ImageClassificationTask):
     assert params.trainer.optimizer_config.optimizer.type == 'adamw'
+    return
+  if isinstance(params.task, wsol.WSOLTask):
+    assert params.task.label_level in inatloc.LEVELS
+    assert params.task.method in wsol.METHODS
+    assert params.task.hierarchy_path.endswith('hierarchy.json')
+    assert params.runtime.distribution_strategy == 'tpu'
     return
   assert isinstance(params.task, retinanet.RetinaNetTask), path
   model = params.task.model
@@ -100,7 +108,9 @@ def test_registered_experiments_build():
   for name in ('mnv4_imagenet', 'mnv4_fashion_mnist',
                'mnv4_retinanet_composites', 'mnv4_ssdlite_composites',
                'mnv4_retinanet_composites_patch', 'mnv4_retinanet_coco',
-               'mnv4_ssdlite_coco', 'mnv4_query_ssdlite_composites'):
+               'mnv4_ssdlite_coco', 'mnv4_query_ssdlite_composites',
+               'mnv4_wsol_composites', 'resnet50_wsol_composites',
+               'mnv4_wsol_inatloc500'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 

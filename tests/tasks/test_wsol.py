@@ -21,8 +21,9 @@ def wsol_data(tmp_path_factory):
 
 def _params(data, **task):
   params = exp_factory.get_exp_config('mnv4_wsol_composites')
+  model = {'input_size': [64, 64, 3], **task.pop('model', {})}
   params.override({'task': {
-      'init_checkpoint': '', 'model': {'input_size': [64, 64, 3]},
+      'init_checkpoint': '', 'model': model,
       'train_data': {'input_path': f'{data}/train-*', 'global_batch_size': 4},
       'validation_data': {'input_path': f'{data}/val-*',
                           'global_batch_size': 4},
@@ -64,6 +65,12 @@ def test_replica_outputs_are_concatenated(wsol_data):
            for k, v in outputs.items()}
   assert task.reduce_aggregated_logs(task.aggregate_logs(None, split)) == (
       task.reduce_aggregated_logs(task.aggregate_logs(None, outputs)))
+
+
+def test_zero_classes_means_the_levels_count(wsol_data):
+  params = _params(wsol_data, label_level='coarse', model={'num_classes': 0})
+  model = task_factory.get_task(params.task).build_model()
+  assert model(tf.zeros([1, 64, 64, 3])).shape == (1, 4)
 
 
 def test_bad_settings_are_named(wsol_data):

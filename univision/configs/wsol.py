@@ -29,7 +29,7 @@ class WSOLModel(hyperparams.Config):
 
   Attributes:
     num_classes: Classes at `task.label_level` (checked against the
-      hierarchy when the model is built).
+      hierarchy when the model is built); 0: the hierarchy's count.
     feature_level: The backbone endpoint the CAM head reads.
     feature_dim: Channels of the head's 1x1 conv (0: none).
   """
@@ -166,3 +166,50 @@ def resnet50_wsol_composites() -> cfg.ExperimentConfig:
       type='resnet', resnet=mg_backbones.ResNet(model_id=50))
   config.task.init_checkpoint = ''
   return config
+
+
+INATLOC_TRAIN_EXAMPLES = 138_000  # iNatLoc500 train-weaksup (approximate).
+INATLOC_INPUT_PATH_BASE = 'gs://your-bucket/inatloc500'
+
+
+@exp_factory.register_config_factory('mnv4_wsol_inatloc500')
+def mnv4_wsol_inatloc500() -> cfg.ExperimentConfig:
+  """MNv4-Conv-M CAM classifier on iNatLoc500, on a TPU pod slice.
+
+  Data: TFRecords written by `python -m univision.data.inatloc` (training
+  on `train-*` without boxes, localization on `val-*`, the paper's
+  train-fullsup split used for choices; point it at `test-*` for the final
+  numbers). `label_level` is one of species, genus, family, order, class,
+  phylum. The schedule is ASSUMED, not the paper's (not available to us):
+  224x224, batch 256, 30 epochs of AdamW with cosine decay from an ImageNet
+  checkpoint (set `task.init_checkpoint`, e.g. the timm conversion).
+  """
+  batch, epochs = 256, 30
+  steps = epochs * INATLOC_TRAIN_EXAMPLES // batch
+  path = INATLOC_INPUT_PATH_BASE
+  return cfg.ExperimentConfig(
+      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
+                                mixed_precision_dtype='bfloat16'),
+      task=WSOLTask(
+          model=WSOLModel(
+              num_classes=0, input_size=[224, 224, 3], feature_dim=512,
+              backbone=backbones.Backbone(
+                  type='mobilenet_v4',
+                  mobilenet_v4=backbones.MobileNetV4(
+                      model_id='MobileNetV4ConvMedium', include_head=False)),
+              norm_activation=common.NormActivation(use_sync_bn=True)),
+          train_data=DataConfig(input_path=f'{path}/train-*',
+                                global_batch_size=batch, dtype='bfloat16',
+                                shuffle_buffer_size=10000),
+          validation_data=DataConfig(input_path=f'{path}/val-*',
+                                     is_training=False, drop_remainder=False,
+                                     global_batch_size=batch,
+                                     dtype='bfloat16'),
+          hierarchy_path=f'{path}/hierarchy.json', label_level='species',
+          evaluation=Evaluation(num_thresholds=1000)),
+      trainer=cfg.TrainerConfig(
+          train_steps=steps, validation_steps=-1, validation_interval=steps,
+          steps_per_loop=500, summary_interval=500, checkpoint_interval=1000,
+          optimizer_config=ic_cfg.adamw_cosine(1e-3, 0.05, steps, 1000)),
+      restrictions=['task.train_data.is_training != None',
+                    'task.validation_data.is_training != None'])

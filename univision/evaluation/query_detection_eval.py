@@ -72,13 +72,16 @@ def evaluate(params, checkpoint: str, output_dir: str,
           'standard_head_filtered': {c: [] for c in classes}}
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
   seen = 0
+  # One graph per input signature instead of eager calls: ~(1 + classes)
+  # forward passes per batch.
+  predict = tf.function(lambda images, **kwargs: model(images, **kwargs))
   for images, labels in task.build_inputs(params.task.validation_data):
     batch = int(tf.shape(images)[0])
     kwargs = dict(image_shape=labels['image_info'][:, 1, :],
                   anchor_boxes=labels['anchor_boxes'], training=False)
-    standard = model(images, **kwargs)
+    standard = predict(images, **kwargs)
     for cls in classes:
-      queried = model(images, query_ids=tf.fill([batch], cls), **kwargs)
+      queried = predict(images, query_ids=tf.fill([batch], cls), **kwargs)
       for i in range(batch):
         scale = labels['image_info'][i, 2].numpy()
         gt = _gt_boxes(labels, i, cls)

@@ -82,12 +82,12 @@ class WSOLTask(base_task.Task):
     if config.method not in wsol_cfg.METHODS:
       raise ValueError(f'task.method={config.method!r}; expected one of '
                        f'{wsol_cfg.METHODS}.')
-    expected = self.hierarchy.num_classes(config.label_level)
-    if config.model.num_classes != expected:
+    num_classes = self.hierarchy.num_classes(config.label_level)
+    if config.model.num_classes not in (0, num_classes):
       raise ValueError(
           f'task.model.num_classes={config.model.num_classes}, but level '
           f'{config.label_level!r} of {wsol_cfg.hierarchy_path(config)} has '
-          f'{expected} classes.')
+          f'{num_classes} classes.')
     model = config.model
     regularizer = (tf_keras.regularizers.l2(config.l2_weight_decay / 2.0)
                    if config.l2_weight_decay else None)
@@ -98,7 +98,7 @@ class WSOLTask(base_task.Task):
         l2_regularizer=regularizer)
     adl = config.adl.as_dict() if config.method == 'adl' else None
     return wsol_model.WSOLModel(
-        backbone, model.num_classes, feature_level=model.feature_level,
+        backbone, num_classes, feature_level=model.feature_level,
         feature_dim=model.feature_dim, adl=adl,
         norm_momentum=model.norm_activation.norm_momentum,
         norm_epsilon=model.norm_activation.norm_epsilon,
