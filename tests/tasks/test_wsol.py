@@ -100,3 +100,19 @@ def test_backbone_initializes_from_a_checkpoint(wsol_data, tmp_path):
   task.initialize(model)
   for a, b in zip(model.backbone.weights, source.backbone.weights):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_resnet50_reference_trains_and_gives_stride_16_cams(wsol_data):
+  params = exp_factory.get_exp_config('resnet50_wsol_composites')
+  params.override({'task': {
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{wsol_data}/train-*',
+                     'global_batch_size': 2}}})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  assert model.backbone.name.startswith('res_net')
+  images, labels = next(iter(task.build_inputs(params.task.train_data)))
+  logs = task.train_step((images, labels), model,
+                         tf_keras.optimizers.SGD(0.01), task.build_metrics())
+  assert np.isfinite(logs['loss'])
+  assert model.cams(images, labels).shape == (2, 4, 4)
