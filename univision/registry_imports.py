@@ -11,6 +11,7 @@ from univision.configs import image_classification_qat as _ic_qat_configs
 from univision.configs import query_retinanet as _query_retinanet_configs
 from univision.configs import retinanet as _retinanet_configs
 from univision.configs import wsol as _wsol_configs
+from univision.modeling.backbones import hiera as _hiera
 from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
 from univision.modeling.decoders import ssdlite as _ssdlite
 from univision.tasks import image_classification as _ic_task

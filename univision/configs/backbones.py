@@ -1,4 +1,7 @@
-"""Backbone configs: Model Garden's `Backbone` one-of, plus `mobilenet_v4`."""
+"""Backbone configs: Model Garden's `Backbone` one-of, plus univision's.
+
+Added: `mobilenet_v4` (MobileNetV4) and `hiera` (Hiera).
+"""
 import dataclasses
 
 from official.modeling import hyperparams
@@ -29,6 +32,34 @@ class MobileNetV4(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class Hiera(hyperparams.Config):
+  """Hiera backbone config.
+
+  The input size (`model.input_size`) is fixed by the position embedding and
+  must be a multiple of 32 per side (224 for the published models).
+
+  Attributes:
+    model_id: One of hiera_tiny, hiera_small, hiera_base, hiera_base_plus,
+      hiera_large, hiera_huge.
+    q_pool: Number of stage transitions that pool queries: 3 for
+      classification, 2 for the MAE encoder.
+    q_stride: Query pooling stride per side.
+    mask_unit_size: Mask unit side in stage-1 tokens (8 = 32 px); the
+      stages 1-2 attention window, and the MAE masking granularity.
+    drop_path_rate: Stochastic depth rate of the last block (linear from 0).
+    include_head: Whether to build the classification head (mean-pool +
+      LayerNorm; endpoint '6'). Dense tasks use only levels 2-5.
+  """
+  model_id: str = 'hiera_tiny'
+  q_pool: int = 3
+  q_stride: int = 2
+  mask_unit_size: int = 8
+  drop_path_rate: float = 0.0
+  include_head: bool = True
+
+
+@dataclasses.dataclass
 class Backbone(backbones.Backbone):
-  """Model Garden's backbone one-of with `mobilenet_v4` added."""
+  """Model Garden's backbone one-of with `mobilenet_v4` and `hiera` added."""
   mobilenet_v4: MobileNetV4 = dataclasses.field(default_factory=MobileNetV4)
+  hiera: Hiera = dataclasses.field(default_factory=Hiera)

@@ -1,0 +1,190 @@
+"""timm Hiera weights (state dict / safetensors) into univision's Keras model.
+
+timm (`timm/models/hiera.py`) republishes the official Hiera ImageNet-1k and
+MAE weights (`hiera_*_224.mae_in1k_ft_in1k`, CC-BY-NC). This module maps a
+timm state dict of numpy arrays onto a Model Garden `ClassificationModel`
+around univision's `Hiera` backbone. The backbone's layers keep timm's token
+and channel layouts (raster position embedding, qkv as [q | k | v] x heads),
+so only Linear and conv kernels change layout.
+
+Name mapping (timm -> univision):
+
+| timm                     | univision                                |
+|--------------------------|------------------------------------------|
+| patch_embed.proj         | backbone patch_embed.conv                |
+| pos_embed                | backbone patch_embed.pos_embed           |
+| blocks.i.norm1, .norm2   | block i: norm1, norm2                    |
+| blocks.i.proj            | block i: proj (only where width changes) |
+| blocks.i.attn.qkv, .proj | block i: attn.qkv, attn.proj             |
+| blocks.i.mlp.fc1, .fc2   | block i: fc1, fc2                        |
+| head.norm                | backbone head_norm (endpoint '6')        |
+| head.fc                  | the classifier Dense                     |
+
+Linear weights go from PyTorch's (out, in) to Keras' (in, out); the conv
+kernel from (out, in, kh, kw) to (kh, kw, in, out). The position embedding
+is tied to the input size: weights for 224 px load only into a 224 px model.
+"""
+from collections.abc import Mapping
+
+import numpy as np
+import tf_keras
+from official.vision.modeling import classification_model
+
+from univision.interop import timm_mobilenet_v4
+from univision.modeling.backbones import hiera
+from univision.modeling.layers import hiera_blocks
+
+# Format-level helpers shared with the MobileNetV4 converter.
+Assignment = timm_mobilenet_v4.Assignment
+read_safetensors = timm_mobilenet_v4.read_safetensors
+
+TIMM_NUM_CLASSES = 1000
+TIMM_IMAGE_SIZE = 224
+# timm architecture name -> univision model id.
+TIMM_NAMES = {f'{model_id}_224': model_id
+              for model_id in hiera.specs.MODEL_SPECS}
+
+
+def _same(w: np.ndarray) -> np.ndarray:
+  return w
+
+
+def _conv_kernel(w: np.ndarray) -> np.ndarray:
+  return np.transpose(w, (2, 3, 1, 0))
+
+
+def _dense(layer: tf_keras.layers.Dense, prefix: str) -> list[Assignment]:
+  return [Assignment(layer.kernel, f'{prefix}.weight', np.transpose),
+          Assignment(layer.bias, f'{prefix}.bias', _same)]
+
+
+def _norm(layer: tf_keras.layers.LayerNormalization,
+          prefix: str) -> list[Assignment]:
+  return [Assignment(layer.gamma, f'{prefix}.weight', _same),
+          Assignment(layer.beta, f'{prefix}.bias', _same)]
+
+
+def _block(block: hiera_blocks.HieraBlock, prefix: str) -> list[Assignment]:
+  found = [*_norm(block.norm1, f'{prefix}.norm1'),
+           *_dense(block.attn.qkv, f'{prefix}.attn.qkv'),
+           *_dense(block.attn.proj, f'{prefix}.attn.proj'),
+           *_norm(block.norm2, f'{prefix}.norm2'),
+           *_dense(block.fc1, f'{prefix}.mlp.fc1'),
+           *_dense(block.fc2, f'{prefix}.mlp.fc2')]
+  if block.proj is not None:
+    found += _dense(block.proj, f'{prefix}.proj')
+  return found
+
+
+def assignments(model: classification_model.ClassificationModel
+                ) -> list[Assignment]:
+  """Every variable of `model` paired with its timm tensor name."""
+  backbone = model.backbone
+  embed = backbone.get_layer('patch_embed')
+  found = [Assignment(embed.conv.kernel, 'patch_embed.proj.weight',
+                      _conv_kernel),
+           Assignment(embed.conv.bias, 'patch_embed.proj.bias', _same),
+           Assignment(embed.pos_embed, 'pos_embed', _same)]
+  for index, block in enumerate(backbone.blocks):
+    found += _block(block, f'blocks.{index}')
+  found += _norm(backbone.get_layer('head_norm'), 'head.norm')
+  found += _dense(model.layers[-1], 'head.fc')
+  return found
+
+
+def _with_background_class(state_dict: Mapping[str, np.ndarray]
+                           ) -> dict[str, np.ndarray]:
+  """timm's classifier with a class 0 that never wins prepended.
+
+  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs).
+  """
+  tensors = dict(state_dict)
+  weight, bias = tensors['head.fc.weight'], tensors['head.fc.bias']
+  tensors['head.fc.weight'] = np.concatenate(
+      [np.zeros_like(weight[:1]), weight])
+  tensors['head.fc.bias'] = np.concatenate(
+      [np.full_like(bias[:1], -1e4), bias])
+  return tensors
+
+
+def load_timm_weights(model: classification_model.ClassificationModel,
+                      state_dict: Mapping[str, np.ndarray]) -> None:
+  """Assigns a timm Hiera state dict to a univision classifier.
+
+  Args:
+    model: A `ClassificationModel` on a `Hiera` backbone (with its head) of
+      timm's input size, with timm's number of classes or one more (Model
+      Garden's ImageNet labels 1..1000; class 0 gets zero weights and a
+      -1e4 bias).
+    state_dict: timm tensor names to numpy arrays.
+
+  Raises:
+    ValueError: if the block or class counts do not fit, or listing every
+      missing, unused or mis-shaped tensor.
+  """
+  num_classes = model.layers[-1].units
+  timm_classes = len(state_dict.get('head.fc.bias', ()))
+  if num_classes == timm_classes + 1:
+    state_dict = _with_background_class(state_dict)
+  elif num_classes != timm_classes:
+    raise ValueError(f'The model has {num_classes} classes, the timm weights '
+                     f'{timm_classes}: use {timm_classes} or '
+                     f'{timm_classes + 1} (background class 0).')
+  timm_blocks = len({key.split('.')[1] for key in state_dict
+                      if key.startswith('blocks.')})
+  model_id = model.backbone.get_config()['model_id']
+  if timm_blocks != len(model.backbone.blocks):
+    raise ValueError(f'The timm weights have {timm_blocks} blocks, {model_id} '
+                     f'has {len(model.backbone.blocks)}. Is this the right '
+                     'model_id?')
+  found = assignments(model)
+  problems, ready = [], []
+  for a in found:
+    if a.timm_key not in state_dict:
+      problems.append(f'missing in timm weights: {a.timm_key} (for '
+                      f'{a.variable.name} {tuple(a.variable.shape)})')
+      continue
+    value = a.transform(np.asarray(state_dict[a.timm_key]))
+    if tuple(value.shape) != tuple(a.variable.shape):
+      hint = ' (another image size)' if a.timm_key == 'pos_embed' else ''
+      problems.append(f'shape mismatch: {a.timm_key} {value.shape} -> '
+                      f'{a.variable.name} {tuple(a.variable.shape)}{hint}')
+    ready.append((a.variable, value))
+  used = {a.timm_key for a in found}
+  problems += [f'unused timm tensor: {k} {tuple(np.shape(v))}'
+               for k, v in sorted(state_dict.items()) if k not in used]
+  assigned = {id(a.variable) for a in found}
+  problems += [f'not set from timm: {v.name}' for v in model.weights
+               if id(v) not in assigned]
+  if problems:
+    raise ValueError(f'timm weights do not fit {model_id}:\n  ' +
+                     '\n  '.join(problems))
+  for variable, value in ready:
+    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+
+
+def resolve_model_id(name: str) -> str:
+  """A univision model id from itself or from timm's architecture name."""
+  return TIMM_NAMES.get(name.split('.')[0], name)
+
+
+def build_timm_compatible_classifier(
+    model_id: str, num_classes: int = TIMM_NUM_CLASSES,
+    image_size: int = TIMM_IMAGE_SIZE
+) -> classification_model.ClassificationModel:
+  """A univision classifier laid out like timm's Hiera at `image_size`."""
+  input_specs = tf_keras.layers.InputSpec(
+      shape=[None, image_size, image_size, 3])
+  backbone = hiera.Hiera(resolve_model_id(model_id), input_specs=input_specs)
+  return classification_model.ClassificationModel(
+      backbone, num_classes, input_specs=input_specs)
+
+
+def convert(model_id: str, safetensors_path: str,
+            num_classes: int = TIMM_NUM_CLASSES,
+            image_size: int = TIMM_IMAGE_SIZE
+            ) -> classification_model.ClassificationModel:
+  """Builds the model and loads timm's weights from a safetensors file."""
+  model = build_timm_compatible_classifier(model_id, num_classes, image_size)
+  load_timm_weights(model, read_safetensors(safetensors_path))
+  return model
