@@ -7,11 +7,13 @@ from official.core import exp_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification
+from univision.configs import mae
 from univision.configs import query_retinanet
 from univision.configs import retinanet
 from univision.configs import wsol
 from univision.data import inatloc
 from univision.core import config_parsing
+from univision.modeling import mae as mae_model
 from univision.modeling.backbones import mobilenet_v4_specs
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(
@@ -41,6 +43,12 @@ def test_there_are_recipes_for_all_five_models():
 def test_yaml_parses_into_registered_config(path):
   params = config_parsing.parse_experiment(_experiment_of(path), [path])
   params.validate()
+  if isinstance(params.task, mae.MAETask):
+    mae_model.get_vit_size(params.task.model.size)
+    assert params.task.train_data.input_path
+    lr = params.trainer.optimizer_config.learning_rate.cosine
+    assert lr.decay_steps + lr.offset == params.trainer.train_steps
+    return
   backbone = params.task.model.backbone
   assert backbone.type == 'mobilenet_v4'
   mobilenet_v4_specs.get_model_spec(backbone.mobilenet_v4.model_id)
@@ -110,7 +118,8 @@ def test_registered_experiments_build():
                'mnv4_retinanet_composites_patch', 'mnv4_retinanet_coco',
                'mnv4_ssdlite_coco', 'mnv4_query_ssdlite_composites',
                'mnv4_wsol_composites', 'resnet50_wsol_composites',
-               'mnv4_wsol_inatloc500'):
+               'mnv4_wsol_inatloc500', 'vit_mae_imagenet',
+               'vit_mae_fashion_mnist'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 

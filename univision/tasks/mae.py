@@ -1,0 +1,122 @@
+"""The MAE pretraining task: reconstruct removed patches of unlabeled images.
+
+Model Garden's wheel has no MAE task, so this one is ours, on Model Garden's
+`base_task.Task`, whose generic train and validation steps are used as they
+are: the input pipeline yields images only, so the step hands the images to
+the loss as its `labels`. Inputs are classification TFRecords read by
+`univision.dataloaders.classification_input.Decoder` (which names corrupt
+records) and Model Garden's classification `Parser` (random resized crop,
+flip, ImageNet mean/std); the class labels are dropped after batching.
+
+Validation masks with a fixed seed, so that validation losses of different
+checkpoints are computed on the same patches.
+
+`init_checkpoint` loads the model's `checkpoint_items`, i.e. the ViT encoder
+(`backbone`): that continues pretraining from a released encoder; the same
+item lets a classifier start from an MAE checkpoint.
+"""
+from typing import Any, Optional
+
+import tensorflow as tf, tf_keras
+from official.common import dataset_fn
+from official.core import base_task
+from official.core import task_factory
+from official.vision.configs import image_classification as mg_ic
+from official.vision.dataloaders import classification_input
+from official.vision.dataloaders import input_reader_factory
+from official.vision.dataloaders import tfds_factory
+
+from univision.configs import mae as mae_cfg
+from univision.dataloaders import classification_input as uv_input
+from univision.dataloaders import input_checks
+from univision.modeling import mae
+from univision.modeling import mae_ops
+
+VALIDATION_MASK_SEED = (1234, 5678)
+
+
+def _data_key(params: mg_ic.DataConfig) -> str:
+  return 'task.train_data' if params.is_training else 'task.validation_data'
+
+
+def build_model(config: mae_cfg.MAEModel) -> mae.MaskedAutoencoder:
+  """A built `MaskedAutoencoder` for `config`; errors name the config key."""
+  if config.size not in mae.VIT_SIZES:
+    raise ValueError(f'task.model.size={config.size!r} is unknown; known: '
+                     f'{sorted(mae.VIT_SIZES)}.')
+  patch = mae.VIT_SIZES[config.size].patch_size
+  height, width, channels = config.input_size
+  if height % patch or width % patch or channels != 3:
+    raise ValueError(f'task.model.input_size={list(config.input_size)} must be '
+                     f'[H, W, 3] with H and W multiples of {patch} (the '
+                     f'patch of size {config.size!r}).')
+  if not 0.0 <= config.mask_ratio < 1.0:
+    raise ValueError(f'task.model.mask_ratio={config.mask_ratio} must be in '
+                     '[0, 1).')
+  model = mae.MaskedAutoencoder(
+      (height, width), config.size, config.mask_ratio, config.decoder_dim,
+      config.decoder_depth, config.decoder_heads)
+  model(tf.zeros([1, height, width, 3]), training=False)
+  return model
+
+
+@task_factory.register_task_cls(mae_cfg.MAETask)
+class MAETask(base_task.Task):
+  """Masked-autoencoder pretraining of a ViT."""
+
+  def build_model(self) -> mae.MaskedAutoencoder:
+    return build_model(self.task_config.model)
+
+  def build_inputs(
+      self,
+      params: mg_ic.DataConfig,
+      input_context: Optional[tf.distribute.InputContext] = None
+  ) -> tf.data.Dataset:
+    """Batches of [B, H, W, 3] normalised images (labels dropped)."""
+    key = _data_key(params)
+    if params.tfds_name:
+      decoder = tfds_factory.get_classification_decoder(params.tfds_name)
+    else:
+      input_checks.check_input_path(params.input_path, f'{key}.input_path')
+      decoder = uv_input.Decoder(
+          where=f'{key}.input_path={params.input_path}',
+          image_field_key=params.image_field_key,
+          label_field_key=params.label_field_key,
+          decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)
+    parser = classification_input.Parser(
+        output_size=self.task_config.model.input_size[:2],
+        num_classes=1,  # Labels are read, then dropped.
+        image_field_key=params.image_field_key,
+        label_field_key=params.label_field_key,
+        decode_jpeg_only=params.decode_jpeg_only,
+        aug_rand_hflip=params.aug_rand_hflip,
+        aug_crop=params.aug_crop,
+        dtype=params.dtype,
+        crop_area_range=params.crop_area_range,
+        center_crop_fraction=params.center_crop_fraction,
+        tf_resize_method=params.tf_resize_method)
+    reader = input_reader_factory.input_reader_generator(
+        params,
+        dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
+        decoder_fn=decoder.decode,
+        parser_fn=parser.parse_fn(params.is_training),
+        postprocess_fn=lambda images, labels: images)
+    return reader.read(input_context=input_context)
+
+  def build_losses(self, labels: tf.Tensor, model_outputs: dict[str, Any],
+                   aux_losses=None) -> tf.Tensor:
+    """The reconstruction loss; `labels` are the input images."""
+    loss = mae_ops.reconstruction_loss(
+        labels, model_outputs['predictions'], model_outputs['mask'],
+        mae.VIT_SIZES[self.task_config.model.size].patch_size,
+        self.task_config.norm_pix_loss)
+    if aux_losses:
+      loss += tf.add_n(aux_losses)
+    return loss
+
+  def inference_step(self, inputs: tf.Tensor, model: tf_keras.Model):
+    """The forward pass with the fixed validation mask."""
+    num_tokens = model.decoder.num_tokens
+    noise = tf.random.stateless_uniform(
+        [tf.shape(inputs)[0], num_tokens], seed=VALIDATION_MASK_SEED)
+    return model(inputs, training=False, noise=noise)
