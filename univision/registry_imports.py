@@ -16,7 +16,7 @@ from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
 from univision.modeling.decoders import ssdlite as _ssdlite
 from univision.tasks import image_classification as _ic_task
 from univision.tasks import image_classification_qat as _ic_qat_task
+from univision.tasks import mae as _mae_task
 from univision.tasks import patched_retinanet as _patched_retinanet_task
 from univision.tasks import query_retinanet as _query_retinanet_task
 from univision.tasks import wsol as _wsol_task
-from univision.tasks import mae as _mae_task
