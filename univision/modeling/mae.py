@@ -252,6 +252,11 @@ class MaskedAutoencoder(tf_keras.Model):
     return {'predictions': predictions, 'mask': encoded['mask']}
 
   @property
+  def num_mask_units(self) -> int:
+    """Patches per image, the positions the masking noise ranks."""
+    return self.decoder.num_tokens
+
+  @property
   def checkpoint_items(self) -> dict[str, tf.Module]:
     """The encoder, as the backbone a classifier initialises from."""
     return {'backbone': self.encoder}

@@ -111,21 +111,27 @@ def random_masking(tokens: tf.Tensor, mask_ratio: float,
   return Masking(kept, ids_keep, mask, ids_restore)
 
 
-def patchify(images: tf.Tensor, patch_size: int) -> tf.Tensor:
-  """[B, H, W, C] images -> [B, (H/p) * (W/p), p * p * C] row-major patches."""
+def patchify(images: tf.Tensor, patch_size: int,
+             channels_first: bool = False) -> tf.Tensor:
+  """[B, H, W, C] images -> [B, (H/p) * (W/p), p * p * C] row-major patches.
+
+  A patch is flattened in (row, column, channel) order, or with
+  `channels_first` in (channel, row, column) order (Hiera's MAE targets).
+  """
   _, height, width, channels = images.shape
   if height % patch_size or width % patch_size:
     raise ValueError(f'Image size {height}x{width} is not a multiple of the '
                      f'patch size {patch_size}.')
   rows, cols = height // patch_size, width // patch_size
   x = tf.reshape(images, [-1, rows, patch_size, cols, patch_size, channels])
-  x = tf.transpose(x, [0, 1, 3, 2, 4, 5])
+  x = tf.transpose(x, [0, 1, 3, 5, 2, 4] if channels_first else
+                   [0, 1, 3, 2, 4, 5])
   return tf.reshape(x, [-1, rows * cols, patch_size * patch_size * channels])
 
 
 def unpatchify(patches: tf.Tensor, patch_size: int, grid_height: int,
                grid_width: int) -> tf.Tensor:
-  """Inverse of `patchify`: [B, H*W, p*p*C] -> [B, H*p, W*p, C]."""
+  """Inverse of `patchify` (channels last): [B, HW, ppC] -> [B, Hp, Wp, C]."""
   channels = patches.shape[-1] // (patch_size * patch_size)
   x = tf.reshape(patches, [-1, grid_height, grid_width, patch_size,
                            patch_size, channels])
@@ -150,7 +156,8 @@ def normalized_patches(patches: tf.Tensor) -> tf.Tensor:
 
 def reconstruction_loss(images: tf.Tensor, predictions: tf.Tensor,
                         mask: tf.Tensor, patch_size: int,
-                        norm_pix_loss: bool) -> tf.Tensor:
+                        norm_pix_loss: bool,
+                        channels_first: bool = False) -> tf.Tensor:
   """Mean squared error over the removed patches only.
 
   Args:
@@ -159,11 +166,13 @@ def reconstruction_loss(images: tf.Tensor, predictions: tf.Tensor,
     mask: [B, N], 1 for removed patches.
     patch_size: An `int` patch side.
     norm_pix_loss: A `bool`; if True targets are `normalized_patches`.
+    channels_first: A `bool`, the patch layout of `predictions` (see
+      `patchify`).
 
   Returns:
     A float32 scalar: the per-patch MSE averaged over removed patches.
   """
-  targets = patchify(tf.cast(images, tf.float32), patch_size)
+  targets = patchify(tf.cast(images, tf.float32), patch_size, channels_first)
   if norm_pix_loss:
     targets = normalized_patches(targets)
   per_patch = tf.reduce_mean(

@@ -1,5 +1,8 @@
 """The MAE pretraining task: reconstruct removed patches of unlabeled images.
 
+One task, two models (`task.model.type`): the ViT MAE (`mae`) and the Hiera
+MAE (`hiera_mae`, whole 32-px mask units removed, 16-px target patches).
+
 Model Garden's wheel has no MAE task, so this one is ours, on Model Garden's
 `base_task.Task`, whose generic train and validation steps are used as they
 are: the input pipeline yields images only, so the step hands the images to
@@ -11,9 +14,10 @@ flip, ImageNet mean/std); the class labels are dropped after batching.
 Validation masks with a fixed seed, so that validation losses of different
 checkpoints are computed on the same patches.
 
-`init_checkpoint` loads the model's `checkpoint_items`, i.e. the ViT encoder
-(`backbone`): that continues pretraining from a released encoder; the same
-item lets a classifier start from an MAE checkpoint.
+`init_checkpoint` loads the model's `checkpoint_items`, i.e. the encoder
+(`backbone`: the ViT encoder or the Hiera backbone): that continues
+pretraining from a released encoder; the same item lets a classifier start
+from an MAE checkpoint.
 """
 from typing import Any, Optional
 
@@ -29,8 +33,11 @@ from official.vision.dataloaders import tfds_factory
 from univision.configs import mae as mae_cfg
 from univision.dataloaders import classification_input as uv_input
 from univision.dataloaders import input_checks
+from univision.modeling import hiera_mae
 from univision.modeling import mae
 from univision.modeling import mae_ops
+from univision.modeling.backbones import hiera
+from univision.modeling.backbones import hiera_specs
 
 VALIDATION_MASK_SEED = (1234, 5678)
 
@@ -39,8 +46,42 @@ def _data_key(params: mg_ic.DataConfig) -> str:
   return 'task.train_data' if params.is_training else 'task.validation_data'
 
 
-def build_model(config: mae_cfg.MAEModel) -> mae.MaskedAutoencoder:
-  """A built `MaskedAutoencoder` for `config`; errors name the config key."""
+def _check_mask_ratio(config: mae_cfg.MAEModel) -> None:
+  if not 0.0 <= config.mask_ratio < 1.0:
+    raise ValueError(f'task.model.mask_ratio={config.mask_ratio} must be in '
+                     '[0, 1).')
+
+
+def _build_hiera(config: mae_cfg.MAEModel) -> hiera_mae.HieraMaskedAutoencoder:
+  """A `HieraMaskedAutoencoder` for `config`; errors name the config key."""
+  model_id = f'hiera_{config.size}'
+  if model_id not in hiera_specs.MODEL_SPECS:
+    raise ValueError(
+        f'task.model.size={config.size!r} is not a Hiera size; known: '
+        f'{sorted(m.removeprefix("hiera_") for m in hiera_specs.MODEL_SPECS)}.')
+  height, width, channels = config.input_size
+  try:
+    hiera.check_input_size(height, width)
+  except ValueError as error:
+    raise ValueError(f'task.model.input_size={list(config.input_size)}: '
+                     f'{error}') from error
+  if channels != 3:
+    raise ValueError(f'task.model.input_size={list(config.input_size)} must '
+                     'have 3 channels.')
+  _check_mask_ratio(config)
+  units = (height // hiera_mae.MASK_UNIT_PIXELS) * (
+      width // hiera_mae.MASK_UNIT_PIXELS)
+  if mae_ops.num_kept(units, config.mask_ratio) < 1:
+    raise ValueError(f'task.model.mask_ratio={config.mask_ratio} keeps none '
+                     f'of the {units} mask units of a {height}x{width} image.')
+  return hiera_mae.HieraMaskedAutoencoder(
+      (height, width), model_id, config.mask_ratio,
+      decoder_dim=config.decoder_dim, decoder_depth=config.decoder_depth,
+      decoder_heads=config.decoder_heads)
+
+
+def _build_vit(config: mae_cfg.MAEModel) -> mae.MaskedAutoencoder:
+  """A `MaskedAutoencoder` for `config`; errors name the config key."""
   if config.size not in mae.VIT_SIZES:
     raise ValueError(f'task.model.size={config.size!r} is unknown; known: '
                      f'{sorted(mae.VIT_SIZES)}.')
@@ -50,21 +91,38 @@ def build_model(config: mae_cfg.MAEModel) -> mae.MaskedAutoencoder:
     raise ValueError(f'task.model.input_size={list(config.input_size)} must be '
                      f'[H, W, 3] with H and W multiples of {patch} (the '
                      f'patch of size {config.size!r}).')
-  if not 0.0 <= config.mask_ratio < 1.0:
-    raise ValueError(f'task.model.mask_ratio={config.mask_ratio} must be in '
-                     '[0, 1).')
-  model = mae.MaskedAutoencoder(
+  _check_mask_ratio(config)
+  return mae.MaskedAutoencoder(
       (height, width), config.size, config.mask_ratio, config.decoder_dim,
       config.decoder_depth, config.decoder_heads)
-  model(tf.zeros([1, height, width, 3]), training=False)
+
+
+def build_model(
+    config: mae_cfg.MAEModel
+) -> mae.MaskedAutoencoder | hiera_mae.HieraMaskedAutoencoder:
+  """A built MAE model for `config`; errors name the config key."""
+  builders = {'vit': _build_vit, 'hiera': _build_hiera}
+  if config.type not in builders:
+    raise ValueError(f'task.model.type={config.type!r} is unknown; known: '
+                     f'{list(mae_cfg.MODEL_TYPES)}.')
+  model = builders[config.type](config)
+  model(tf.zeros([1, *config.input_size]), training=False)
   return model
+
+
+def target_patches(config: mae_cfg.MAEModel) -> tuple[int, bool]:
+  """(patch side, channels first) of the model's prediction targets."""
+  if config.type == 'hiera':
+    return hiera_mae.pred_stride(), True
+  return mae.VIT_SIZES[config.size].patch_size, False
 
 
 @task_factory.register_task_cls(mae_cfg.MAETask)
 class MAETask(base_task.Task):
-  """Masked-autoencoder pretraining of a ViT."""
+  """Masked-autoencoder pretraining of a ViT or a Hiera."""
 
-  def build_model(self) -> mae.MaskedAutoencoder:
+  def build_model(
+      self) -> mae.MaskedAutoencoder | hiera_mae.HieraMaskedAutoencoder:
     return build_model(self.task_config.model)
 
   def build_inputs(
@@ -106,17 +164,16 @@ class MAETask(base_task.Task):
   def build_losses(self, labels: tf.Tensor, model_outputs: dict[str, Any],
                    aux_losses=None) -> tf.Tensor:
     """The reconstruction loss; `labels` are the input images."""
+    patch_size, channels_first = target_patches(self.task_config.model)
     loss = mae_ops.reconstruction_loss(
         labels, model_outputs['predictions'], model_outputs['mask'],
-        mae.VIT_SIZES[self.task_config.model.size].patch_size,
-        self.task_config.norm_pix_loss)
+        patch_size, self.task_config.norm_pix_loss, channels_first)
     if aux_losses:
       loss += tf.add_n(aux_losses)
     return loss
 
   def inference_step(self, inputs: tf.Tensor, model: tf_keras.Model):
     """The forward pass with the fixed validation mask."""
-    num_tokens = model.decoder.num_tokens
     noise = tf.random.stateless_uniform(
-        [tf.shape(inputs)[0], num_tokens], seed=VALIDATION_MASK_SEED)
+        [tf.shape(inputs)[0], model.num_mask_units], seed=VALIDATION_MASK_SEED)
     return model(inputs, training=False, noise=noise)

@@ -84,6 +84,12 @@ def keep_mask_units(tokens: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
   return tf.reshape(tf.transpose(kept, [0, 2, 1, 3]), [batch, -1, channels])
 
 
+def keep_mask_from_noise(noise: tf.Tensor, num_keep: int) -> tf.Tensor:
+  """[B, U] bool: True for the `num_keep` lowest-noise units of each row."""
+  ranks = tf.argsort(tf.argsort(noise, axis=1, stable=True), axis=1)
+  return ranks < num_keep
+
+
 def random_keep_mask(batch_size: int, num_mask_units: int, mask_ratio: float,
                      seed: int | None = None) -> tf.Tensor:
   """[B, num_mask_units] bool, `int(num_mask_units * (1 - mask_ratio))` True.
@@ -92,8 +98,7 @@ def random_keep_mask(batch_size: int, num_mask_units: int, mask_ratio: float,
   """
   num_keep = int(num_mask_units * (1 - mask_ratio))
   noise = tf.random.uniform([batch_size, num_mask_units], seed=seed)
-  ranks = tf.argsort(tf.argsort(noise, axis=1), axis=1)
-  return ranks < num_keep
+  return keep_mask_from_noise(noise, num_keep)
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
