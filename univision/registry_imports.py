@@ -8,15 +8,18 @@ from official.vision import registry_imports as _mg_registry_imports
 
 from univision.configs import image_classification as _ic_configs
 from univision.configs import image_classification_qat as _ic_qat_configs
+from univision.configs import maws as _maws_configs
 from univision.configs import query_retinanet as _query_retinanet_configs
 from univision.configs import retinanet as _retinanet_configs
 from univision.configs import wsol as _wsol_configs
 from univision.modeling.backbones import hiera as _hiera
 from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
+from univision.modeling.backbones import vit_mae as _vit_mae
 from univision.modeling.decoders import ssdlite as _ssdlite
 from univision.tasks import image_classification as _ic_task
 from univision.tasks import image_classification_qat as _ic_qat_task
 from univision.tasks import mae as _mae_task
 from univision.tasks import patched_retinanet as _patched_retinanet_task
 from univision.tasks import query_retinanet as _query_retinanet_task
+from univision.tasks import weak_classification as _weak_classification_task
 from univision.tasks import wsol as _wsol_task

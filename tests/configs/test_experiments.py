@@ -14,6 +14,7 @@ from univision.configs import wsol
 from univision.data import inatloc
 from univision.core import config_parsing
 from univision.modeling import mae as mae_model
+from univision.modeling.backbones import hiera_specs
 from univision.modeling.backbones import mobilenet_v4_specs
 
 EXPERIMENTS_DIR = os.path.join(os.path.dirname(os.path.dirname(
@@ -44,12 +45,22 @@ def test_yaml_parses_into_registered_config(path):
   params = config_parsing.parse_experiment(_experiment_of(path), [path])
   params.validate()
   if isinstance(params.task, mae.MAETask):
-    mae_model.get_vit_size(params.task.model.size)
+    if params.task.model.type == 'hiera':
+      hiera_specs.get_model_spec(f'hiera_{params.task.model.size}')
+    else:
+      mae_model.get_vit_size(params.task.model.size)
     assert params.task.train_data.input_path
     lr = params.trainer.optimizer_config.learning_rate.cosine
     assert lr.decay_steps + lr.offset == params.trainer.train_steps
     return
   backbone = params.task.model.backbone
+  if backbone.type == 'vit_mae':  # The MAWS classification stages.
+    mae_model.get_vit_size(backbone.vit_mae.size)
+    assert params.task.init_checkpoint_modules == 'backbone'
+    assert params.task.init_checkpoint.startswith('results/maws/runs/')
+    assert params.trainer.train_steps == (
+        params.trainer.optimizer_config.learning_rate.cosine.decay_steps)
+    return
   assert backbone.type == 'mobilenet_v4'
   mobilenet_v4_specs.get_model_spec(backbone.mobilenet_v4.model_id)
   assert params.task.train_data.input_path
@@ -119,7 +130,9 @@ def test_registered_experiments_build():
                'mnv4_ssdlite_coco', 'mnv4_query_ssdlite_composites',
                'mnv4_wsol_composites', 'resnet50_wsol_composites',
                'mnv4_wsol_inatloc500', 'vit_mae_imagenet',
-               'vit_mae_fashion_mnist'):
+               'vit_mae_fashion_mnist', 'hiera_mae_imagenet',
+               'hiera_mae_fashion_mnist', 'vit_fashion_mnist',
+               'vit_weak_fashion_mnist'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 

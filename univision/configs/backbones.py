@@ -1,6 +1,7 @@
 """Backbone configs: Model Garden's `Backbone` one-of, plus univision's.
 
-Added: `mobilenet_v4` (MobileNetV4) and `hiera` (Hiera).
+Added: `mobilenet_v4` (MobileNetV4), `hiera` (Hiera) and `vit_mae` (the MAE
+ViT encoder as a classifier backbone).
 """
 import dataclasses
 
@@ -59,7 +60,25 @@ class Hiera(hyperparams.Config):
 
 
 @dataclasses.dataclass
+class ViTMAE(hyperparams.Config):
+  """The MAE ViT encoder without masking (`modeling.backbones.vit_mae`).
+
+  Its weights load from an MAE checkpoint of the same `size` (the
+  `task.model.size` of the MAE experiment).
+
+  Attributes:
+    size: ViT size, a key of `univision.modeling.mae.VIT_SIZES` (tiny, base,
+      large, huge); fixes width, depth, heads and patch.
+    pooling: Features of endpoint '6': 'mean' of the patch tokens (MAE's
+      fine-tuning) or the class 'token'.
+  """
+  size: str = 'tiny'
+  pooling: str = 'mean'
+
+
+@dataclasses.dataclass
 class Backbone(backbones.Backbone):
-  """Model Garden's backbone one-of with `mobilenet_v4` and `hiera` added."""
+  """Model Garden's backbone one-of with univision's backbones added."""
   mobilenet_v4: MobileNetV4 = dataclasses.field(default_factory=MobileNetV4)
   hiera: Hiera = dataclasses.field(default_factory=Hiera)
+  vit_mae: ViTMAE = dataclasses.field(default_factory=ViTMAE)

@@ -6,10 +6,13 @@ reader) because Model Garden's version (1) ignores `crop_area_range` from the
 data config, (2) reads a pattern that matches no file without naming the
 config key, and (3) lets a corrupt image record fail anonymously. Here the
 range is honoured, and (2) and (3) raise errors that name the key, pattern
-and record.
+and record. `initialize` likewise names `task.init_checkpoint` when it is
+missing or does not fit the model. Subclasses change the labels through
+`build_decoder` (e.g. `weak_classification`).
 """
-from typing import Optional
+from typing import Any, Optional
 
+from absl import logging
 import tensorflow as tf, tf_keras
 from official.common import dataset_fn
 from official.core import task_factory
@@ -22,6 +25,7 @@ from official.vision.ops import augment
 from official.vision.tasks import image_classification as mg_task
 
 from univision.configs import image_classification as exp_cfg
+from univision.core import checkpoints
 from univision.dataloaders import classification_input as uv_input
 from univision.dataloaders import input_checks
 
@@ -46,17 +50,7 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
     if params.repeated_augment:
       raise ValueError(f'{data_key(params)}.repeated_augment is not supported '
                        'by univision tasks; leave it unset.')
-    if params.tfds_name:
-      decoder = tfds_factory.get_classification_decoder(params.tfds_name)
-    else:
-      key = f'{data_key(params)}.input_path'
-      input_checks.check_input_path(params.input_path, key)
-      decoder = uv_input.Decoder(
-          where=f'{key}={params.input_path}',
-          image_field_key=train_data.image_field_key,
-          label_field_key=train_data.label_field_key,
-          is_multilabel=train_data.is_multilabel,
-          decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)
+    decoder = self.build_decoder(params)
     parser = classification_input.Parser(
         output_size=model.input_size[:2],
         num_classes=model.num_classes,
@@ -89,3 +83,54 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
         parser_fn=parser.parse_fn(params.is_training),
         postprocess_fn=postprocess_fn)
     return reader.read(input_context=input_context)
+
+  def build_decoder(self, params: mg_ic.DataConfig) -> Any:
+    """The record decoder of `params`: TFDS's, or univision's checked one."""
+    if params.tfds_name:
+      return tfds_factory.get_classification_decoder(params.tfds_name)
+    train_data = self.task_config.train_data
+    key = f'{data_key(params)}.input_path'
+    input_checks.check_input_path(params.input_path, key)
+    return uv_input.Decoder(
+        where=f'{key}={params.input_path}',
+        image_field_key=train_data.image_field_key,
+        label_field_key=train_data.label_field_key,
+        is_multilabel=train_data.is_multilabel,
+        decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)
+
+  def initialize(self, model: tf_keras.Model):
+    """Loads `task.init_checkpoint` ('all' of the model or its 'backbone').
+
+    As Model Garden's version, but a folder without checkpoint and weights
+    that do not fit (another backbone size, say) raise errors that name the
+    config keys, instead of a `None` path or bare variable paths.
+
+    Raises:
+      FileNotFoundError: naming `task.init_checkpoint` if it holds no
+        checkpoint.
+      ValueError: naming `task.init_checkpoint_modules` if it is not 'all'
+        or 'backbone', or `task.init_checkpoint` and the backbone config
+        when the checkpoint does not fit the model.
+    """
+    path = self.task_config.init_checkpoint
+    if not path:
+      return
+    prefix = checkpoints.resolve_checkpoint(path, 'task.init_checkpoint')
+    modules = self.task_config.init_checkpoint_modules
+    if modules == 'all':
+      items = {'model': model}
+    elif modules == 'backbone':
+      items = {'backbone': model.backbone}
+    else:
+      raise ValueError(f'task.init_checkpoint_modules={modules!r} must be '
+                       "'all' or 'backbone'.")
+    try:
+      tf.train.Checkpoint(**items).read(
+          prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:
+      backbone = self.task_config.model.backbone
+      raise ValueError(
+          f'task.init_checkpoint={path} does not fit task.model '
+          f'(init_checkpoint_modules={modules!r}, backbone {backbone.type} '
+          f'{backbone.get().as_dict()}): {str(e).splitlines()[0]}') from e
+    logging.info('Loaded %s of the model from %s.', modules, prefix)
