@@ -49,6 +49,9 @@ def test_yaml_parses_into_registered_config(path):
       hiera_specs.get_model_spec(f'hiera_{params.task.model.size}')
     else:
       mae_model.get_vit_size(params.task.model.size)
+    if params.task.model.type == 'rmae':
+      assert params.task.model.region.num_regions >= 1
+      assert params.task.regions.type in mae.REGION_SOURCES
     assert params.task.train_data.input_path
     lr = params.trainer.optimizer_config.learning_rate.cosine
     assert lr.decay_steps + lr.offset == params.trainer.train_steps

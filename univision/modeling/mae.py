@@ -59,14 +59,19 @@ def _linear_like_uniform(fan_in: int, fan_out: int):
 
 @tf_keras.utils.register_keras_serializable(package='univision')
 class TransformerStack(tf_keras.layers.Layer):
-  """`depth` pre-norm transformer blocks then a LayerNorm, on [B, L, D]."""
+  """`depth` pre-norm transformer blocks then a LayerNorm, on [B, L, D].
+
+  With `final_norm=False` the closing LayerNorm is left out (R-MAE's region
+  encoder, whose blocks are followed by pooling, not by a norm).
+  """
 
   def __init__(self, depth: int, num_heads: int, mlp_ratio: float = 4.0,
-               **kwargs):
+               final_norm: bool = True, **kwargs):
     super().__init__(**kwargs)
     self._depth = depth
     self._num_heads = num_heads
     self._mlp_ratio = mlp_ratio
+    self._final_norm = final_norm
 
   def build(self, input_shape):
     width = int(input_shape[-1])
@@ -78,19 +83,21 @@ class TransformerStack(tf_keras.layers.Layer):
             output_dropout=0.0, attention_dropout=0.0, norm_first=True,
             norm_epsilon=1e-6, kernel_initializer='glorot_uniform',
             name=f'block_{i}') for i in range(self._depth)]
-    self._norm = tf_keras.layers.LayerNormalization(epsilon=1e-6,
-                                                    name='layer_norm')
+    self._norm = (tf_keras.layers.LayerNormalization(epsilon=1e-6,
+                                                     name='layer_norm')
+                  if self._final_norm else None)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
     x = inputs
     for block in self._blocks:
       x = block(x, training=training)
-    return self._norm(x)
+    return self._norm(x) if self._norm else x
 
   def get_config(self) -> dict[str, Any]:
     return {**super().get_config(), 'depth': self._depth,
-            'num_heads': self._num_heads, 'mlp_ratio': self._mlp_ratio}
+            'num_heads': self._num_heads, 'mlp_ratio': self._mlp_ratio,
+            'final_norm': self._final_norm}
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -166,11 +173,15 @@ class MAEDecoder(tf_keras.layers.Layer):
 
   Called on `latent` [B, 1 + K, D] and `ids_restore` [B, N], returns
   per-patch pixel predictions [B, N, p * p * channels] (cls token dropped).
+  With `predict=False` there is no prediction head: it returns the
+  normalised features [B, 1 + N, decoder_dim] (cls token first), which is
+  R-MAE's region memory (`univision.modeling.rmae`).
   """
 
   def __init__(self, grid_size: tuple[int, int], patch_size: int,
                decoder_dim: int = 512, depth: int = 8, num_heads: int = 16,
-               channels: int = 3, mlp_ratio: float = 4.0, **kwargs):
+               channels: int = 3, mlp_ratio: float = 4.0,
+               predict: bool = True, **kwargs):
     super().__init__(**kwargs)
     self._grid_size = tuple(grid_size)
     self._patch_size = patch_size
@@ -179,6 +190,7 @@ class MAEDecoder(tf_keras.layers.Layer):
     self._num_heads = num_heads
     self._channels = channels
     self._mlp_ratio = mlp_ratio
+    self._predict = predict
 
   @property
   def num_tokens(self) -> int:
@@ -197,7 +209,8 @@ class MAEDecoder(tf_keras.layers.Layer):
         self._depth, self._num_heads, self._mlp_ratio, name='transformer')
     self._pred = tf_keras.layers.Dense(
         self._patch_size**2 * self._channels,
-        kernel_initializer='glorot_uniform', name='decoder_pred')
+        kernel_initializer='glorot_uniform',
+        name='decoder_pred') if self._predict else None
     super().build(input_shape)
 
   def call(self, latent, ids_restore, training=None):
@@ -209,13 +222,14 @@ class MAEDecoder(tf_keras.layers.Layer):
                   axis=1)
     x += tf.cast(self._pos_embed, x.dtype)
     x = self._transformer(x, training=training)
-    return self._pred(x)[:, 1:]
+    return self._pred(x)[:, 1:] if self._pred else x
 
   def get_config(self) -> dict[str, Any]:
     return {**super().get_config(), 'grid_size': self._grid_size,
             'patch_size': self._patch_size, 'decoder_dim': self._decoder_dim,
             'depth': self._depth, 'num_heads': self._num_heads,
-            'channels': self._channels, 'mlp_ratio': self._mlp_ratio}
+            'channels': self._channels, 'mlp_ratio': self._mlp_ratio,
+            'predict': self._predict}
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
