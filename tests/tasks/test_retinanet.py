@@ -132,3 +132,20 @@ def test_unknown_bn_statistics_is_named(composites):
   params.override({'task': {'bn_statistics': 'moving'}})
   with pytest.raises(ValueError, match="task.bn_statistics: 'moving'"):
     task_factory.get_task(params.task).build_model()
+
+
+def test_hiera_is_a_detection_backbone(composites):
+  """Hiera's levels 3-5 feed Model Garden's FPN and RetinaNet head."""
+  task, params = _task(composites)
+  params.override({'task': {'model': {'backbone': {
+      'type': 'hiera', 'hiera': {'model_id': 'hiera_tiny',
+                                 'include_head': False}}}}})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  outputs = model(tf.zeros((1, 64, 64, 3)), training=True)
+  sizes = {level: out.shape[1] for level, out in outputs['cls_outputs'].items()}
+  assert sizes == {'3': 8, '4': 4, '5': 2}
+  images, labels = next(iter(task.build_inputs(params.task.train_data)))
+  logs = task.train_step((images, labels), model,
+                         tf_keras.optimizers.SGD(0.001), task.build_metrics())
+  assert np.isfinite(logs['total_loss'])
