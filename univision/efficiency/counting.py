@@ -10,7 +10,10 @@ attention einsums of Mobile MQA). Counted ops, with MACs per op:
 * Einsum: product of the sizes of all distinct labels
 
 Batch norm, activations, additions and pooling are not counted (the
-convention of the MobileNet papers and of fvcore's "no-BN" counts). Why not
+convention of the MobileNet papers and of fvcore's "no-BN" counts). Each
+counted op also carries its tensor sizes for the roofline model: weight
+elements (operands computed from constants only, i.e. the frozen variables)
+and activation elements (the other operands plus the output). Why not
 Model Garden's `train_utils.try_count_flops`: it reports total FLOPs of all
 ops of the profiler's choosing, not MACs per layer, which the roofline
 latency model needs.
@@ -27,10 +30,12 @@ _COUNTED = ('Conv2D', 'DepthwiseConv2dNative', 'MatMul', 'BatchMatMul',
 
 @dataclasses.dataclass(frozen=True)
 class OpCost:
-  """The MACs of one counted op of the graph."""
+  """The MACs and tensor sizes of one counted op of the graph."""
   name: str  # The op name, which carries the Keras layer scopes.
   op_type: str
   macs: int
+  weight_elements: int = 0  # Operands that are constants (frozen weights).
+  activation_elements: int = 0  # Operands that depend on the input, + output.
 
 
 def count_params(model: tf_keras.Model, trainable_only: bool = True) -> int:
@@ -81,6 +86,31 @@ def op_macs(op: tf.Operation) -> int:
   return 0
 
 
+def _constant_ops(graph: tf.Graph) -> set[str]:
+  """Names of the ops whose outputs do not depend on a graph input."""
+  constant, grown = set(), True
+  while grown:  # One pass if the ops come topologically sorted.
+    size = len(constant)
+    for op in graph.get_operations():
+      if op.type == 'Const' or (len(op.inputs) and all(
+          t.op.name in constant for t in op.inputs)):
+        constant.add(op.name)
+    grown = len(constant) > size
+  return constant
+
+
+def _tensor_elements(op: tf.Operation, constant: set[str]) -> tuple[int, int]:
+  """(weight, activation) elements of a counted op's operands and output."""
+  weights, activations = 0, int(np.prod(_shape(op.outputs[0])))
+  for tensor in op.inputs:
+    size = int(np.prod(_shape(tensor)))
+    if tensor.op.name in constant:
+      weights += size
+    else:
+      activations += size
+  return weights, activations
+
+
 def count_macs(model: tf_keras.Model, input_shape: tuple[int, ...]
                ) -> list[OpCost]:
   """Per-op MACs of `model` in inference mode on one input of this shape.
@@ -90,18 +120,21 @@ def count_macs(model: tf_keras.Model, input_shape: tuple[int, ...]
     input_shape: The full input shape, e.g. (1, 224, 224, 3).
 
   Returns:
-    One `OpCost` per counted op (nested function calls are inlined).
+    One `OpCost` per counted op (nested function calls are inlined), in
+    graph order.
   """
   function = tf.function(lambda x: model(x, training=False))
   concrete = function.get_concrete_function(
       tf.TensorSpec(input_shape, tf.float32))
   frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+  constant = _constant_ops(frozen.graph)
   costs = []
   for op in frozen.graph.get_operations():
     if op.type in _COUNTED:
       macs = op_macs(op)
       if macs:
-        costs.append(OpCost(op.name, op.type, macs))
+        costs.append(OpCost(op.name, op.type, macs,
+                            *_tensor_elements(op, constant)))
   return costs
 
 
