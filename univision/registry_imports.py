@@ -6,6 +6,7 @@ only this import.
 # pylint: disable=unused-import
 from official.vision import registry_imports as _mg_registry_imports
 
+from univision.configs import distillation as _distillation_configs
 from univision.configs import image_classification as _ic_configs
 from univision.configs import image_classification_qat as _ic_qat_configs
 from univision.configs import maws as _maws_configs
@@ -16,6 +17,7 @@ from univision.modeling.backbones import hiera as _hiera
 from univision.modeling.backbones import mobilenet_v4 as _mobilenet_v4
 from univision.modeling.backbones import vit_mae as _vit_mae
 from univision.modeling.decoders import ssdlite as _ssdlite
+from univision.tasks import distillation as _distillation_task
 from univision.tasks import image_classification as _ic_task
 from univision.tasks import image_classification_qat as _ic_qat_task
 from univision.tasks import mae as _mae_task

@@ -6,12 +6,14 @@ import pytest
 from official.core import exp_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.configs import distillation
 from univision.configs import image_classification
 from univision.configs import mae
 from univision.configs import query_retinanet
 from univision.configs import retinanet
 from univision.configs import wsol
 from univision.data import inatloc
+from univision.dataloaders import view_mixing
 from univision.core import config_parsing
 from univision.modeling import mae as mae_model
 from univision.modeling.backbones import hiera_specs
@@ -69,6 +71,11 @@ def test_yaml_parses_into_registered_config(path):
   assert params.task.train_data.input_path
   if isinstance(params.task, image_classification.ImageClassificationTask):
     assert params.trainer.optimizer_config.optimizer.type == 'adamw'
+    if isinstance(params.task, distillation.DistillationTask):
+      teacher = params.task.teacher.backbone
+      mobilenet_v4_specs.get_model_spec(teacher.mobilenet_v4.model_id)
+      assert params.task.teacher_checkpoint
+      view_mixing.check_weights(params.task.mixing.weights(), path)
     return
   if isinstance(params.task, wsol.WSOLTask):
     assert params.task.label_level in inatloc.LEVELS
@@ -135,7 +142,8 @@ def test_registered_experiments_build():
                'mnv4_wsol_inatloc500', 'vit_mae_imagenet',
                'vit_mae_fashion_mnist', 'hiera_mae_imagenet',
                'hiera_mae_fashion_mnist', 'vit_fashion_mnist',
-               'vit_weak_fashion_mnist'):
+               'vit_weak_fashion_mnist', 'mnv4_distill_fashion_mnist',
+               'mnv4_distill_imagenet'):
     params = exp_factory.get_exp_config(name)
     params.validate()
 

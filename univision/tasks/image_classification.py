@@ -8,7 +8,8 @@ config key, and (3) lets a corrupt image record fail anonymously. Here the
 range is honoured, and (2) and (3) raise errors that name the key, pattern
 and record. `initialize` likewise names `task.init_checkpoint` when it is
 missing or does not fit the model. Subclasses change the labels through
-`build_decoder` (e.g. `weak_classification`).
+`build_decoder` (e.g. `weak_classification`) and reuse the parser through
+`build_parser` (e.g. `distillation`).
 """
 from typing import Any, Optional
 
@@ -46,12 +47,33 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
   ) -> tf.data.Dataset:
     """Builds the classification input pipeline, checking its input first."""
     model = self.task_config.model
-    train_data = self.task_config.train_data
     if params.repeated_augment:
       raise ValueError(f'{data_key(params)}.repeated_augment is not supported '
                        'by univision tasks; leave it unset.')
     decoder = self.build_decoder(params)
-    parser = classification_input.Parser(
+    parser = self.build_parser(params)
+    postprocess_fn = None
+    if params.mixup_and_cutmix:
+      mix = params.mixup_and_cutmix
+      postprocess_fn = augment.MixupAndCutmix(
+          mixup_alpha=mix.mixup_alpha, cutmix_alpha=mix.cutmix_alpha,
+          prob=mix.prob, label_smoothing=mix.label_smoothing,
+          num_classes=model.num_classes)
+    reader = input_reader_factory.input_reader_generator(
+        params,
+        dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
+        decoder_fn=decoder.decode,
+        combine_fn=input_reader.create_combine_fn(params),
+        parser_fn=parser.parse_fn(params.is_training),
+        postprocess_fn=postprocess_fn)
+    return reader.read(input_context=input_context)
+
+  def build_parser(
+      self, params: mg_ic.DataConfig) -> classification_input.Parser:
+    """Model Garden's classification parser, configured by `params`."""
+    model = self.task_config.model
+    train_data = self.task_config.train_data
+    return classification_input.Parser(
         output_size=model.input_size[:2],
         num_classes=model.num_classes,
         image_field_key=train_data.image_field_key,
@@ -68,21 +90,6 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
         center_crop_fraction=params.center_crop_fraction,
         tf_resize_method=params.tf_resize_method,
         three_augment=params.three_augment)
-    postprocess_fn = None
-    if params.mixup_and_cutmix:
-      mix = params.mixup_and_cutmix
-      postprocess_fn = augment.MixupAndCutmix(
-          mixup_alpha=mix.mixup_alpha, cutmix_alpha=mix.cutmix_alpha,
-          prob=mix.prob, label_smoothing=mix.label_smoothing,
-          num_classes=model.num_classes)
-    reader = input_reader_factory.input_reader_generator(
-        params,
-        dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
-        decoder_fn=decoder.decode,
-        combine_fn=input_reader.create_combine_fn(params),
-        parser_fn=parser.parse_fn(params.is_training),
-        postprocess_fn=postprocess_fn)
-    return reader.read(input_context=input_context)
 
   def build_decoder(self, params: mg_ic.DataConfig) -> Any:
     """The record decoder of `params`: TFDS's, or univision's checked one."""
