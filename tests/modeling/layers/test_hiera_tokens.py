@@ -99,3 +99,15 @@ def test_get_config_round_trip(layer):
   config = layer.get_config()
   clone = type(layer).from_config(config)
   assert clone.get_config() == config
+
+
+def test_keep_mask_units_with_an_unknown_batch_size():
+  """Validation batches (drop_remainder=False) have no static batch size."""
+  keep = tf.constant([[True, False, True, False]] * 2)
+  tokens = tf.reshape(tf.range(2 * 8 * 3, dtype=tf.float32), [2, 8, 3])
+  keep_units = tf.function(
+      hiera_tokens.keep_mask_units,
+      input_signature=[tf.TensorSpec([None, 8, 3]),
+                       tf.TensorSpec([None, 4], tf.bool)])
+  np.testing.assert_array_equal(
+      keep_units(tokens, keep), hiera_tokens.keep_mask_units(tokens, keep))

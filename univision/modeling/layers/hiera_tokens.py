@@ -75,12 +75,13 @@ def keep_mask_units(tokens: tf.Tensor, keep: tf.Tensor) -> tf.Tensor:
   Returns:
     [B, L * K, C]: the same layout with only the kept units, in raster order.
   """
-  batch, _, channels = _dims(tokens)
+  batch, length, channels = _dims(tokens)
   units = keep.shape[1]
-  by_unit = tf.transpose(tf.reshape(tokens, [batch, -1, units, channels]),
+  phases = length // units  # L; static whenever the sequence length is.
+  by_unit = tf.transpose(tf.reshape(tokens, [batch, phases, units, channels]),
                          [0, 2, 1, 3])  # [B, U, L, C]
   kept = tf.boolean_mask(by_unit, keep)  # [B * K, L, C]
-  kept = tf.reshape(kept, [batch, -1, by_unit.shape[2], channels])
+  kept = tf.reshape(kept, [batch, -1, phases, channels])
   return tf.reshape(tf.transpose(kept, [0, 2, 1, 3]), [batch, -1, channels])
 
 
