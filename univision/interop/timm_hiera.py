@@ -92,21 +92,6 @@ def assignments(model: classification_model.ClassificationModel
   return found
 
 
-def _with_background_class(state_dict: Mapping[str, np.ndarray]
-                           ) -> dict[str, np.ndarray]:
-  """timm's classifier with a class 0 that never wins prepended.
-
-  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs).
-  """
-  tensors = dict(state_dict)
-  weight, bias = tensors['head.fc.weight'], tensors['head.fc.bias']
-  tensors['head.fc.weight'] = np.concatenate(
-      [np.zeros_like(weight[:1]), weight])
-  tensors['head.fc.bias'] = np.concatenate(
-      [np.full_like(bias[:1], -1e4), bias])
-  return tensors
-
-
 def load_timm_weights(model: classification_model.ClassificationModel,
                       state_dict: Mapping[str, np.ndarray]) -> None:
   """Assigns a timm Hiera state dict to a univision classifier.
@@ -122,14 +107,8 @@ def load_timm_weights(model: classification_model.ClassificationModel,
     ValueError: if the block or class counts do not fit, or listing every
       missing, unused or mis-shaped tensor.
   """
-  num_classes = model.layers[-1].units
-  timm_classes = len(state_dict.get('head.fc.bias', ()))
-  if num_classes == timm_classes + 1:
-    state_dict = _with_background_class(state_dict)
-  elif num_classes != timm_classes:
-    raise ValueError(f'The model has {num_classes} classes, the timm weights '
-                     f'{timm_classes}: use {timm_classes} or '
-                     f'{timm_classes + 1} (background class 0).')
+  state_dict = timm_mobilenet_v4.fit_class_count(
+      state_dict, model.layers[-1].units, 'head.fc')
   timm_blocks = len({key.split('.')[1] for key in state_dict
                       if key.startswith('blocks.')})
   model_id = model.backbone.get_config()['model_id']

@@ -176,17 +176,30 @@ def assignments(model: classification_model.ClassificationModel,
   return found
 
 
-def _with_background_class(state_dict: Mapping[str, np.ndarray]
-                           ) -> dict[str, np.ndarray]:
-  """timm's classifier with a class 0 that never wins prepended.
+def fit_class_count(state_dict: Mapping[str, np.ndarray], num_classes: int,
+                    classifier: str) -> Mapping[str, np.ndarray]:
+  """timm weights for a model with timm's classes, or one more.
 
-  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs).
+  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs):
+  for such a model a class 0 that never wins is prepended to timm's
+  classifier (`<classifier>.weight` / `.bias`): zero weights, bias -1e4.
+
+  Raises:
+    ValueError: if `num_classes` is neither timm's count nor one more.
   """
+  timm_classes = len(state_dict.get(f'{classifier}.bias', ()))
+  if num_classes == timm_classes:
+    return state_dict
+  if num_classes != timm_classes + 1:
+    raise ValueError(f'The model has {num_classes} classes, the timm weights '
+                     f'{timm_classes}: use {timm_classes} or '
+                     f'{timm_classes + 1} (background class 0).')
   tensors = dict(state_dict)
-  weight, bias = tensors['classifier.weight'], tensors['classifier.bias']
-  tensors['classifier.weight'] = np.concatenate(
+  weight = tensors[f'{classifier}.weight']
+  bias = tensors[f'{classifier}.bias']
+  tensors[f'{classifier}.weight'] = np.concatenate(
       [np.zeros_like(weight[:1]), weight])
-  tensors['classifier.bias'] = np.concatenate(
+  tensors[f'{classifier}.bias'] = np.concatenate(
       [np.full_like(bias[:1], -1e4), bias])
   return tensors
 
@@ -205,14 +218,8 @@ def load_timm_weights(model: classification_model.ClassificationModel,
     ValueError: listing every missing, unused or mis-shaped tensor, or if
       the class counts do not fit.
   """
-  num_classes = model.layers[-1].units
-  timm_classes = len(state_dict.get('classifier.bias', ()))
-  if num_classes == timm_classes + 1:
-    state_dict = _with_background_class(state_dict)
-  elif num_classes != timm_classes:
-    raise ValueError(f'The model has {num_classes} classes, the timm weights '
-                     f'{timm_classes}: use {timm_classes} or '
-                     f'{timm_classes + 1} (background class 0).')
+  state_dict = fit_class_count(state_dict, model.layers[-1].units,
+                               'classifier')
   found = assignments(model, state_dict)
   problems = []
   ready = []
