@@ -12,7 +12,7 @@ PATCH_STUDY := results/model_patches
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: demo qat-demo detection-data patch-study query-study wsol-data \
-	granularity-study maws-demo test fashion-mnist clean-demo
+	granularity-study maws-demo nas-demo bench test fashion-mnist clean-demo
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,27 @@ maws-demo: $(VENV)/.runtime fashion-mnist
 	$(PY) -m univision.data.fashion_mnist --output_dir=data/fashion_mnist
 	$(PY) -m univision.studies.maws --output_dir=results/maws \
 	  --data=data/fashion_mnist
+
+# MobileNetV4 NAS (issue #9): coarse (stage filters) then fine (UIB depthwise
+# kernels and expansion) search, reward = accuracy proxy x roofline latency
+# penalty on the Edge TPU profile; writes results/nas/best_spec.yaml and the
+# recipe that trains it. Resumable: logged candidates are not retrained.
+nas-demo: $(VENV)/.runtime fashion-mnist
+	$(PY) -m univision.data.fashion_mnist --output_dir=data/fashion_mnist
+	$(PY) -m univision.efficiency.nas_search --output_dir=results/nas \
+	  --data=data/fashion_mnist --profile=edgetpu
+
+# Issue #10 benchmarks, on an otherwise idle machine: ours vs Model Garden's
+# MNv4 (TF, TFLite float / int8 PTQ / int8 QAT latency, training throughput;
+# all five models at native resolution), then Mobile MQA vs MHSA. CSV, ratio
+# tables and plots go to benchmarks/results/.
+BENCH_DIR := benchmarks/results
+bench: $(VENV)/.runtime
+	PYTHONPATH=. $(PY) benchmarks/mnv4_vs_model_garden.py --repeats=30 \
+	  --csv=$(BENCH_DIR)/mnv4_vs_model_garden.csv \
+	  --plot=$(BENCH_DIR)/mnv4_vs_model_garden.png
+	PYTHONPATH=. $(PY) benchmarks/mqa_vs_mhsa.py --repeats=50 \
+	  --csv=$(BENCH_DIR)/mqa_vs_mhsa.csv --plot=$(BENCH_DIR)/mqa_vs_mhsa.png
 
 test: $(VENV)/.dev fashion-mnist
 	$(PY) -m pytest -n 2 tests

@@ -16,6 +16,10 @@ class MobileNetV4(hyperparams.Config):
   Attributes:
     model_id: One of MobileNetV4ConvSmall, MobileNetV4ConvMedium,
       MobileNetV4ConvLarge, MobileNetV4HybridMedium, MobileNetV4HybridLarge.
+      Not used when `spec_file` is set.
+    spec_file: Path of a block-spec table file
+      (`univision.modeling.backbones.mobilenet_v4_spec_file`, e.g. written
+      by the NAS search); '' builds `model_id`.
     padding: 'same' (TensorFlow padding) or 'symmetric' (PyTorch padding,
       needed for weights converted from timm).
     stochastic_depth_drop_rate: Stochastic depth rate.
@@ -26,6 +30,7 @@ class MobileNetV4(hyperparams.Config):
       tasks use only levels 2-5 and can leave it out.
   """
   model_id: str = 'MobileNetV4ConvSmall'
+  spec_file: str = ''
   padding: str = 'same'
   stochastic_depth_drop_rate: float = 0.0
   flat_stochastic_depth_drop_rate: bool = True

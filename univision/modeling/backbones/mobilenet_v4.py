@@ -1,7 +1,9 @@
 """MobileNetV4 backbone (Conv-S/M/L, Hybrid-M/L), registered as `mobilenet_v4`.
 
 Qin et al., "MobileNetV4: Universal Models for the Mobile Ecosystem",
-ECCV 2024 (arXiv 2404.10518). Architectures: `mobilenet_v4_specs`.
+ECCV 2024 (arXiv 2404.10518). Architectures: the built-in tables of
+`mobilenet_v4_specs` (by `model_id`), or any table given as a `ModelSpec` or
+read from a spec file (`mobilenet_v4_spec_file`, e.g. a NAS result).
 
 Why not Model Garden's own `mobilenet` backbone: its Mobile MQA assumes square
 maps, it has no PyTorch-style padding (so timm's ImageNet weights cannot load)
@@ -20,6 +22,7 @@ import tensorflow as tf, tf_keras
 from official.modeling import hyperparams
 from official.vision.modeling.backbones import factory
 
+from univision.modeling.backbones import mobilenet_v4_spec_file as spec_file
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 from univision.modeling.layers import conv_norm
 from univision.modeling.layers import fused_ib
@@ -53,11 +56,13 @@ class MobileNetV4(tf_keras.Model):
                use_sync_bn: bool = False,
                norm_momentum: float = 0.99,
                norm_epsilon: float = 0.001,
+               model_spec: specs.ModelSpec | dict[str, Any] | None = None,
                **kwargs):
     """Builds the backbone.
 
     Args:
-      model_id: A `str`, one of `mobilenet_v4_specs.MODEL_SPECS`.
+      model_id: A `str`, one of `mobilenet_v4_specs.MODEL_SPECS`; with
+        `model_spec` only a label of that table (e.g. its file name).
       input_specs: A `tf_keras.layers.InputSpec` of the input images.
       padding: A `str`, `'same'` (TensorFlow) or `'symmetric'` (PyTorch, as
         timm's weights need).
@@ -71,12 +76,22 @@ class MobileNetV4(tf_keras.Model):
       use_sync_bn: A `bool`, whether to use synchronized batch norm.
       norm_momentum: A `float` batch norm momentum.
       norm_epsilon: A `float` batch norm epsilon.
+      model_spec: A table that is not built in: a `ModelSpec`, or its
+        spec-file mapping (`mobilenet_v4_spec_file.to_dict`, as `get_config`
+        writes it). None builds `model_id`'s table.
       **kwargs: Keyword arguments for `tf_keras.Model`.
 
     Raises:
-      ValueError: for an unknown `model_id` or `padding`.
+      ValueError: for an unknown `model_id` or `padding`, or a bad
+        `model_spec` (a `SpecFileError` naming the row and key).
     """
-    spec = specs.get_model_spec(model_id)
+    if model_spec is None:
+      spec = specs.get_model_spec(model_id)
+    else:  # Checked like a spec file (e.g. the body must downsample by 32).
+      if isinstance(model_spec, specs.ModelSpec):
+        model_spec = spec_file.to_dict(model_spec)
+      spec = spec_file.from_dict(model_spec, f'MobileNetV4 {model_id!r} '
+                                 'model_spec')
     conv_kwargs = conv_norm.conv_norm_kwargs(
         padding, kernel_initializer, kernel_regularizer, use_sync_bn,
         norm_momentum, norm_epsilon)
@@ -121,6 +136,7 @@ class MobileNetV4(tf_keras.Model):
           **conv_kwargs)(x)
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._model_spec = spec
+    self._custom_spec = model_spec is not None
     self._blocks = blocks
 
   @property
@@ -140,6 +156,9 @@ class MobileNetV4(tf_keras.Model):
   def get_config(self) -> dict[str, Any]:
     config = dict(self._config_dict)
     config['input_specs'] = {'shape': list(config['input_specs'].shape)}
+    if self._custom_spec:
+      # Made here: a dict kept on the model would become Keras-tracked.
+      config['model_spec'] = spec_file.to_dict(self._model_spec)
     return config
 
   @classmethod
@@ -195,9 +214,16 @@ def build_mobilenet_v4(
   if backbone_config.type != 'mobilenet_v4':
     raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
   cfg = backbone_config.get()
-  specs.get_model_spec(cfg.model_id, key='backbone.mobilenet_v4.model_id')
+  if cfg.spec_file:
+    model_id = cfg.spec_file
+    model_spec = spec_file.read(cfg.spec_file)
+  else:
+    model_id = cfg.model_id
+    model_spec = None
+    specs.get_model_spec(cfg.model_id, key='backbone.mobilenet_v4.model_id')
   return MobileNetV4(
-      model_id=cfg.model_id,
+      model_id=model_id,
+      model_spec=model_spec,
       input_specs=input_specs,
       padding=cfg.padding,
       stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,
