@@ -8,8 +8,10 @@ Flags are Model Garden's (`--experiment --config_file --params_override
 --mode --model_dir --tpu ...`). Training resumes from the latest checkpoint in
 `--model_dir`. Differences from `official/vision/train.py`: config errors name
 the file and full key, bad input data ends the run with a one-line message
-naming the record, and the run ends by printing where its checkpoints,
-TensorBoard logs and final metrics are.
+naming the record (a bad image) or the file and byte offset (a damaged
+TFRecord file), a NaN/inf loss or weights end it with a message naming the
+step and the last good checkpoint, and the run ends by printing where its
+checkpoints, TensorBoard logs and final metrics are.
 """
 import sys
 
@@ -22,6 +24,8 @@ from official.common import flags as tfm_flags
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
+from univision.core import divergence
+from univision.core import tfrecord_check
 from univision.core import training
 
 FLAGS = flags.FLAGS
@@ -54,6 +58,10 @@ def run(flags_obj) -> dict[str, float]:
 def main(_):
   try:
     metrics = run(FLAGS)
+  except tfrecord_check.CorruptRecordFileError as e:
+    sys.exit(f'train.py: bad input data: {e.message}')
+  except divergence.TrainingDivergedError as e:
+    sys.exit(f'train.py: {e}')
   except tf.errors.OpError as e:
     line = _data_error(e)
     if line is None:

@@ -58,3 +58,14 @@ def test_format_checks_in_graph_mode():
   assert bool(checks['png']) and not bool(checks['jpeg'])
   checks = fn(tf.constant(_encoded('jpeg')))
   assert bool(checks['jpeg']) and not bool(checks['png'])
+
+
+def test_a_gif_record_is_refused_by_name():
+  """Model Garden's parser would fail on its frames without the record."""
+  gif = b'GIF89a' + bytes(20) + b';'
+  assert bool(input_checks.image_format_checks(tf.constant(gif))['gif'])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'record.*r3 is not a complete PNG, JPEG or BMP '
+                     r'image \(GIF and WebP'):
+    input_checks.check_encoded_image(tf.constant(gif), tf.constant('r3'),
+                                     'here')

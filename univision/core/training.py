@@ -4,16 +4,42 @@
 `univision.studies.model_patches`) both go through `run`: the config is
 written to the model folder, the mixed-precision policy and distribution
 strategy come from `params.runtime`, the task from the task registry, and
-Model Garden's `train_lib.run_experiment` drives the steps, checkpoints
-(resuming from the latest one in `model_dir`) and evaluations.
+Model Garden's `train_lib.OrbitExperimentRunner` drives the steps,
+checkpoints (resuming from the latest one in `model_dir`) and evaluations.
+
+Two things are added to Model Garden's runner: a `DivergenceGuard` train
+action (a NaN/inf loss or weights stop the run with a clear message before
+they are checkpointed), and a `DataLossError` from a damaged TFRecord file is
+re-raised naming the file and byte offset (`tfrecord_check`).
 """
-import tf_keras
+import tensorflow as tf, tf_keras
 from official.common import distribute_utils
 from official.core import config_definitions as cfg
 from official.core import task_factory
 from official.core import train_lib
 from official.core import train_utils
 from official.modeling import performance
+
+from univision.core import divergence
+from univision.core import tfrecord_check
+
+
+class _GuardedRunner(train_lib.OrbitExperimentRunner):
+  """Model Garden's runner with `DivergenceGuard` as the first train action.
+
+  First, so that it sees each loop's output before Model Garden's recovery
+  action (see `divergence`).
+  """
+
+  def _build_controller(self, trainer, evaluator, save_summary=True,
+                        train_actions=None, **kwargs):
+    if trainer:
+      guard = divergence.DivergenceGuard(trainer.model, trainer.global_step,
+                                         self.checkpoint_manager,
+                                         self.params.trainer)
+      train_actions = [guard, *(train_actions or [])]
+    return super()._build_controller(trainer, evaluator, save_summary,
+                                     train_actions, **kwargs)
 
 
 def run(params: cfg.ExperimentConfig, model_dir: str,
@@ -28,9 +54,11 @@ def run(params: cfg.ExperimentConfig, model_dir: str,
 
   Returns:
     The model and the metrics of the last evaluation (empty if none ran).
+
+  Raises:
+    divergence.TrainingDivergedError: if the loss or weights become NaN/inf.
+    tfrecord_check.CorruptRecordFileError: naming the damaged input file.
   """
-  if 'train' in mode:
-    train_utils.serialize_config(params, model_dir)
   if params.runtime.mixed_precision_dtype:
     performance.set_mixed_precision_policy(params.runtime.mixed_precision_dtype)
   strategy = distribute_utils.get_distribution_strategy(
@@ -38,11 +66,23 @@ def run(params: cfg.ExperimentConfig, model_dir: str,
       all_reduce_alg=params.runtime.all_reduce_alg,
       num_gpus=params.runtime.num_gpus,
       tpu_address=params.runtime.tpu)
+  # Multi-worker: only the chief writes the config and summaries (the other
+  # workers' checkpoints go to temporary folders, as Model Garden does).
+  if 'train' in mode and strategy.extended.should_checkpoint:
+    train_utils.serialize_config(params, model_dir)
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
   last_eval = {}
-  model, _ = train_lib.run_experiment(
+  runner = _GuardedRunner(
       distribution_strategy=strategy, task=task, mode=mode,
       params=params, model_dir=model_dir,
+      save_summary=strategy.extended.should_save_summary,
       eval_actions=[lambda logs: last_eval.update(logs)])
+  try:
+    model, _ = runner.run()
+  except tf.errors.DataLossError as e:
+    located = tfrecord_check.locate_damage(params, e)
+    if located is None:
+      raise
+    raise located from e
   return model, {k: float(v) for k, v in last_eval.items()}

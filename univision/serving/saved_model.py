@@ -6,7 +6,8 @@ conventions (`input_type`: `image_tensor` uint8 [batch, h, w, 3],
 A QAT experiment's checkpoint is served by its fake-quantized model; a
 RetinaNet experiment by Model Garden's detection module. With a model patch
 (`univision.modeling.patches`) the export is the shared base checkpoint with
-the patch applied: one SavedModel per task.
+the patch applied: one SavedModel per task. An `image_bytes` input that is
+not an image fails with an error naming its index (`image_bytes`).
 """
 import tensorflow as tf, tf_keras
 from official.core import export_base
@@ -21,11 +22,21 @@ from univision.core import checkpoints
 from univision.core import config_parsing
 from univision.modeling import patches
 from univision.quantization import qat
+from univision.serving import image_bytes
 
 SIGNATURE_INPUT_TYPES = ('image_tensor', 'image_bytes', 'tf_example', 'tflite')
 
 
-class QATClassificationModule(image_classification.ClassificationModule):
+class ClassificationModule(image_bytes.ImageBytesChecks,
+                           image_classification.ClassificationModule):
+  """Model Garden's classification module; bad `image_bytes` named."""
+
+
+class DetectionModule(image_bytes.ImageBytesChecks, detection.DetectionModule):
+  """Model Garden's detection module; bad `image_bytes` named."""
+
+
+class QATClassificationModule(ClassificationModule):
   """Model Garden's classification export module serving a QAT model.
 
   The fake-quantized model is built at the export size, so that its
@@ -81,8 +92,8 @@ def _export_module(params, batch_size: int | None, size: list[int],
   if isinstance(params.task, qat_cfg.ImageClassificationQATTask):
     return QATClassificationModule(**kwargs)
   if isinstance(params.task, mg_retinanet_cfg.RetinaNetTask):
-    return detection.DetectionModule(**kwargs)
-  return image_classification.ClassificationModule(**kwargs)
+    return DetectionModule(**kwargs)
+  return ClassificationModule(**kwargs)
 
 
 def _restore_with_patch(module: export_base.ExportModule,
