@@ -7,6 +7,7 @@ only this import.
 from official.vision import registry_imports as _mg_registry_imports
 
 from univision.configs import distillation as _distillation_configs
+from univision.configs import hiera_classification as _hiera_ic_configs
 from univision.configs import image_classification as _ic_configs
 from univision.configs import image_classification_qat as _ic_qat_configs
 from univision.configs import maws as _maws_configs

@@ -7,7 +7,9 @@ data config, (2) reads a pattern that matches no file without naming the
 config key, and (3) lets a corrupt image record fail anonymously. Here the
 range is honoured, and (2) and (3) raise errors that name the key, pattern
 and record. `initialize` likewise names `task.init_checkpoint` when it is
-missing or does not fit the model. Subclasses change the labels through
+missing or does not fit the model, and loads a headless pretraining
+checkpoint (an MAE encoder) into a backbone with a head, leaving the head
+fresh (Model Garden's version requires an exact match). Subclasses change the labels through
 `build_decoder` (e.g. `weak_classification`) and reuse the parser through
 `build_parser` (e.g. `distillation`).
 """
@@ -135,9 +137,45 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
       tf.train.Checkpoint(**items).read(
           prefix).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:
-      backbone = self.task_config.model.backbone
-      raise ValueError(
-          f'task.init_checkpoint={path} does not fit task.model '
-          f'(init_checkpoint_modules={modules!r}, backbone {backbone.type} '
-          f'{backbone.get().as_dict()}): {str(e).splitlines()[0]}') from e
+      fresh = (_restore_without_head(model.backbone, prefix)
+               if modules == 'backbone' else None)
+      if fresh is None:
+        backbone = self.task_config.model.backbone
+        raise ValueError(
+            f'task.init_checkpoint={path} does not fit task.model '
+            f'(init_checkpoint_modules={modules!r}, backbone {backbone.type} '
+            f'{backbone.get().as_dict()}): {str(e).splitlines()[0]}') from e
+      logging.info('Backbone head layers %s are not in %s: they start '
+                   'fresh.', fresh, prefix)
     logging.info('Loaded %s of the model from %s.', modules, prefix)
+
+
+def _restore_without_head(backbone: tf_keras.Model,
+                          prefix: str) -> list[str] | None:
+  """Loads a checkpoint of the backbone without its head (e.g. an MAE's).
+
+  Pretraining saves a headless encoder (`include_head=False`, as Hiera's MAE
+  does); a classifier backbone adds head layers, which fine-tuning starts
+  fresh, as the reference fine-tuning code does. The headless twin of
+  `backbone` must match the checkpoint exactly; its weights are then copied
+  layer by layer (by name).
+
+  Returns:
+    The names of the head layers left fresh, or None if `backbone` has no
+    head option or its headless twin does not fit the checkpoint either.
+  """
+  config = backbone.get_config()
+  if not config.get('include_head'):
+    return None
+  twin = type(backbone).from_config({**config, 'include_head': False})
+  try:
+    tf.train.Checkpoint(backbone=twin).read(
+        prefix).expect_partial().assert_existing_objects_matched()
+  except (AssertionError, ValueError):
+    return None
+  trunk = {layer.name for layer in twin.layers if layer.weights}
+  for layer in twin.layers:
+    if layer.weights:
+      backbone.get_layer(layer.name).set_weights(layer.get_weights())
+  return [layer.name for layer in backbone.layers
+          if layer.weights and layer.name not in trunk]
