@@ -132,11 +132,13 @@ nas-demo: $(VENV)/.runtime fashion-mnist
 
 # Issue #10 benchmarks, on an otherwise idle machine: ours vs Model Garden's
 # MNv4 (TF, TFLite float / int8 PTQ / int8 QAT latency, training throughput;
-# all five models at native resolution), then Mobile MQA vs MHSA. CSV, ratio
+# all five models at native resolution, training capped at 256 px to fit in
+# 24 GB), then Mobile MQA vs MHSA. CSV, ratio
 # tables and plots go to benchmarks/results/.
 BENCH_DIR := benchmarks/results
 bench: $(VENV)/.runtime
 	PYTHONPATH=. $(PY) benchmarks/mnv4_vs_model_garden.py --repeats=30 \
+	  --max_train_resolution=256 \
 	  --csv=$(BENCH_DIR)/mnv4_vs_model_garden.csv \
 	  --plot=$(BENCH_DIR)/mnv4_vs_model_garden.png
 	PYTHONPATH=. $(PY) benchmarks/mqa_vs_mhsa.py --repeats=50 \

@@ -1,0 +1,87 @@
+"""Smoke tests: the benchmark scripts still run end to end.
+
+Tiny settings (one model at 32x32, one repeat); the assertions do not depend
+on timings: rows are produced, ratios computed, int8 op counts reported.
+The float TFLite and QAT metrics are skipped for time: the float one runs
+the same conversion-and-timing code as the int8 one, and the QAT one takes
+minutes (Model Garden's QAT build and conversion).
+`benchmarks/` is not a package: its folder goes on `sys.path`, as when a
+script is run, and the scripts are loaded from their files.
+"""
+import csv
+import importlib.util
+import os
+import sys
+
+import pytest
+
+_BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), 'benchmarks')
+
+
+def _load(name: str):
+  if _BENCHMARKS not in sys.path:
+    sys.path.insert(0, _BENCHMARKS)
+  spec = importlib.util.spec_from_file_location(
+      f'bench_{name}', os.path.join(_BENCHMARKS, f'{name}.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def _read(path: str) -> list[dict]:
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_mnv4_vs_model_garden_smoke(tmp_path):
+  bench = _load('mnv4_vs_model_garden')
+  csv_path, plot_path = tmp_path / 'mnv4.csv', tmp_path / 'mnv4.png'
+  bench.main(['--models=MobileNetV4ConvSmall', '--resolution=32',
+              '--repeats=1', '--warmup=0', '--train_repeats=1',
+              '--train_warmup=0', '--train_batch=2', '--calibration=1',
+              '--skip=tflite_float,tflite_int8_qat', f'--csv={csv_path}',
+              f'--plot={plot_path}'])
+  rows = _read(csv_path)
+  by_key = {(r['metric'], r['impl']): r for r in rows}
+  for metric in ('tf', 'tflite_int8_ptq', 'train'):
+    for impl in ('ours', 'model_garden'):
+      assert float(by_key[metric, impl]['median']) > 0, (metric, impl)
+  assert float(by_key['equivalence', 'ours_vs_model_garden']['median']) < 1e-4
+  ours_int8 = by_key['tflite_int8_ptq', 'ours']
+  assert int(ours_int8['total_ops']) > 0
+  assert int(ours_int8['float_ops']) == 0
+  ratios = (tmp_path / 'mnv4_ratios.md').read_text()
+  assert '| MobileNetV4ConvSmall | tf | ms |' in ratios
+  assert plot_path.stat().st_size > 0
+
+
+def test_mqa_vs_mhsa_smoke(tmp_path):
+  bench = _load('mqa_vs_mhsa')
+  csv_path = tmp_path / 'mqa.csv'
+  bench.main(['--resolution=64', '--models=MobileNetV4HybridMedium',
+              '--repeats=1', '--warmup=0', f'--csv={csv_path}',
+              f'--plot={tmp_path / "mqa.png"}'])
+  rows = _read(csv_path)
+  # 2 stages x 2 kv strides x 2 metrics x 2 layers.
+  assert len(rows) == 16
+  mqa = {(r['group'], r['metric']): r for r in rows if r['impl'] == 'mqa'}
+  mhsa = {(r['group'], r['metric']): r for r in rows if r['impl'] == 'mhsa'}
+  assert mqa.keys() == mhsa.keys()
+  for key, row in mqa.items():
+    # Fewer key/value heads: fewer parameters at equal dims.
+    assert int(row['params']) < int(mhsa[key]['params'])
+  assert 'speedup %' in (tmp_path / 'mqa_speedup.md').read_text()
+
+
+@pytest.mark.parametrize('kv_strides', [1, 2])
+def test_mhsa_baseline_shapes(kv_strides):
+  _load('mqa_vs_mhsa')
+  from benchlib import mhsa  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  layer = mhsa.MultiHeadSelfAttention(num_heads=4, key_dim=8,
+                                      kv_strides=kv_strides)
+  out = layer(tf.random.normal([2, 6, 10, 16]))
+  assert out.shape == (2, 6, 10, 16)
+  # 4 key and 4 value heads of dim 8, from 16 channels.
+  assert layer.key_proj.kernel.shape == (1, 1, 16, 32)
