@@ -112,8 +112,8 @@ def test_divergence_stops_with_a_message_and_keeps_a_finite_checkpoint(
   assert match, result.stderr[-3000:]
   step, what, latest = int(match.group(1)), match.group(2), match.group(3)
   assert step <= 12  # Stopped within a few loops of the blow-up.
-  assert re.match(r'the mean training loss is (nan|inf)|\d+ weights hold NaN',
-                  what)
+  assert re.match(r'the mean training loss is (nan|inf)|'
+                  r'\d+ weights or optimizer variables hold NaN', what)
   assert 'Lower the learning rate' in result.stderr
   assert latest == tf.train.latest_checkpoint(model_dir)
   assert _checkpoint_step(model_dir) < step

@@ -119,3 +119,15 @@ def test_locate_damage_none_when_inputs_are_intact(shards, tmp_path):
   error = _data_loss([flipped_copy(shards[0], str(tmp_path / 'other'))])
   assert tfrecord_check.locate_damage(
       _params(os.path.dirname(shards[0])), error) is None
+
+
+def test_other_data_loss_errors_are_not_scanned_for(shards, monkeypatch):
+  """A checkpoint's DataLossError names no record: no input file is read."""
+  def fail(*args):
+    raise AssertionError(f'scanned {args}')
+  monkeypatch.setattr(tfrecord_check, 'scan_file', fail)
+  error = tf.errors.DataLossError(
+      None, None, 'Checksum does not match: stored 1 vs. calculated on the '
+      'restored bytes 2')
+  assert tfrecord_check.locate_damage(
+      _params(os.path.dirname(shards[0])), error) is None

@@ -4,8 +4,10 @@
 corrupted record at 4813` or `truncated record at 10561`: the byte offset of
 the bad record, but not the file. Nothing is checked ahead of time (a pre-scan
 of a large dataset on every start would cost minutes); only after such an
-error does `locate_damage` walk the input files of the experiment, reading
-just the 12-byte record headers. It checks the framing (each header's length
+error does `locate_damage` walk the input files of the experiment, in order
+until the first damaged one, reading just the 12-byte record headers (one
+small read per record, so it is slow on large remote datasets, but it runs
+only once the run has already failed). It checks the framing (each header's length
 CRC, records ending exactly at the end of the file) and, at the offset the
 error names, the record data's CRC too, so a file damaged in the middle of a
 record's data is found without reading every file in full.
@@ -25,7 +27,7 @@ from univision.dataloaders import input_checks
 _HEADER = struct.Struct('<QI')
 _CRC = struct.Struct('<I')
 _MASK_DELTA = 0xA282EAD8
-_OFFSET = re.compile(r'record at (\d+)')
+_OFFSET = re.compile(r'(?:corrupted|truncated) record at (\d+)')
 
 
 def _crc32c_table() -> list[int]:
@@ -120,7 +122,7 @@ def _tfrecord_inputs(task: cfg.TaskConfig) -> list[tuple[str, list[str]]]:
     data = getattr(task, field.name)
     if (isinstance(data, cfg.DataConfig) and data.input_path and
         isinstance(data.input_path, (str, list, tuple)) and
-        data.file_type == 'tfrecord'):
+        getattr(data, 'file_type', 'tfrecord') == 'tfrecord'):
       files = sorted(path for pattern in input_checks.split_input_path(
           data.input_path) for path in tf.io.gfile.glob(pattern))
       inputs.append((f'task.{field.name}.input_path', files))
@@ -138,11 +140,13 @@ def locate_damage(params: cfg.ExperimentConfig,
 
   Returns:
     A `CorruptRecordFileError` naming the config key, file, offset and
-    problem; None if no input file is damaged (the error came from
-    elsewhere, e.g. a checkpoint).
+    problem; None if `error` is not a damaged-record error (e.g. it came
+    from a checkpoint; nothing is scanned then) or no input file is damaged.
   """
   match = _OFFSET.search(error.message)
-  data_offset = int(match.group(1)) if match else None
+  if not match:
+    return None
+  data_offset = int(match.group(1))
   for key, files in _tfrecord_inputs(params.task):
     for path in files:
       damage = scan_file(path, data_offset)

@@ -8,10 +8,12 @@ Model Garden's `train_lib.OrbitExperimentRunner` drives the steps,
 checkpoints (resuming from the latest one in `model_dir`) and evaluations.
 
 Two things are added to Model Garden's runner: a `DivergenceGuard` train
-action (a NaN/inf loss or weights stop the run with a clear message before
-they are checkpointed), and a `DataLossError` from a damaged TFRecord file is
-re-raised naming the file and byte offset (`tfrecord_check`).
+action (a NaN/inf loss, weights or optimizer state stop the run with a clear
+message before they are checkpointed), and a `DataLossError` from a damaged
+TFRecord file is re-raised naming the file and byte offset
+(`tfrecord_check`).
 """
+from absl import logging
 import tensorflow as tf, tf_keras
 from official.common import distribute_utils
 from official.core import config_definitions as cfg
@@ -36,7 +38,8 @@ class _GuardedRunner(train_lib.OrbitExperimentRunner):
     if trainer:
       guard = divergence.DivergenceGuard(trainer.model, trainer.global_step,
                                          self.checkpoint_manager,
-                                         self.params.trainer)
+                                         self.params.trainer,
+                                         optimizer=trainer.optimizer)
       train_actions = [guard, *(train_actions or [])]
     return super()._build_controller(trainer, evaluator, save_summary,
                                      train_actions, **kwargs)
@@ -81,7 +84,12 @@ def run(params: cfg.ExperimentConfig, model_dir: str,
   try:
     model, _ = runner.run()
   except tf.errors.DataLossError as e:
-    located = tfrecord_check.locate_damage(params, e)
+    try:
+      located = tfrecord_check.locate_damage(params, e)
+    except (tf.errors.OpError, OSError) as scan_error:
+      logging.warning('Could not scan the input files for the damaged one: '
+                      '%s', scan_error)
+      located = None
     if located is None:
       raise
     raise located from e
