@@ -38,40 +38,6 @@ from univision.modeling.backbones import mobilenet_v4_specs as specs
 
 BEST_SPEC = 'best_spec.yaml'
 
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Results folder.')
-_DATA = flags.DEFINE_string('data', 'data/fashion_mnist',
-                            'Fashion-MNIST TFRecord folder.')
-_PROFILE = flags.DEFINE_string(
-    'profile', 'edgetpu', 'Hardware profile of the latency model: a bundled '
-    f'one ({", ".join(hardware.available_profiles())}) or a YAML file.')
-_SEED = flags.DEFINE_integer('seed', 0, 'Seed of sampling and training.')
-_COARSE = flags.DEFINE_integer('coarse_trials', 3,
-                               'Candidates trained in the coarse stage.')
-_FINE = flags.DEFINE_integer('fine_trials', 4, 'Candidates trained in the '
-                             'fine stage (the coarse winner included).')
-_POPULATION = flags.DEFINE_integer(
-    'population', 2, 'Random candidates per stage before mutation starts.')
-_STEPS = flags.DEFINE_integer('proxy_steps', 200, 'Training steps per '
-                              'candidate.')
-_PROXY_RES = flags.DEFINE_integer('proxy_resolution', 32,
-                                  'Training resolution of the proxy.')
-_EVAL_BATCHES = flags.DEFINE_integer('eval_batches', 10,
-                                     'Test batches (of 200) per candidate.')
-_LATENCY_RES = flags.DEFINE_integer('latency_resolution', 224,
-                                    'Resolution the latency is costed at.')
-_TARGET_MS = flags.DEFINE_float(
-    'target_latency_ms', 0.0,
-    'Reward target; 0 = MNv4-Conv-S\'s roofline latency on the profile.')
-_LATENCY_BUDGET = flags.DEFINE_float(
-    'latency_budget', 1.2, 'Hard limit as a multiple of the target (0: none).')
-_MAX_MMACS = flags.DEFINE_float('max_mmacs', 0.0,
-                                'Hard MAC limit in millions (0: none).')
-_EXPAND = flags.DEFINE_list('expand_ratios', ['2', '3', '4', '6'],
-                            'Fine-stage expansion choices (4 = the paper).')
-_ALPHA = flags.DEFINE_float('alpha', -0.07, 'Reward exponent at or under '
-                            'the target.')
-_BETA = flags.DEFINE_float('beta', -0.07, 'Reward exponent over the target.')
-
 
 def check_settings(output_dir: str, settings: dict[str, object]) -> None:
   """Writes `search.json`, or refuses to resume a run with other settings."""
@@ -124,50 +90,88 @@ def write_results(output_dir: str, space: nas_space.SearchSpace,
   return spec_path
 
 
+def _define_flags() -> None:
+  flags.DEFINE_string('output_dir', None, 'Results folder.')
+  flags.DEFINE_string('data', 'data/fashion_mnist',
+                      'Fashion-MNIST TFRecord folder.')
+  flags.DEFINE_string(
+      'profile', 'edgetpu', 'Hardware profile of the latency model: a '
+      f'bundled one ({", ".join(hardware.available_profiles())}) or a YAML '
+      'file.')
+  flags.DEFINE_integer('seed', 0, 'Seed of sampling and training.')
+  flags.DEFINE_integer('coarse_trials', 3,
+                       'Candidates trained in the coarse stage.')
+  flags.DEFINE_integer('fine_trials', 4, 'Candidates trained in the fine '
+                       'stage (the coarse winner included).')
+  flags.DEFINE_integer('population', 2,
+                       'Random candidates per stage before mutation starts.')
+  flags.DEFINE_integer('proxy_steps', 200, 'Training steps per candidate.')
+  flags.DEFINE_integer('proxy_resolution', 32,
+                       'Training resolution of the proxy.')
+  flags.DEFINE_integer('eval_batches', 10,
+                       'Test batches (of 200) per candidate.')
+  flags.DEFINE_integer('latency_resolution', 224,
+                       'Resolution the latency is costed at.')
+  flags.DEFINE_float(
+      'target_latency_ms', 0.0,
+      'Reward target; 0 = MNv4-Conv-S\'s roofline latency on the profile.')
+  flags.DEFINE_float('latency_budget', 1.2,
+                     'Hard limit as a multiple of the target (0: none).')
+  flags.DEFINE_float('max_mmacs', 0.0,
+                     'Hard MAC limit in millions (0: none).')
+  flags.DEFINE_list('expand_ratios', ['2', '3', '4', '6'],
+                    'Fine-stage expansion choices (4 = the paper).')
+  flags.DEFINE_float('alpha', -0.07,
+                     'Reward exponent at or under the target.')
+  flags.DEFINE_float('beta', -0.07, 'Reward exponent over the target.')
+  flags.mark_flags_as_required(['output_dir'])
+
+
 def main(_):
-  output_dir = _OUTPUT_DIR.value
-  if not output_dir:
-    raise app.UsageError('--output_dir is required.')
-  profile = hardware.load_profile(_PROFILE.value)
+  f = flags.FLAGS
+  output_dir = f.output_dir
+  profile = hardware.load_profile(f.profile)
   space = nas_space.conv_small_space(
-      _LATENCY_RES.value, tuple(float(e) for e in _EXPAND.value))
-  proxy = nas_proxy.ProxySettings(data=_DATA.value, steps=_STEPS.value,
-                                  resolution=_PROXY_RES.value,
-                                  eval_batches=_EVAL_BATCHES.value,
-                                  seed=_SEED.value)
+      f.latency_resolution, tuple(float(e) for e in f.expand_ratios))
+  proxy = nas_proxy.ProxySettings(data=f.data, steps=f.proxy_steps,
+                                  resolution=f.proxy_resolution,
+                                  eval_batches=f.eval_batches,
+                                  seed=f.seed)
   num_classes = nas_proxy.recipe_config(
       nas_proxy.RECIPE).task.model.num_classes
 
   def cost_fn(spec: specs.ModelSpec) -> nas_objective.Costs:
     return nas_objective.measure(spec, profile, num_classes)
 
-  target_s = _TARGET_MS.value / 1e3 or cost_fn(dataclasses.replace(
+  target_s = f.target_latency_ms / 1e3 or cost_fn(dataclasses.replace(
       specs.CONV_SMALL, resolution=space.resolution)).latency_s
   budget = nas_objective.Budget(
-      max_macs=_MAX_MMACS.value * 1e6 or None,
-      max_latency_s=_LATENCY_BUDGET.value * target_s or None)
+      max_macs=f.max_mmacs * 1e6 or None,
+      max_latency_s=f.latency_budget * target_s or None)
   settings = {
-      'profile': profile.name, 'seed': _SEED.value,
-      'coarse_trials': _COARSE.value, 'fine_trials': _FINE.value,
-      'population': _POPULATION.value, 'data': proxy.data,
+      'profile': profile.name, 'seed': f.seed,
+      'coarse_trials': f.coarse_trials, 'fine_trials': f.fine_trials,
+      'population': f.population, 'data': proxy.data,
       'proxy_steps': proxy.steps, 'proxy_resolution': proxy.resolution,
       'eval_batches': proxy.eval_batches,
       'latency_resolution': space.resolution,
       'target_latency_ms': round(target_s * 1e3, 6),
       'max_latency_ms': round(budget.max_latency_s * 1e3, 6)
                         if budget.max_latency_s else None,
-      'max_mmacs': _MAX_MMACS.value or None,
+      'max_mmacs': f.max_mmacs or None,
       'expand_ratios': list(space.expand_ratios),
-      'alpha': _ALPHA.value, 'beta': _BETA.value}
+      'alpha': f.alpha, 'beta': f.beta}
   check_settings(output_dir, settings)
   search = nas_loop.Search(
-      space, nas_loop.Objective(target_s, budget, _ALPHA.value, _BETA.value),
+      space, nas_loop.Objective(target_s, budget, f.alpha, f.beta),
       cost_fn, lambda spec, run_dir: nas_proxy.train_accuracy(
-          spec, run_dir, proxy), output_dir, _SEED.value)
-  winners = search.run(_COARSE.value, _FINE.value, _POPULATION.value)
+          spec, run_dir, proxy), output_dir, f.seed)
+  winners = search.run(f.coarse_trials, f.fine_trials, f.population)
   spec_path = write_results(output_dir, space, winners, settings,
                             nas_proxy.RECIPE)
   print(f'Best spec: {spec_path}; trials and summary in {output_dir}.')
 
+
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -16,7 +16,6 @@ from univision.efficiency import counting
 from univision.modeling.backbones import mobilenet_v4
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 
-_OUTPUT = flags.DEFINE_string('output', None, 'Markdown file to write.')
 
 # Paper Table 6 (rounded): params (M), MACs (G).
 PAPER = {
@@ -96,11 +95,12 @@ def main(_):
           'released architectures (Conv-M 9.2M vs 9.7M params, Conv-L 31M '
           'vs 32.6M, Hybrid-L 7.2G vs 7.7G MACs); ours agree with the '
           'released code (timm, Model Garden) to the last digit.\n')
-  if _OUTPUT.value:
-    with open(_OUTPUT.value, 'w') as f:
+  if flags.FLAGS.output:
+    with open(flags.FLAGS.output, 'w') as f:
       f.write(text)
   print(text)
 
 
 if __name__ == '__main__':
+  flags.DEFINE_string('output', None, 'Markdown file to write.')
   app.run(main)

@@ -32,13 +32,6 @@ from univision.efficiency import pareto_plot
 from univision.efficiency import report
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 
-_HARDWARE = flags.DEFINE_string(
-    'hardware', 'edgetpu', 'A bundled profile '
-    f'({", ".join(hardware.available_profiles())}) or a YAML file.')
-_MODELS = flags.DEFINE_list('models', list(report.PAPER),
-                            'MobileNetV4 model ids to estimate.')
-_PLOT = flags.DEFINE_string('plot', None, 'PNG file for the Pareto plot.')
-
 _KINDS = {'Conv2D': 'conv', 'DepthwiseConv2dNative': 'depthwise'}
 
 
@@ -157,9 +150,20 @@ def run(profile_name: str, model_ids: list[str],
   return '\n'.join(lines)
 
 
+def _define_flags() -> None:
+  flags.DEFINE_string(
+      'hardware', 'edgetpu', 'A bundled profile '
+      f'({", ".join(hardware.available_profiles())}) or a YAML file.')
+  flags.DEFINE_list('models', list(report.PAPER),
+                    'MobileNetV4 model ids to estimate.')
+  flags.DEFINE_string('plot', None, 'PNG file for the Pareto plot.')
+
+
 def main(_):
-  print(run(_HARDWARE.value, _MODELS.value, _PLOT.value))
+  f = flags.FLAGS
+  print(run(f.hardware, f.models, f.plot))
 
 
 if __name__ == '__main__':
+  _define_flags()
   app.run(main)

@@ -31,20 +31,6 @@ from univision.interop import timm_mobilenet_v4 as timm_weights
 from univision.modeling.backbones import mobilenet_v4_specs
 from univision.serving import saved_model
 
-_MODEL = flags.DEFINE_string(
-    'model', None, 'univision model id or timm architecture name.')
-_SAFETENSORS = flags.DEFINE_string('safetensors', None,
-                                   'A timm .safetensors file.')
-_DOWNLOAD = flags.DEFINE_bool(
-    'download', False, "Download timm's ImageNet-1k weights for --model from "
-    'the Hugging Face hub (needs huggingface_hub and internet).')
-_NUM_CLASSES = flags.DEFINE_integer(
-    'num_classes', 1000, "1000 (timm's labels 0..999) or 1001 (Model "
-    "Garden's ImageNet TFRecords, labels 1..1000).")
-_OUTPUT_DIR = flags.DEFINE_string('output_dir', None, 'Output folder.')
-_SAVED_MODEL = flags.DEFINE_bool('saved_model', True,
-                                 'Also export a SavedModel.')
-
 
 def download_weights(model_id: str) -> str:
   """Path of timm's `model.safetensors` for `model_id`, fetched if needed."""
@@ -113,17 +99,33 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
   return written
 
 
+def _define_flags() -> None:
+  flags.DEFINE_string('model', None,
+                      'univision model id or timm architecture name.')
+  flags.DEFINE_string('safetensors', None, 'A timm .safetensors file.')
+  flags.DEFINE_bool(
+      'download', False, "Download timm's ImageNet-1k weights for --model "
+      'from the Hugging Face hub (needs huggingface_hub and internet).')
+  flags.DEFINE_integer(
+      'num_classes', 1000, "1000 (timm's labels 0..999) or 1001 (Model "
+      "Garden's ImageNet TFRecords, labels 1..1000).")
+  flags.DEFINE_string('output_dir', None, 'Output folder.')
+  flags.DEFINE_bool('saved_model', True, 'Also export a SavedModel.')
+  flags.mark_flags_as_required(['model', 'output_dir'])
+
+
 def main(_):
-  if bool(_SAFETENSORS.value) == _DOWNLOAD.value:
+  f = flags.FLAGS
+  if bool(f.safetensors) == f.download:
     raise app.UsageError('Give exactly one of --safetensors or --download.')
-  path = _SAFETENSORS.value or download_weights(
-      timm_weights.resolve_model_id(_MODEL.value))
-  written = convert_to_dir(_MODEL.value, path, _OUTPUT_DIR.value,
-                           _NUM_CLASSES.value, _SAVED_MODEL.value)
+  path = f.safetensors or download_weights(
+      timm_weights.resolve_model_id(f.model))
+  written = convert_to_dir(f.model, path, f.output_dir, f.num_classes,
+                           f.saved_model)
   for what, where in written.items():
     print(f'{what + ":":13s} {where}')
 
 
 if __name__ == '__main__':
-  flags.mark_flags_as_required(['model', 'output_dir'])
+  _define_flags()
   app.run(main)

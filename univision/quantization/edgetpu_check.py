@@ -118,16 +118,11 @@ def report(path: str, ops: list[tflite_ops.OpInfo],
   return '\n'.join(lines)
 
 
-_ALLOW_FLOAT_IO = flags.DEFINE_bool(
-    'allow_float_io', False,
-    'Accept float QUANTIZE/DEQUANTIZE at the model inputs/outputs.')
-
-
 def main(argv):
   if len(argv) != 2:
     raise app.UsageError('usage: edgetpu_check MODEL.tflite')
   try:
-    ops, problems = check(argv[1], _ALLOW_FLOAT_IO.value)
+    ops, problems = check(argv[1], flags.FLAGS.allow_float_io)
   except ValueError as e:  # Unreadable file: named in the message.
     print(f'error: {e}', file=sys.stderr)
     sys.exit(2)
@@ -136,4 +131,7 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  flags.DEFINE_bool(
+      'allow_float_io', False,
+      'Accept float QUANTIZE/DEQUANTIZE at the model inputs/outputs.')
   app.run(main)
