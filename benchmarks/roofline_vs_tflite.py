@@ -25,22 +25,18 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 from scipy import stats  # pylint: disable=g-import-not-at-top
-import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
 
 from univision.efficiency import hardware  # pylint: disable=g-import-not-at-top
 from univision.efficiency import report  # pylint: disable=g-import-not-at-top
 from univision.efficiency import roofline  # pylint: disable=g-import-not-at-top
 from univision.modeling.backbones import mobilenet_v4_specs as specs  # pylint: disable=g-import-not-at-top
+from univision.serving import keras_converter  # pylint: disable=g-import-not-at-top
 
 
 def float_tflite(model, input_shape: tuple[int, ...]) -> bytes:
   """A float32 TFLite flatbuffer of `model` at a fixed input shape."""
-  concrete = tf.function(lambda x: model(x, training=False)
-                         ).get_concrete_function(
-                             tf.TensorSpec(input_shape, tf.float32))
-  return tf.lite.TFLiteConverter.from_concrete_functions(
-      [concrete], model).convert()
+  return keras_converter.converter(model, input_shape).convert()
 
 
 def interpreter(path: str, threads: int) -> litert.Interpreter:

@@ -24,6 +24,7 @@ from benchlib import tflite
 from univision.quantization import calibration as qat_calibration
 from univision.quantization import flat_graph
 from univision.quantization import qat
+from univision.serving import keras_converter
 
 
 def ptq(model: tf_keras.Model, resolution: int,
@@ -53,11 +54,8 @@ def qat_model_garden(model: tf_keras.Model, model_id: str,
       model, qat_common.Quantization(),
       tf_keras.layers.InputSpec(shape=[None, resolution, resolution, 3]),
       config)
-  function = tf.function(lambda x: qat_model(x, training=False))
-  concrete = function.get_concrete_function(
-      tf.TensorSpec([1, resolution, resolution, 3], tf.float32))
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
-                                                             qat_model)
+  converter = keras_converter.converter(qat_model,
+                                       [1, resolution, resolution, 3])
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   converter.inference_input_type = tf.uint8
   converter.inference_output_type = tf.uint8

@@ -14,17 +14,12 @@ import tensorflow as tf, tf_keras
 from ai_edge_litert import interpreter as litert
 
 from univision.quantization import tflite_ops
-
-
-def _concrete(model: tf_keras.Model, shape: tuple[int, ...]):
-  function = tf.function(lambda x: model(x, training=False))
-  return function.get_concrete_function(tf.TensorSpec(shape, tf.float32))
+from univision.serving import keras_converter
 
 
 def float_model(model: tf_keras.Model, shape: tuple[int, ...]) -> bytes:
   """A float32 TFLite flatbuffer of `model` at the fixed input `shape`."""
-  return tf.lite.TFLiteConverter.from_concrete_functions(
-      [_concrete(model, shape)], model).convert()
+  return keras_converter.converter(model, shape).convert()
 
 
 def int8_model(model: tf_keras.Model, shape: tuple[int, ...],
@@ -37,8 +32,7 @@ def int8_model(model: tf_keras.Model, shape: tuple[int, ...],
     calibration: Model-ready float images of `shape`, for the ranges.
   """
   images = [np.asarray(image, np.float32) for image in calibration]
-  converter = tf.lite.TFLiteConverter.from_concrete_functions(
-      [_concrete(model, shape)], model)
+  converter = keras_converter.converter(model, shape)
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   converter.representative_dataset = lambda: ([image] for image in images)
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -20,6 +20,7 @@ import tensorflow_model_optimization as tfmot
 
 from univision.quantization import flat_graph
 from univision.quantization import qat_layers
+from univision.serving import keras_converter
 
 _keras_q = tfmot.quantization.keras
 
@@ -70,11 +71,8 @@ def convert(qat_model: tf_keras.Model, io_dtype: tf.DType = tf.uint8) -> bytes:
     io_dtype: `tf.uint8` or `tf.int8` inputs and outputs (quantized with the
       ranges QAT learned), or `tf.float32` (QUANTIZE/DEQUANTIZE at the ends).
   """
-  shape = [1, *qat_model.input_shape[1:]]
-  function = tf.function(lambda x: qat_model(x, training=False))
-  concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32))
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
-                                                             qat_model)
+  converter = keras_converter.converter(qat_model,
+                                       [1, *qat_model.input_shape[1:]])
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   if io_dtype != tf.float32:
     converter.inference_input_type = io_dtype

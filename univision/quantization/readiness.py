@@ -34,6 +34,7 @@ from univision.quantization import edgetpu_check
 from univision.quantization import flat_graph
 from univision.quantization import qat
 from univision.quantization import tflite_ops
+from univision.serving import keras_converter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +85,7 @@ def _run(path: str, images: np.ndarray) -> np.ndarray:
 
 def _post_training_int8(model: tf_keras.Model, size: int) -> bytes:
   """Model Garden's `int8_full` conversion, calibrated on random images."""
-  function = tf.function(lambda x: model(x, training=False))
-  concrete = function.get_concrete_function(
-      tf.TensorSpec([1, size, size, 3], tf.float32))
-  converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete],
-                                                             model)
+  converter = keras_converter.converter(model, [1, size, size, 3])
   converter.optimizations = [tf.lite.Optimize.DEFAULT]
   converter.representative_dataset = lambda: (
       [image[None]] for image in random_images(32, size, seed=2))
