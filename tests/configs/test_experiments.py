@@ -38,14 +38,6 @@ REPLICAS_PER_NAMED_UNIT = {'v2': 1, 'v3': 1, 'v4': 0.5, 'v5p': 0.5,
                            'v5e': 1, 'v6e': 1}
 
 
-def _experiment_of(path: str) -> str:
-  with open(path) as f:
-    first = f.readline().strip()
-  assert first.startswith('# --experiment='), (
-      f'{path}: the first line must name the experiment')
-  return first.split('=', 1)[1]
-
-
 def test_there_are_recipes_for_all_five_models():
   ids = set()
   for path in YAMLS:
@@ -56,7 +48,7 @@ def test_there_are_recipes_for_all_five_models():
 
 @pytest.mark.parametrize('path', YAMLS, ids=os.path.basename)
 def test_yaml_parses_into_registered_config(path):
-  params = config_parsing.parse_experiment(_experiment_of(path), [path])
+  params = config_parsing.parse_experiment(config_parsing.experiment_of(path), [path])
   params.validate()
   if isinstance(params.task, mae.MAETask):
     if params.task.model.type == 'hiera':
@@ -132,8 +124,8 @@ def test_yamls_restate_their_registered_experiment():
     if (not os.path.basename(path).startswith('coco_') or
         path.endswith(POD_SUFFIX)):  # Pod recipes: test_pod_recipe_scales_...
       continue
-    params = config_parsing.parse_experiment(_experiment_of(path), [path])
-    default = exp_factory.get_exp_config(_experiment_of(path))
+    params = config_parsing.parse_experiment(config_parsing.experiment_of(path), [path])
+    default = exp_factory.get_exp_config(config_parsing.experiment_of(path))
     default.override({'runtime': {'tpu': params.runtime.tpu}, 'task': {
         'annotation_file': params.task.annotation_file,
         'train_data': {'input_path': params.task.train_data.input_path,
@@ -164,7 +156,7 @@ def _pod_slice(path: str) -> tuple[str, int]:
 
 
 def _parse(path: str):
-  return config_parsing.parse_experiment(_experiment_of(path), [path])
+  return config_parsing.parse_experiment(config_parsing.experiment_of(path), [path])
 
 
 def test_every_mnv4_tpu_recipe_has_a_pod_recipe():
@@ -269,7 +261,7 @@ def test_query_yaml_sets_the_joint_loss_weights():
   path = os.path.join(EXPERIMENTS_DIR, 'query_detection',
                       'composites_mnv4_query_ssdlite_cpu.yaml')
   params = config_parsing.parse_experiment(
-      _experiment_of(path), [path],
+      config_parsing.experiment_of(path), [path],
       'task.query.query_weight=2.0,task.query.modulation=concat')
   assert isinstance(params.task, query_retinanet.QueryRetinaNetTask)
   assert params.task.query.standard_weight == 1.0

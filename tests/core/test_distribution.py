@@ -73,7 +73,7 @@ def test_mirrored_from_yaml_trains_through_run(fake_fmnist_tfrecords,
 
 @pytest.mark.parametrize('path', TPU_YAMLS, ids=os.path.basename)
 def test_tpu_yaml_and_flag_reach_get_distribution_strategy(path, tmp_path):
-  params = _params(test_experiments._experiment_of(path), [path],  # pylint: disable=protected-access
+  params = _params(config_parsing.experiment_of(path), [path],
                    tpu='my-tpu-pod')
   with mock.patch.object(training.distribute_utils,
                          'get_distribution_strategy',

@@ -146,7 +146,7 @@ def test_real_proxy_trains_and_results_build_from_yaml(
                                        {'profile': 'fake'}, nas_proxy.RECIPE)
   recipe = os.path.join(tmp_path, os.path.basename(nas_proxy.RECIPE))
   params = config_parsing.parse_experiment(
-      nas_proxy.experiment_of(recipe), [recipe])
+      config_parsing.experiment_of(recipe), [recipe])
   backbone_config = params.task.model.backbone
   assert backbone_config.mobilenet_v4.spec_file == spec_path
   backbone = factory.build_backbone(

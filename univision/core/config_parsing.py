@@ -127,3 +127,13 @@ def parse_experiment(experiment: str, config_files: list[str] | None = None,
   return parse_configuration(types.SimpleNamespace(
       experiment=experiment, config_file=config_files,
       params_override=params_override, tpu='', tf_data_service=None))
+
+
+def experiment_of(yaml_path: str) -> str:
+  """The experiment a YAML names in its first line (`# --experiment=...`)."""
+  with open(yaml_path) as f:
+    first = f.readline().strip()
+  if not first.startswith('# --experiment='):
+    raise ValueError(f'{yaml_path}: the first line must be '
+                     '`# --experiment=<name>`.')
+  return first.split('=', 1)[1]

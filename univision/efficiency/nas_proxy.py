@@ -29,16 +29,6 @@ RECIPE = os.path.join(
 SPEC_FILE_KEY = 'spec_file'
 
 
-def experiment_of(yaml_path: str) -> str:
-  """The experiment a YAML names in its first line (`# --experiment=...`)."""
-  with open(yaml_path) as f:
-    first = f.readline().strip()
-  if not first.startswith('# --experiment='):
-    raise ValueError(f'{yaml_path}: the first line must be '
-                     '`# --experiment=<name>`.')
-  return first.split('=', 1)[1]
-
-
 @dataclasses.dataclass(frozen=True)
 class ProxySettings:
   """How each candidate is trained and evaluated.
@@ -61,7 +51,7 @@ class ProxySettings:
 
 def recipe_config(recipe: str) -> cfg.ExperimentConfig:
   """The experiment config of a recipe YAML, as `train.py` would parse it."""
-  params = exp_factory.get_exp_config(experiment_of(recipe))
+  params = exp_factory.get_exp_config(config_parsing.experiment_of(recipe))
   return config_parsing.apply_override(params, recipe, recipe)
 
 

@@ -69,16 +69,6 @@ RUNS = (Run('mae', 'mae'), Run('weak', 'weak', 'mae'),
 YAMLS = {'mae': MAE_YAML, 'weak': WEAK_YAML, 'finetune': FINETUNE_YAML}
 
 
-def experiment_of(yaml_path: str) -> str:
-  """The experiment a YAML names in its first line (`# --experiment=...`)."""
-  with open(yaml_path) as f:
-    first = f.readline().strip()
-  if not first.startswith('# --experiment='):
-    raise ValueError(f'{yaml_path}: the first line must be '
-                     '`# --experiment=<name>`.')
-  return first.split('=', 1)[1]
-
-
 def _schedule(params: cfg.ExperimentConfig, steps: int) -> dict:
   """Trainer overrides that rescale the YAML's schedule to `steps`."""
   trainer = params.trainer
@@ -110,7 +100,7 @@ def run_config(run: Run, output_dir: str, data: str, steps: int = 0,
     overrides: `--params_override`-style overrides applied last.
   """
   path = YAMLS[run.stage]
-  params = exp_factory.get_exp_config(experiment_of(path))
+  params = exp_factory.get_exp_config(config_parsing.experiment_of(path))
   params = config_parsing.apply_override(params, path, path)
   init = os.path.join(output_dir, 'runs', run.init_from) if run.init_from else ''
   task = params.task
