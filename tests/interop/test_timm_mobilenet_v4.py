@@ -6,6 +6,7 @@ import tensorflow as tf, tf_keras
 
 from tests.interop import timm_fixtures
 from univision.interop import timm_mobilenet_v4 as timm_weights
+from univision.interop import timm_state_dict
 
 MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
           ('mobilenetv4_conv_large', 384), ('mobilenetv4_hybrid_medium', 256),
@@ -69,7 +70,7 @@ def test_wrong_model_is_rejected(conv_small):
 
 def test_renamed_and_reshaped_tensors_are_listed(conv_small, tmp_path):
   _, path = conv_small
-  tensors = timm_weights.read_safetensors(path)
+  tensors = timm_state_dict.read_safetensors(path)
   tensors['blocks.2.0.pw_exp.conv.weight_renamed'] = tensors.pop(
       'blocks.2.0.pw_exp.conv.weight')
   tensors['conv_head.weight'] = tensors['conv_head.weight'][:100]
@@ -78,21 +79,16 @@ def test_renamed_and_reshaped_tensors_are_listed(conv_small, tmp_path):
   with pytest.raises(ValueError) as error:
     timm_weights.load_timm_weights(model, tensors)
   message = str(error.value)
+  assert 'timm weights do not fit MobileNetV4ConvSmall:' in message
   assert 'missing in timm weights: blocks.2.0.pw_exp.conv.weight' in message
   assert 'unused timm tensor: blocks.2.0.pw_exp.conv.weight_renamed' in message
   assert 'shape mismatch: conv_head.weight (1, 1, 960, 100)' in message
 
 
-def test_class_count_mismatch_and_bad_files(conv_small, tmp_path):
+def test_class_count_mismatch(conv_small):
   _, path = conv_small
   with pytest.raises(ValueError, match='10 classes, the timm weights 1000'):
     timm_weights.convert('MobileNetV4ConvSmall', path, num_classes=10)
-  with pytest.raises(FileNotFoundError, match='nope.safetensors'):
-    timm_weights.read_safetensors(str(tmp_path / 'nope.safetensors'))
-  garbage = tmp_path / 'garbage.safetensors'
-  garbage.write_bytes(b'\x00' * 64)
-  with pytest.raises(ValueError, match='garbage.safetensors: not a readable'):
-    timm_weights.read_safetensors(str(garbage))
 
 
 def test_model_names():

@@ -33,7 +33,7 @@ def test_qat_int8_at_full_size_is_edgetpu_ready(tmp_path):
 
 
 def test_tflite_op_set_is_integer_only_with_matmul_and_gelu(tmp_path):
-  result = readiness.check_model('MobileNetV4HybridMedium', _SIZE, 'tflite',
+  result = readiness.check_model('MobileNetV4HybridLarge', _SIZE, 'tflite',
                                  str(tmp_path))
   assert result.num_float_ops == 0
   assert {p.op.name for p in result.problems} == {'BATCH_MATMUL', 'GELU'}

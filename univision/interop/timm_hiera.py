@@ -30,13 +30,11 @@ import numpy as np
 import tf_keras
 from official.vision.modeling import classification_model
 
-from univision.interop import timm_mobilenet_v4
+from univision.interop import timm_state_dict
 from univision.modeling.backbones import hiera
 from univision.modeling.layers import hiera_blocks
 
-# Format-level helpers shared with the MobileNetV4 converter.
-Assignment = timm_mobilenet_v4.Assignment
-read_safetensors = timm_mobilenet_v4.read_safetensors
+Assignment = timm_state_dict.Assignment
 
 TIMM_NUM_CLASSES = 1000
 TIMM_IMAGE_SIZE = 224
@@ -107,7 +105,7 @@ def load_timm_weights(model: classification_model.ClassificationModel,
     ValueError: if the block or class counts do not fit, or listing every
       missing, unused or mis-shaped tensor.
   """
-  state_dict = timm_mobilenet_v4.fit_class_count(
+  state_dict = timm_state_dict.fit_class_count(
       state_dict, model.layers[-1].units, 'head.fc')
   timm_blocks = len({key.split('.')[1] for key in state_dict
                       if key.startswith('blocks.')})
@@ -116,30 +114,9 @@ def load_timm_weights(model: classification_model.ClassificationModel,
     raise ValueError(f'The timm weights have {timm_blocks} blocks, {model_id} '
                      f'has {len(model.backbone.blocks)}. Is this the right '
                      'model_id?')
-  found = assignments(model)
-  problems, ready = [], []
-  for a in found:
-    if a.timm_key not in state_dict:
-      problems.append(f'missing in timm weights: {a.timm_key} (for '
-                      f'{a.variable.name} {tuple(a.variable.shape)})')
-      continue
-    value = a.transform(np.asarray(state_dict[a.timm_key]))
-    if tuple(value.shape) != tuple(a.variable.shape):
-      hint = ' (another image size)' if a.timm_key == 'pos_embed' else ''
-      problems.append(f'shape mismatch: {a.timm_key} {value.shape} -> '
-                      f'{a.variable.name} {tuple(a.variable.shape)}{hint}')
-    ready.append((a.variable, value))
-  used = {a.timm_key for a in found}
-  problems += [f'unused timm tensor: {k} {tuple(np.shape(v))}'
-               for k, v in sorted(state_dict.items()) if k not in used]
-  assigned = {id(a.variable) for a in found}
-  problems += [f'not set from timm: {v.name}' for v in model.weights
-               if id(v) not in assigned]
-  if problems:
-    raise ValueError(f'timm weights do not fit {model_id}:\n  ' +
-                     '\n  '.join(problems))
-  for variable, value in ready:
-    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
+  timm_state_dict.assign_checked(
+      model, assignments(model), state_dict, model_id,
+      shape_hints={'pos_embed': 'another image size'})
 
 
 def resolve_model_id(name: str) -> str:
@@ -165,5 +142,6 @@ def convert(model_id: str, safetensors_path: str,
             ) -> classification_model.ClassificationModel:
   """Builds the model and loads timm's weights from a safetensors file."""
   model = build_timm_compatible_classifier(model_id, num_classes, image_size)
-  load_timm_weights(model, read_safetensors(safetensors_path))
+  load_timm_weights(model,
+                    timm_state_dict.read_safetensors(safetensors_path))
   return model

@@ -22,14 +22,13 @@ Name mapping (timm -> univision), in the order of the block-spec table:
 Conv kernels go from PyTorch's (out, in, kh, kw) to Keras' (kh, kw, in, out);
 depthwise kernels from (channels, 1, kh, kw) to (kh, kw, channels, 1).
 """
-import dataclasses
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
-import tensorflow as tf, tf_keras
+import tf_keras
 from official.vision.modeling import classification_model
 
+from univision.interop import timm_state_dict
 from univision.modeling.backbones import mobilenet_v4
 from univision.modeling.layers import conv_norm
 from univision.modeling.layers import fused_ib
@@ -57,6 +56,7 @@ TIMM_HUB_WEIGHTS = {
     'MobileNetV4HybridLarge': 'timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k',
 }
 _IGNORED_SUFFIX = '.num_batches_tracked'
+Assignment = timm_state_dict.Assignment
 
 
 def _conv_kernel(w: np.ndarray) -> np.ndarray:
@@ -69,14 +69,6 @@ def _depthwise_kernel(w: np.ndarray) -> np.ndarray:
 
 def _same(w: np.ndarray) -> np.ndarray:
   return w
-
-
-@dataclasses.dataclass(frozen=True)
-class Assignment:
-  """One Keras variable, the timm tensor it takes, and how to convert it."""
-  variable: tf.Variable
-  timm_key: str
-  transform: Callable[[np.ndarray], np.ndarray]
 
 
 def _norm(norm: tf_keras.layers.BatchNormalization,
@@ -176,34 +168,6 @@ def assignments(model: classification_model.ClassificationModel,
   return found
 
 
-def fit_class_count(state_dict: Mapping[str, np.ndarray], num_classes: int,
-                    classifier: str) -> Mapping[str, np.ndarray]:
-  """timm weights for a model with timm's classes, or one more.
-
-  Model Garden's ImageNet TFRecords label classes 1..1000 (1001 outputs):
-  for such a model a class 0 that never wins is prepended to timm's
-  classifier (`<classifier>.weight` / `.bias`): zero weights, bias -1e4.
-
-  Raises:
-    ValueError: if `num_classes` is neither timm's count nor one more.
-  """
-  timm_classes = len(state_dict.get(f'{classifier}.bias', ()))
-  if num_classes == timm_classes:
-    return state_dict
-  if num_classes != timm_classes + 1:
-    raise ValueError(f'The model has {num_classes} classes, the timm weights '
-                     f'{timm_classes}: use {timm_classes} or '
-                     f'{timm_classes + 1} (background class 0).')
-  tensors = dict(state_dict)
-  weight = tensors[f'{classifier}.weight']
-  bias = tensors[f'{classifier}.bias']
-  tensors[f'{classifier}.weight'] = np.concatenate(
-      [np.zeros_like(weight[:1]), weight])
-  tensors[f'{classifier}.bias'] = np.concatenate(
-      [np.full_like(bias[:1], -1e4), bias])
-  return tensors
-
-
 def load_timm_weights(model: classification_model.ClassificationModel,
                       state_dict: Mapping[str, np.ndarray]) -> None:
   """Assigns a timm MobileNetV4 state dict to a univision classifier.
@@ -218,44 +182,12 @@ def load_timm_weights(model: classification_model.ClassificationModel,
     ValueError: listing every missing, unused or mis-shaped tensor, or if
       the class counts do not fit.
   """
-  state_dict = fit_class_count(state_dict, model.layers[-1].units,
-                               'classifier')
-  found = assignments(model, state_dict)
-  problems = []
-  ready = []
-  for a in found:
-    if a.timm_key not in state_dict:
-      problems.append(f'missing in timm weights: {a.timm_key} (for '
-                      f'{a.variable.name} {tuple(a.variable.shape)})')
-      continue
-    value = a.transform(np.asarray(state_dict[a.timm_key]))
-    if tuple(value.shape) != tuple(a.variable.shape):
-      problems.append(f'shape mismatch: {a.timm_key} {value.shape} -> '
-                      f'{a.variable.name} {tuple(a.variable.shape)}')
-    ready.append((a.variable, value))
-  used = {a.timm_key for a in found}
-  problems += [f'unused timm tensor: {k} {tuple(np.shape(v))}'
-               for k, v in sorted(state_dict.items())
-               if k not in used and not k.endswith(_IGNORED_SUFFIX)]
-  assigned = {id(a.variable) for a in found}
-  problems += [f'not set from timm: {v.name}' for v in model.weights
-               if id(v) not in assigned]
-  if problems:
-    raise ValueError('timm weights do not fit the model:\n  ' +
-                     '\n  '.join(problems))
-  for variable, value in ready:
-    variable.assign(value.astype(variable.dtype.as_numpy_dtype))
-
-
-def read_safetensors(path: str) -> dict[str, np.ndarray]:
-  """Reads a `.safetensors` file into numpy arrays (no torch, no pickle)."""
-  from safetensors import numpy as safetensors_numpy  # pylint: disable=g-import-not-at-top
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{path}: no such safetensors file.')
-  try:
-    return safetensors_numpy.load_file(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{path}: not a readable safetensors file ({e}).') from e
+  state_dict = timm_state_dict.fit_class_count(
+      state_dict, model.layers[-1].units, 'classifier')
+  timm_state_dict.assign_checked(
+      model, assignments(model, state_dict), state_dict,
+      model.backbone.get_config()['model_id'],
+      ignored_suffixes=(_IGNORED_SUFFIX,))
 
 
 def resolve_model_id(name: str) -> str:
@@ -281,5 +213,6 @@ def convert(model_id: str, safetensors_path: str,
             ) -> classification_model.ClassificationModel:
   """Builds the model and loads timm's weights from a safetensors file."""
   model = build_timm_compatible_classifier(model_id, num_classes)
-  load_timm_weights(model, read_safetensors(safetensors_path))
+  load_timm_weights(model,
+                    timm_state_dict.read_safetensors(safetensors_path))
   return model
