@@ -3,11 +3,14 @@
 Each classifier (1000 classes, random weights: float latency does not depend
 on their values) is converted to a float32 TFLite model at its native
 resolution and run with ai-edge-litert (batch 1, `--threads` threads, the
-default XNNPACK delegate). After `--warmup` runs each, `--repeats` rounds run
-every model once in turn, so that load from other processes hits all models
-alike; the median per model is reported next to the roofline estimate on
-the `--hardware` profile, and the Spearman rank correlation of the two (and,
-for comparison, of MACs and measured latency) is printed.
+default XNNPACK delegate), timed as `make bench` times TFLite: after
+`--warmup` calls each, `--repeats` interleaved rounds, each sample the mean
+of as many back-to-back calls as last `--min_sample_ms` (steady state, as a
+deployed model runs; `--min_sample_ms=0` times single calls, whose weights
+were pushed out of the caches by the other models). The median per model is
+reported next to the roofline estimate on the `--hardware` profile, and the
+Spearman rank correlation of the two (and, for comparison, of MACs and
+measured latency) is printed.
 
 Usage:
   PYTHONPATH=. .venv/bin/python benchmarks/roofline_vs_tflite.py --repeats=30 \
@@ -16,43 +19,19 @@ Usage:
 import argparse
 import csv
 import os
-import statistics
 import tempfile
-import time
 
 os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
 from scipy import stats  # pylint: disable=g-import-not-at-top
-from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
 
+from benchlib import timing  # pylint: disable=g-import-not-at-top
+from benchlib import tflite  # pylint: disable=g-import-not-at-top
 from univision.efficiency import hardware  # pylint: disable=g-import-not-at-top
 from univision.efficiency import report  # pylint: disable=g-import-not-at-top
 from univision.efficiency import roofline  # pylint: disable=g-import-not-at-top
 from univision.modeling.backbones import mobilenet_v4_specs as specs  # pylint: disable=g-import-not-at-top
-from univision.serving import keras_converter  # pylint: disable=g-import-not-at-top
-
-
-def float_tflite(model, input_shape: tuple[int, ...]) -> bytes:
-  """A float32 TFLite flatbuffer of `model` at a fixed input shape."""
-  return keras_converter.converter(model, input_shape).convert()
-
-
-def interpreter(path: str, threads: int) -> litert.Interpreter:
-  """A ready interpreter with a random input set."""
-  runner = litert.Interpreter(model_path=path, num_threads=threads)
-  runner.allocate_tensors()
-  detail = runner.get_input_details()[0]
-  image = np.random.default_rng(0).standard_normal(detail['shape'])
-  runner.set_tensor(detail['index'], image.astype(np.float32))
-  return runner
-
-
-def timed_ms(runner: litert.Interpreter) -> float:
-  start = time.perf_counter()
-  runner.invoke()
-  return (time.perf_counter() - start) * 1e3
 
 
 def main():
@@ -61,10 +40,11 @@ def main():
   parser.add_argument('--threads', type=int, default=2)
   parser.add_argument('--warmup', type=int, default=3)
   parser.add_argument('--repeats', type=int, default=30)
+  parser.add_argument('--min_sample_ms', type=float, default=20.0)
   parser.add_argument('--csv', default=None)
   args = parser.parse_args()
   profile = hardware.load_profile(args.hardware)
-  rows, runners = {}, {}
+  rows, invokers = {}, {}
   with tempfile.TemporaryDirectory() as folder:
     for model_id in report.PAPER:
       resolution = specs.MODEL_SPECS[model_id].resolution
@@ -78,16 +58,15 @@ def main():
           'estimated_ms': roofline.model_time(records, profile) * 1e3}
       path = os.path.join(folder, f'{model_id}.tflite')
       with open(path, 'wb') as f:
-        f.write(float_tflite(model, shape))
-      runners[model_id] = interpreter(path, args.threads)
-      for _ in range(args.warmup):
-        runners[model_id].invoke()
-    times = {model_id: [] for model_id in runners}
-    for _ in range(args.repeats):
-      for model_id, runner in runners.items():
-        times[model_id].append(timed_ms(runner))
+        f.write(tflite.float_model(model, shape))
+      invokers[model_id] = tflite.invoker(path, args.threads)
+    times = timing.interleaved(invokers, args.repeats, args.warmup,
+                               args.min_sample_ms / 1e3)
   for model_id, row in rows.items():
-    row['measured_ms'] = statistics.median(times[model_id])
+    summary = timing.summarize(times[model_id])
+    row['measured_ms'] = summary.median * 1e3
+    row['measured_q1_ms'] = summary.q1 * 1e3
+    row['measured_q3_ms'] = summary.q3 * 1e3
     row['measured_over_estimated'] = row['measured_ms'] / row['estimated_ms']
     print(', '.join(f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}'
                     for k, v in row.items()))
