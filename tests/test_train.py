@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf, tf_keras
 
 from tests import conftest
+from tests.serving import test_saved_model
 from tests.tasks import test_image_classification as task_tests
 
 YAML = os.path.join(conftest.REPO, 'univision', 'configs', 'experiments',
@@ -92,6 +93,8 @@ def test_export_saved_model_serves_image_bytes(trained_run, tmp_path):
                 f'--checkpoint_path={trained_run["model_dir"]}',
                 f'--export_dir={export_dir}', '--input_type=image_bytes')
   assert f'SavedModel:       {export_dir}/saved_model' in result.stdout
+  assert not test_saved_model.keras_trace_functions(
+      os.path.join(export_dir, 'saved_model'))
   served = tf.saved_model.load(os.path.join(export_dir, 'saved_model'))
   image = tf.io.encode_png(tf.zeros([28, 28, 3], tf.uint8))
   outputs = served.signatures['serving_default'](tf.stack([image, image]))

@@ -20,6 +20,7 @@ from official.vision.serving import detection
 
 from univision.core import checkpoints
 from univision.modeling.detectors import query_retinanet
+from univision.serving import saved_model
 
 _KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
          'num_detections')
@@ -84,6 +85,7 @@ def export(params, checkpoint_path: str, export_dir: str,
   tf.train.Checkpoint(**module.model.checkpoint_items).read(
       checkpoints.resolve_checkpoint(checkpoint_path)
   ).expect_partial().assert_existing_objects_matched()
-  tf.saved_model.save(module, export_dir,
-                      signatures=module.get_inference_signatures())
+  with saved_model.without_keras_traces():
+    tf.saved_model.save(module, export_dir,
+                        signatures=module.get_inference_signatures())
   return export_dir

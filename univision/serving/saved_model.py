@@ -8,13 +8,24 @@ RetinaNet experiment by Model Garden's detection module. With a model patch
 (`univision.modeling.patches`) the export is the shared base checkpoint with
 the patch applied: one SavedModel per task. An `image_bytes` input that is
 not an image fails with an error naming its index (`image_bytes`).
+
+The SavedModel is written without Keras' per-layer call traces
+(`without_keras_traces`): Model Garden's exporter saves a `tf.Module` that
+holds the Keras model, and by default tf_keras then traces every layer's
+call functions into the SavedModel, which nothing that serves the
+signatures reads. That tracing was two thirds of an export's time (a 64 px
+MobileNetV4 RetinaNet: 100 s for three exports before, 32 s after). The
+signatures, variables and the layers' configs are still saved.
 """
+import contextlib
+
 import tensorflow as tf, tf_keras
 from official.core import export_base
 from official.vision.configs import retinanet as mg_retinanet_cfg
 from official.vision.serving import detection
 from official.vision.serving import export_saved_model_lib
 from official.vision.serving import image_classification
+from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils  # pylint: disable=g-direct-tensorflow-import
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification_qat as qat_cfg
@@ -25,6 +36,16 @@ from univision.quantization import qat
 from univision.serving import image_bytes
 
 SIGNATURE_INPUT_TYPES = ('image_tensor', 'image_bytes', 'tf_example', 'tflite')
+
+
+def without_keras_traces() -> contextlib.AbstractContextManager:
+  """A scope in which `tf.saved_model.save` skips Keras layer call traces.
+
+  tf_keras' own switch (`model.save(..., save_traces=False)`), which only
+  its private options scope reaches for a `tf.saved_model.save` of a
+  module holding a model.
+  """
+  return keras_saved_model_utils.keras_option_scope(save_traces=False)
 
 
 class ClassificationModule(image_bytes.ImageBytesChecks,
@@ -127,15 +148,11 @@ def export_from_params(params, checkpoint_path: str, export_dir: str,
   if patch_path:
     _restore_with_patch(export_module, checkpoint_path, patch_path, size)
     checkpoint_path = None  # Restored here; the library must not overwrite.
-  export_saved_model_lib.export_inference_graph(
-      export_module=export_module,
-      input_type=input_type,
-      batch_size=batch_size,
-      input_image_size=size,
-      params=params,
-      checkpoint_path=checkpoint_path,
-      export_dir=export_dir,
-      export_checkpoint_subdir='checkpoint',
-      export_saved_model_subdir='saved_model',
-      function_keys=function_keys)
+  with without_keras_traces():
+    export_saved_model_lib.export_inference_graph(
+        export_module=export_module, input_type=input_type,
+        batch_size=batch_size, input_image_size=size, params=params,
+        checkpoint_path=checkpoint_path, export_dir=export_dir,
+        export_checkpoint_subdir='checkpoint',
+        export_saved_model_subdir='saved_model', function_keys=function_keys)
   return f'{export_dir}/saved_model'
