@@ -12,6 +12,7 @@ from official.core import task_factory
 from official.vision.ops import preprocess_ops
 
 from tests import conftest
+from tests.interop import test_timm_hiera
 from tests.interop import timm_fixtures
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
@@ -141,3 +142,47 @@ def test_detection_backbone_starts_from_timm_weights(converted):
   want = classifier.backbone(images, training=False)
   for level in ('3', '4', '5'):
     np.testing.assert_allclose(got[level], want[level], atol=1e-5)
+
+
+def test_hiera_weights_become_a_hiera_imagenet_start(tmp_path):
+  """Hiera: checkpoint + YAML for `hiera_imagenet`, and a SavedModel."""
+  model = test_timm_hiera.random_timm_hiera('hiera_tiny_224', 224)
+  path = timm_fixtures.save_safetensors(model, str(tmp_path / 'w.safetensors'))
+  written = timm_cli.convert_to_dir('hiera_tiny_224.mae_in1k_ft_in1k', path,
+                                    str(tmp_path / 'out'), num_classes=1001)
+  params = config_parsing.parse_experiment('hiera_imagenet', [written['yaml']])
+  assert params.task.model.backbone.hiera.model_id == 'hiera_tiny'
+  assert params.task.init_checkpoint_modules == 'all'
+  task = task_factory.get_task(params.task)
+  classifier = task.build_model()
+  task.initialize(classifier)
+  images = _images(seed=7)
+  normalized = (images.astype(np.float32) - MEAN) / STD
+  want = timm_fixtures.timm_logits(model, normalized)
+  np.testing.assert_allclose(
+      classifier(normalized, training=False).numpy()[:, 1:], want, atol=1e-4)
+  served = tf.saved_model.load(written['saved_model'])
+  logits = served.signatures['serving_default'](tf.constant(images))['logits']
+  assert logits.shape == (2, 1001)
+  assert np.argmax(logits, -1).min() >= 1  # Background class 0 never wins.
+
+
+def test_hiera_download_names_timms_fine_tuned_weights(monkeypatch, tmp_path):
+  calls = []
+  fake = types.SimpleNamespace(
+      hf_hub_download=lambda repo, name: calls.append((repo, name)) or str(
+          tmp_path / name))
+  monkeypatch.setitem(sys.modules, 'huggingface_hub', fake)
+  timm_cli.download_weights(timm_cli.resolve('hiera_base_plus_224')[0])
+  assert calls == [('timm/hiera_base_plus_224.mae_in1k_ft_in1k',
+                    'model.safetensors')]
+
+
+def test_hiera_detection_yaml_is_backbone_only_at_224():
+  overrides = timm_cli.finetune_overrides('hiera_small', 1000, '/ckpt',
+                                          detection=True)
+  assert overrides == {'task': {
+      'init_checkpoint': '/ckpt', 'init_checkpoint_modules': 'backbone',
+      'model': {'backbone': {'type': 'hiera', 'hiera': {
+          'model_id': 'hiera_small', 'include_head': False}},
+                'input_size': [224, 224, 3]}}}

@@ -1,4 +1,4 @@
-"""Converts timm's MobileNetV4 ImageNet weights to a TF checkpoint + SavedModel.
+"""Converts timm's MobileNetV4 or Hiera ImageNet weights to a TF checkpoint.
 
   python -m univision.interop.timm --model=mobilenetv4_conv_small \
     --safetensors=model.safetensors --output_dir=weights/mnv4_conv_small
@@ -6,19 +6,32 @@
   # With internet: fetch timm's published weights from the Hugging Face hub.
   python -m univision.interop.timm --model=MobileNetV4HybridMedium \
     --download --output_dir=weights/mnv4_hybrid_medium
+  python -m univision.interop.timm --model=hiera_base_224 \
+    --download --output_dir=weights/hiera_base
+
+`--model` is a univision model id (`MobileNetV4ConvSmall`, `hiera_base`, ...)
+or timm's architecture name (`mobilenetv4_conv_small`, `hiera_base_224`, with
+or without a `.tag`). The download takes timm's ImageNet-1k classifier: for
+Hiera the MAE-pretrained, ImageNet-1k fine-tuned one (`.mae_in1k_ft_in1k`,
+CC-BY-NC weights).
 
 Writes, under `--output_dir`:
   init_checkpoint/  a TF checkpoint usable as `task.init_checkpoint` (with
                   `init_checkpoint_modules` `all` or `backbone`);
-  timm_weights.yaml  the config overrides the weights need (symmetric
-                  padding, BN epsilon 1e-5, model id, init_checkpoint): pass
-                  it as a further `--config_file` after any recipe YAML;
+  timm_weights.yaml  the config overrides the weights need (backbone and
+                  model id, init_checkpoint; MobileNetV4: symmetric padding
+                  and BN epsilon 1e-5; Hiera: 224 px input): pass it as a
+                  further `--config_file` after any recipe YAML of
+                  `mnv4_imagenet` / `hiera_imagenet` (or another dataset);
   timm_weights_detection.yaml  the same for a detector (RetinaNet/SSDLite):
                   backbone only, no classification head, no class count;
   saved_model/    a SavedModel (Model Garden serving signature, uint8 images).
 No torch is needed; the file is read with the numpy safetensors backend.
 """
+import dataclasses
 import os
+import types
+from collections.abc import Callable
 
 from absl import app
 from absl import flags
@@ -27,9 +40,49 @@ import yaml
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras
 
-from univision.interop import timm_mobilenet_v4 as timm_weights
+from univision.interop import timm_hiera
+from univision.interop import timm_mobilenet_v4
+from univision.modeling.backbones import hiera_specs
 from univision.modeling.backbones import mobilenet_v4_specs
 from univision.serving import saved_model
+
+
+TIMM_HUB_WEIGHTS = {**timm_mobilenet_v4.TIMM_HUB_WEIGHTS,
+                    **timm_hiera.TIMM_HUB_WEIGHTS}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Family:
+  """What differs between the architectures the command converts."""
+  experiment: str  # The ImageNet classification experiment of the YAML.
+  backbone_type: str
+  converter: types.ModuleType  # convert(model_id, path, num_classes).
+  resolution: Callable[[str], int]  # timm's input size of a model id.
+
+
+_MOBILENET_V4 = _Family(
+    'mnv4_imagenet', 'mobilenet_v4', timm_mobilenet_v4,
+    lambda model_id: mobilenet_v4_specs.MODEL_SPECS[model_id].resolution)
+_HIERA = _Family('hiera_imagenet', 'hiera', timm_hiera,
+                 lambda _: timm_hiera.TIMM_IMAGE_SIZE)
+
+
+def resolve(model: str) -> tuple[str, _Family]:
+  """The univision model id of a `--model` value, and its family.
+
+  Raises:
+    ValueError: naming `--model` and every known id, if it is neither.
+  """
+  hiera_id = timm_hiera.resolve_model_id(model)
+  if hiera_id in hiera_specs.MODEL_SPECS:
+    return hiera_id, _HIERA
+  model_id = timm_mobilenet_v4.resolve_model_id(model)
+  if model_id in mobilenet_v4_specs.MODEL_SPECS:
+    return model_id, _MOBILENET_V4
+  known = [*mobilenet_v4_specs.MODEL_SPECS, *hiera_specs.MODEL_SPECS]
+  raise ValueError(f'--model={model!r} is neither a MobileNetV4 nor a Hiera '
+                   f'model; known ids: {", ".join(known)} (or their timm '
+                   'names).')
 
 
 def download_weights(model_id: str) -> str:
@@ -38,8 +91,8 @@ def download_weights(model_id: str) -> str:
     import huggingface_hub  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ImportError('--download needs `pip install huggingface_hub`.') from e
-  repo_id = timm_weights.TIMM_HUB_WEIGHTS[model_id]
-  return huggingface_hub.hf_hub_download(repo_id, 'model.safetensors')
+  return huggingface_hub.hf_hub_download(TIMM_HUB_WEIGHTS[model_id],
+                                         'model.safetensors')
 
 
 def finetune_overrides(model_id: str, num_classes: int,
@@ -49,16 +102,24 @@ def finetune_overrides(model_id: str, num_classes: int,
   For a detector (`detection`) only the backbone is initialised, and it is
   built without its classification head (levels 3-5 are all it uses).
   """
-  backbone = {'model_id': model_id, 'padding': timm_weights.TIMM_PADDING}
-  model = {'backbone': {'type': 'mobilenet_v4', 'mobilenet_v4': backbone},
-           'norm_activation': {
-               'norm_epsilon': timm_weights.TIMM_NORM_EPSILON}}
+  _, family = resolve(model_id)
+  backbone = {'model_id': model_id}
+  model = {'backbone': {'type': family.backbone_type,
+                        family.backbone_type: backbone}}
+  if family is _HIERA:  # The position embedding is tied to 224 px.
+    size = family.resolution(model_id)
+    model['input_size'] = [size, size, 3]
+  else:
+    backbone['padding'] = timm_mobilenet_v4.TIMM_PADDING
+    model['norm_activation'] = {
+        'norm_epsilon': timm_mobilenet_v4.TIMM_NORM_EPSILON}
   task = {'init_checkpoint': checkpoint_dir, 'model': model}
   if detection:
     backbone['include_head'] = False
     task['init_checkpoint_modules'] = 'backbone'
   else:
     model['num_classes'] = num_classes
+    task['init_checkpoint_modules'] = 'all'
   return {'task': task}
 
 
@@ -71,9 +132,9 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
     Paths of what was written: 'checkpoint', 'yaml', 'detection_yaml' and
     'saved_model'.
   """
-  model_id = timm_weights.resolve_model_id(model)
-  mobilenet_v4_specs.get_model_spec(model_id, key='--model')
-  keras_model = timm_weights.convert(model_id, safetensors_path, num_classes)
+  model_id, family = resolve(model)
+  keras_model = family.converter.convert(model_id, safetensors_path,
+                                         num_classes)
   checkpoint_dir = os.path.join(output_dir, 'init_checkpoint')
   checkpoint = tf.train.Checkpoint(model=keras_model,
                                    backbone=keras_model.backbone)
@@ -91,9 +152,9 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
               'the recipe YAML.\n')
       yaml.safe_dump(overrides, f, sort_keys=False)
   if export_saved_model:
-    resolution = mobilenet_v4_specs.MODEL_SPECS[model_id].resolution
+    resolution = family.resolution(model_id)
     written['saved_model'] = saved_model.export(
-        'mnv4_imagenet', [written['yaml']],
+        family.experiment, [written['yaml']],
         f'task.model.input_size=[{resolution},{resolution},3]',
         checkpoint_dir, output_dir)
   return written
@@ -118,8 +179,7 @@ def main(_):
   f = flags.FLAGS
   if bool(f.safetensors) == f.download:
     raise app.UsageError('Give exactly one of --safetensors or --download.')
-  path = f.safetensors or download_weights(
-      timm_weights.resolve_model_id(f.model))
+  path = f.safetensors or download_weights(resolve(f.model)[0])
   written = convert_to_dir(f.model, path, f.output_dir, f.num_classes,
                            f.saved_model)
   for what, where in written.items():

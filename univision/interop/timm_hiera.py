@@ -41,6 +41,9 @@ TIMM_IMAGE_SIZE = 224
 # timm architecture name -> univision model id.
 TIMM_NAMES = {f'{model_id}_224': model_id
               for model_id in hiera.specs.MODEL_SPECS}
+# timm's ImageNet-1k classifiers: MAE-pretrained, fine-tuned (CC-BY-NC).
+TIMM_HUB_WEIGHTS = {model_id: f'timm/{model_id}_224.mae_in1k_ft_in1k'
+                    for model_id in hiera.specs.MODEL_SPECS}
 
 
 def _same(w: np.ndarray) -> np.ndarray:
