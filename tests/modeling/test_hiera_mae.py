@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 
+from tests.modeling import test_mae
 from univision.efficiency import counting
 from univision.modeling import hiera_mae
 from univision.modeling import mae_ops
@@ -162,23 +163,9 @@ def test_a_ratio_that_keeps_no_unit_is_rejected():
     hiera_mae.HieraMaskedAutoencoder((64, 64), 'hiera_tiny', mask_ratio=0.9)
 
 
-def _ramps(num: int = 16, size: int = 64) -> tf.Tensor:
-  """Linear ramps in a random direction per image: the visible unit tells
-  the direction, so the removed ones can be predicted; predicting zero (the
-  per-patch mean under norm-pix) cannot."""
-  rng = np.random.default_rng(0)
-  y, x = np.mgrid[0:size, 0:size] / size
-  images = np.zeros([num, size, size, 3], np.float32)
-  for i, angle in enumerate(rng.uniform(0, 2 * np.pi, num)):
-    for c in range(3):
-      images[i, :, :, c] = ((c + 1) * (np.cos(angle) * x + np.sin(angle) * y)
-                            + rng.normal())
-  return tf.constant(images)
-
-
 def test_reconstruction_loss_falls_in_a_short_run():
   tf.random.set_seed(0)
-  images = _ramps()
+  images = test_mae.ramps(size=64)
   model = hiera_mae.HieraMaskedAutoencoder(
       (64, 64), 'hiera_tiny', decoder_dim=64, decoder_depth=1,
       decoder_heads=4)

@@ -158,10 +158,10 @@ def test_base_parameter_count_matches_the_reference():
   assert not model.non_trainable_variables
 
 
-def _ramps(num: int = 16, size: int = 32) -> tf.Tensor:
-  """Linear ramps in a random direction per image: the visible patches
-  tell the direction, so removed ones can be predicted; predicting zero
-  (the per-patch mean under norm-pix) cannot."""
+def ramps(num: int = 16, size: int = 32) -> tf.Tensor:
+  """Linear ramps in a random direction per image: the visible patches (or
+  mask units) tell the direction, so removed ones can be predicted;
+  predicting zero (the per-patch mean under norm-pix) cannot."""
   rng = np.random.default_rng(0)
   y, x = np.mgrid[0:size, 0:size] / size
   images = np.zeros([num, size, size, 3], np.float32)
@@ -174,7 +174,7 @@ def _ramps(num: int = 16, size: int = 32) -> tf.Tensor:
 
 def test_reconstruction_loss_falls_in_a_short_run():
   tf.random.set_seed(0)
-  images = _ramps()
+  images = ramps()
   model = mae.MaskedAutoencoder((32, 32), 'tiny', decoder_dim=64,
                                 decoder_depth=2, decoder_heads=4)
   noise = tf.random.stateless_uniform([16, 64], seed=[1, 2])

@@ -1,4 +1,7 @@
-"""Tests for the MAE task with the Hiera model: steps, recipe, checkpoints."""
+"""Tests for the MAE task with the Hiera model: recipe, checkpoints.
+
+The train and validation steps are tested with the ViT ones in test_mae.
+"""
 import json
 import os
 
@@ -6,47 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 from official.core import exp_factory
-from official.core import task_factory
 
+from tests.tasks import test_mae
 from univision.core import config_parsing
-from univision.modeling import hiera_mae
 from univision.modeling.backbones import hiera
 from univision.tasks import mae as mae_task
 
 
 def _task(tfrecords_dir, **model_overrides):
-  params = exp_factory.get_exp_config('hiera_mae_fashion_mnist')
-  params.override({'task': {
-      'model': {'input_size': [64, 64, 3], 'decoder_dim': 32,
-                'decoder_depth': 1, **model_overrides},
-      'train_data': {'input_path': os.path.join(tfrecords_dir, 'train-*'),
-                     'global_batch_size': 4},
-      'validation_data': {'input_path': os.path.join(tfrecords_dir, 'test-*'),
-                          'global_batch_size': 4},
-  }})
-  return task_factory.get_task(params.task), params
-
-
-def test_task_runs_a_train_and_a_validation_step(fake_fmnist_tfrecords):
-  task, params = _task(fake_fmnist_tfrecords)
-  model = task.build_model()
-  assert isinstance(model, hiera_mae.HieraMaskedAutoencoder)
-  images = next(iter(task.build_inputs(params.task.train_data)))
-  assert images.shape == (4, 64, 64, 3) and images.dtype == tf.float32
-  # The recipe's warm-up starts at lr 0, which would leave step 0 a no-op.
-  params.override({'trainer': {'optimizer_config': {
-      'warmup': {'linear': {'warmup_learning_rate': 1e-4}}}}})
-  optimizer = task.create_optimizer(params.trainer.optimizer_config,
-                                    params.runtime)
-  before = [v.numpy() for v in model.trainable_variables]
-  logs = task.train_step(images, model, optimizer)
-  assert np.isfinite(float(logs['loss']))
-  assert any(not np.array_equal(a, v.numpy())
-             for a, v in zip(before, model.trainable_variables))
-  images = next(iter(task.build_inputs(params.task.validation_data)))
-  first = float(task.validation_step(images, model)['loss'])
-  second = float(task.validation_step(images, model)['loss'])
-  assert np.isfinite(first) and first == second  # Fixed validation mask.
+  return test_mae.task_for(tfrecords_dir, 'hiera_mae_fashion_mnist',
+                           **model_overrides)
 
 
 def test_weight_decay_skips_exactly_the_1d_weights(fake_fmnist_tfrecords):

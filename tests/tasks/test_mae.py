@@ -8,28 +8,45 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.modeling import optimization
 
+from univision.modeling import hiera_mae
 from univision.modeling import mae
 from univision.tasks import mae as mae_task
 
 
-def _task(tfrecords_dir, **model_overrides):
-  params = exp_factory.get_exp_config('vit_mae_fashion_mnist')
+# Experiment -> its model overrides and batch size at test scale.
+_TEST_SCALE = {'vit_mae_fashion_mnist': ({}, 8),
+               'hiera_mae_fashion_mnist': ({'input_size': [64, 64, 3]}, 4)}
+
+
+def task_for(tfrecords_dir, experiment='vit_mae_fashion_mnist',
+             **model_overrides):
+  """The experiment's task at test scale (a one-block, 32-wide decoder)."""
+  model, batch = _TEST_SCALE[experiment]
+  params = exp_factory.get_exp_config(experiment)
   params.override({'task': {
-      'model': {'decoder_dim': 32, 'decoder_depth': 1, **model_overrides},
+      'model': {'decoder_dim': 32, 'decoder_depth': 1, **model,
+                **model_overrides},
       'train_data': {'input_path': os.path.join(tfrecords_dir, 'train-*'),
-                     'global_batch_size': 8},
+                     'global_batch_size': batch},
       'validation_data': {'input_path': os.path.join(tfrecords_dir, 'test-*'),
-                          'global_batch_size': 8},
+                          'global_batch_size': batch},
   }})
   return task_factory.get_task(params.task), params
 
 
-def test_task_runs_a_train_and_a_validation_step(fake_fmnist_tfrecords):
-  task, params = _task(fake_fmnist_tfrecords)
+@pytest.mark.parametrize('experiment, model_class, shape', [
+    ('vit_mae_fashion_mnist', mae.MaskedAutoencoder, (8, 32, 32, 3)),
+    ('hiera_mae_fashion_mnist', hiera_mae.HieraMaskedAutoencoder,
+     (4, 64, 64, 3))])
+def test_task_runs_a_train_and_a_validation_step(fake_fmnist_tfrecords,
+                                                 experiment, model_class,
+                                                 shape):
+  task, params = task_for(fake_fmnist_tfrecords, experiment)
   assert isinstance(task, mae_task.MAETask)
   model = task.build_model()
+  assert isinstance(model, model_class)
   images = next(iter(task.build_inputs(params.task.train_data)))
-  assert images.shape == (8, 32, 32, 3) and images.dtype == tf.float32
+  assert images.shape == shape and images.dtype == tf.float32
   # The recipe's warm-up starts at lr 0, which would leave step 0 a no-op.
   params.override({'trainer': {'optimizer_config': {
       'warmup': {'linear': {'warmup_learning_rate': 1e-4}}}}})
@@ -49,7 +66,7 @@ def test_task_runs_a_train_and_a_validation_step(fake_fmnist_tfrecords):
 def test_weight_decay_skips_exactly_the_1d_weights(fake_fmnist_tfrecords):
   """The reference decays weights with ndim > 1: not biases (here [H, d]
   in attention) nor LayerNorm gamma/beta; cls and mask tokens are 3-D."""
-  task, params = _task(fake_fmnist_tfrecords)
+  task, params = task_for(fake_fmnist_tfrecords)
   model = task.build_model()
   optimizer = task.create_optimizer(params.trainer.optimizer_config)
   decays = optimizer._do_use_weight_decay  # pylint: disable=protected-access
@@ -75,7 +92,7 @@ def test_imagenet_schedule_is_the_reference_one():
 
 def test_checkpoint_items_initialise_an_encoder(fake_fmnist_tfrecords,
                                                 tmp_path):
-  task, _ = _task(fake_fmnist_tfrecords)
+  task, _ = task_for(fake_fmnist_tfrecords)
   model = task.build_model()
   path = tf.train.Checkpoint(model=model, **model.checkpoint_items).write(
       str(tmp_path / 'ckpt'))
@@ -96,13 +113,13 @@ def test_checkpoint_items_initialise_an_encoder(fake_fmnist_tfrecords,
 
 def test_bad_config_and_missing_data_are_named(fake_fmnist_tfrecords,
                                                tmp_path):
-  task, _ = _task(fake_fmnist_tfrecords, size='tiny', input_size=[30, 30, 3])
+  task, _ = task_for(fake_fmnist_tfrecords, size='tiny', input_size=[30, 30, 3])
   with pytest.raises(ValueError, match=r'task.model.input_size=\[30, 30, 3\]'):
     task.build_model()
-  task, _ = _task(fake_fmnist_tfrecords, size='small')
+  task, _ = task_for(fake_fmnist_tfrecords, size='small')
   with pytest.raises(ValueError, match=r"task.model.size='small'"):
     task.build_model()
-  task, params = _task(str(tmp_path))
+  task, params = task_for(str(tmp_path))
   with pytest.raises(FileNotFoundError,
                      match=r'task.train_data.input_path: no file matches'):
     task.build_inputs(params.task.train_data)
