@@ -103,15 +103,18 @@ def test_saved_model_matches_timm_on_uint8_images(converted):
       timm_fixtures.timm_logits(converted['model'], normalized), atol=1e-4)
 
 
-def test_download_uses_timm_hub_weights(monkeypatch, tmp_path):
+@pytest.mark.parametrize('model, repo', [
+    ('MobileNetV4HybridMedium',
+     'timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k'),
+    ('hiera_base_plus_224', 'timm/hiera_base_plus_224.mae_in1k_ft_in1k')])
+def test_download_uses_timm_hub_weights(monkeypatch, tmp_path, model, repo):
   calls = []
   fake = types.SimpleNamespace(
       hf_hub_download=lambda repo, name: calls.append((repo, name)) or str(
           tmp_path / name))
   monkeypatch.setitem(sys.modules, 'huggingface_hub', fake)
-  path = timm_cli.download_weights('MobileNetV4HybridMedium')
-  assert calls == [('timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
-                    'model.safetensors')]
+  path = timm_cli.download_weights(timm_cli.resolve(model)[0])
+  assert calls == [(repo, 'model.safetensors')]
   assert path.endswith('model.safetensors')
 
 
@@ -165,17 +168,6 @@ def test_hiera_weights_become_a_hiera_imagenet_start(tmp_path):
   logits = served.signatures['serving_default'](tf.constant(images))['logits']
   assert logits.shape == (2, 1001)
   assert np.argmax(logits, -1).min() >= 1  # Background class 0 never wins.
-
-
-def test_hiera_download_names_timms_fine_tuned_weights(monkeypatch, tmp_path):
-  calls = []
-  fake = types.SimpleNamespace(
-      hf_hub_download=lambda repo, name: calls.append((repo, name)) or str(
-          tmp_path / name))
-  monkeypatch.setitem(sys.modules, 'huggingface_hub', fake)
-  timm_cli.download_weights(timm_cli.resolve('hiera_base_plus_224')[0])
-  assert calls == [('timm/hiera_base_plus_224.mae_in1k_ft_in1k',
-                    'model.safetensors')]
 
 
 def test_hiera_detection_yaml_is_backbone_only_at_224():
