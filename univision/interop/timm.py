@@ -28,6 +28,7 @@ Writes, under `--output_dir`:
   saved_model/    a SavedModel (Model Garden serving signature, uint8 images).
 No torch is needed; the file is read with the numpy safetensors backend.
 """
+import copy
 import dataclasses
 import os
 import types
@@ -58,13 +59,22 @@ class _Family:
   backbone_type: str
   converter: types.ModuleType  # convert(model_id, path, num_classes).
   resolution: Callable[[str], int]  # timm's input size of a model id.
+  backbone_settings: dict[str, object]  # What timm's weights need, ...
+  model_settings: dict[str, object]  # ... in the backbone and the model.
 
 
 _MOBILENET_V4 = _Family(
     'mnv4_imagenet', 'mobilenet_v4', timm_mobilenet_v4,
-    lambda model_id: mobilenet_v4_specs.MODEL_SPECS[model_id].resolution)
-_HIERA = _Family('hiera_imagenet', 'hiera', timm_hiera,
-                 lambda _: timm_hiera.TIMM_IMAGE_SIZE)
+    lambda model_id: mobilenet_v4_specs.MODEL_SPECS[model_id].resolution,
+    backbone_settings={'padding': timm_mobilenet_v4.TIMM_PADDING},
+    model_settings={'norm_activation': {
+        'norm_epsilon': timm_mobilenet_v4.TIMM_NORM_EPSILON}})
+_HIERA = _Family(
+    'hiera_imagenet', 'hiera', timm_hiera,
+    lambda _: timm_hiera.TIMM_IMAGE_SIZE, backbone_settings={},
+    # The position embedding is tied to timm's input size.
+    model_settings={'input_size': [timm_hiera.TIMM_IMAGE_SIZE,
+                                   timm_hiera.TIMM_IMAGE_SIZE, 3]})
 
 
 def resolve(model: str) -> tuple[str, _Family]:
@@ -103,16 +113,10 @@ def finetune_overrides(model_id: str, num_classes: int,
   built without its classification head (levels 3-5 are all it uses).
   """
   _, family = resolve(model_id)
-  backbone = {'model_id': model_id}
+  backbone = {'model_id': model_id, **family.backbone_settings}
   model = {'backbone': {'type': family.backbone_type,
-                        family.backbone_type: backbone}}
-  if family is _HIERA:  # The position embedding is tied to 224 px.
-    size = family.resolution(model_id)
-    model['input_size'] = [size, size, 3]
-  else:
-    backbone['padding'] = timm_mobilenet_v4.TIMM_PADDING
-    model['norm_activation'] = {
-        'norm_epsilon': timm_mobilenet_v4.TIMM_NORM_EPSILON}
+                        family.backbone_type: backbone},
+           **copy.deepcopy(family.model_settings)}
   task = {'init_checkpoint': checkpoint_dir, 'model': model}
   if detection:
     backbone['include_head'] = False
