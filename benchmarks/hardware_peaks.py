@@ -6,7 +6,7 @@ Bandwidth: the best of `--repeats` copies of a `--copy_mb` float32 buffer
 (`np.copyto`, one thread), counting the bytes read plus the bytes written.
 Best-of, not median: the profile wants peaks, and other load on the machine
 only ever lowers a run. The numbers go into
-`univision/efficiency/hardware/this_machine.yaml`.
+`univision/efficiency/hardware_profiles/this_machine.yaml`.
 
 Usage:
   .venv/bin/python benchmarks/hardware_peaks.py --repeats=10

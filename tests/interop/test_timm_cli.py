@@ -16,7 +16,7 @@ from tests.interop import test_timm_hiera
 from tests.interop import timm_fixtures
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
-from univision.interop import timm as timm_cli
+from univision.interop import timm_cli
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -30,7 +30,7 @@ def converted(tmp_path_factory):
   path = timm_fixtures.save_safetensors(model, str(work / 'w.safetensors'))
   out = str(work / 'out')
   result = subprocess.run(
-      [sys.executable, '-m', 'univision.interop.timm',
+      [sys.executable, '-m', 'univision.interop.timm_cli',
        '--model=mobilenetv4_conv_small', f'--safetensors={path}',
        f'--output_dir={out}'], cwd=conftest.REPO, capture_output=True,
       text=True, timeout=600, check=False)

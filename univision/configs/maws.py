@@ -7,7 +7,8 @@ one's checkpoint. The stages here are
 
 1. `vit_mae_fashion_mnist` (`univision.configs.mae`),
 2. `vit_weak_fashion_mnist`: a ViT classifier on weak labels
-   (`WeakLabelClassificationTask`, see `univision.dataloaders.weak_labels`),
+   (`WeakLabelClassificationTask`, see
+   `univision.dataloaders.maws_weak_labels`),
 3. `vit_fashion_mnist`: the ViT classifier on the clean labels,
 
 chained by `task.init_checkpoint` + `init_checkpoint_modules: backbone`
@@ -36,7 +37,7 @@ from univision.configs import mae as mae_cfg
 
 @dataclasses.dataclass
 class WeakLabels(hyperparams.Config):
-  """How labels are weakened (`univision.dataloaders.weak_labels`).
+  """How labels are weakened (`univision.dataloaders.maws_weak_labels`).
 
   Attributes:
     label_map: Group id of each class id of the records; empty keeps them.

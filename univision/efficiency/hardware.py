@@ -1,8 +1,8 @@
 """Hardware profiles of the roofline latency model, read from YAML.
 
-A profile (`univision/efficiency/hardware/<name>.yaml`, or any file) has a
-`name` and four quantities, each a mapping with a positive `value` and either
-a `source` (URL or paper) or `assumed: true` with a `why`:
+A profile (`univision/efficiency/hardware_profiles/<name>.yaml`, or any
+file) has a `name` and four quantities, each a mapping with a positive
+`value` and either a `source` (URL or paper) or `assumed: true` with a `why`:
 
   peak_macs_per_s: multiply-accumulates per second (1 MAC = 2 ops, so a
     vendor's "4 TOPS" is 2e12 MACs/s).
@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-HARDWARE_DIR = os.path.join(os.path.dirname(__file__), 'hardware')
+HARDWARE_DIR = os.path.join(os.path.dirname(__file__), 'hardware_profiles')
 QUANTITIES = ('peak_macs_per_s', 'bandwidth_bytes_per_s', 'weight_bytes',
               'activation_bytes')
 

@@ -9,8 +9,8 @@ range is honoured, and (2) and (3) raise errors that name the key, pattern
 and record. `initialize` likewise names `task.init_checkpoint` when it is
 missing or does not fit the model, and loads a headless pretraining
 checkpoint (an MAE encoder) into a backbone with a head, leaving the head
-fresh (Model Garden's version requires an exact match). Subclasses change the labels through
-`build_decoder` (e.g. `weak_classification`) and reuse the parser through
+fresh (Model Garden's version requires an exact match). Subclasses change
+the labels through `build_decoder` (e.g. `maws_weak_classification`) and reuse the parser through
 `build_parser` (e.g. `distillation`).
 """
 from typing import Any, Optional

@@ -1,7 +1,7 @@
 """Image classification on weak labels: MAWS's weakly supervised stage.
 
 univision's `ImageClassificationTask` whose decoder weakens the labels
-(`univision.dataloaders.weak_labels`: map to groups, then flip a fixed
+(`univision.dataloaders.maws_weak_labels`: map to groups, then flip a fixed
 fraction of the training labels); everything else, including the
 `init_checkpoint` that starts it from an MAE encoder, is unchanged.
 """
@@ -12,7 +12,7 @@ from official.core import task_factory
 from official.vision.configs import image_classification as mg_ic
 
 from univision.configs import maws as maws_cfg
-from univision.dataloaders import weak_labels
+from univision.dataloaders import maws_weak_labels
 from univision.tasks import image_classification
 
 
@@ -22,8 +22,9 @@ class WeakLabelClassificationTask(image_classification.ImageClassificationTask):
 
   def _check(self) -> None:
     weak = self.task_config.weak_labels
-    weak_labels.check(weak.label_map, weak.noise_rate,
-                      self.task_config.model.num_classes, 'task.weak_labels')
+    maws_weak_labels.check(weak.label_map, weak.noise_rate,
+                           self.task_config.model.num_classes,
+                           'task.weak_labels')
 
   def build_model(self) -> tf_keras.Model:
     self._check()
@@ -33,7 +34,7 @@ class WeakLabelClassificationTask(image_classification.ImageClassificationTask):
     """The checked decoder, weakening labels (no flips for validation)."""
     self._check()
     weak = self.task_config.weak_labels
-    return weak_labels.WeakLabelDecoder(
+    return maws_weak_labels.WeakLabelDecoder(
         super().build_decoder(params),
         image_field_key=self.task_config.train_data.image_field_key,
         label_field_key=self.task_config.train_data.label_field_key,

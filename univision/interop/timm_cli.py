@@ -1,12 +1,12 @@
 """Converts timm's MobileNetV4 or Hiera ImageNet weights to a TF checkpoint.
 
-  python -m univision.interop.timm --model=mobilenetv4_conv_small \
+  python -m univision.interop.timm_cli --model=mobilenetv4_conv_small \
     --safetensors=model.safetensors --output_dir=weights/mnv4_conv_small
 
   # With internet: fetch timm's published weights from the Hugging Face hub.
-  python -m univision.interop.timm --model=MobileNetV4HybridMedium \
+  python -m univision.interop.timm_cli --model=MobileNetV4HybridMedium \
     --download --output_dir=weights/mnv4_hybrid_medium
-  python -m univision.interop.timm --model=hiera_base_224 \
+  python -m univision.interop.timm_cli --model=hiera_base_224 \
     --download --output_dir=weights/hiera_base
 
 `--model` is a univision model id (`MobileNetV4ConvSmall`, `hiera_base`, ...)

@@ -11,8 +11,8 @@ from official.core import task_factory
 from tests import conftest
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.data import wsol_composites
-from univision.dataloaders import weak_labels
-from univision.tasks import weak_classification
+from univision.dataloaders import maws_weak_labels
+from univision.tasks import maws_weak_classification
 
 WEAK_YAML = os.path.join(conftest.REPO, 'univision', 'configs', 'experiments',
                          'maws', 'fashion_mnist_vit_tiny_2_weak_cpu.yaml')
@@ -25,17 +25,17 @@ def _keys(n: int) -> tf.Tensor:
 
 def test_label_map_gives_the_coarse_groups_without_noise():
   labels = tf.range(10, dtype=tf.int64)
-  got = weak_labels.weaken(labels, _keys(10), GROUPS, 0.0, 4)
+  got = maws_weak_labels.weaken(labels, _keys(10), GROUPS, 0.0, 4)
   np.testing.assert_array_equal(got, GROUPS)
   assert got.dtype == tf.int64
   np.testing.assert_array_equal(
-      weak_labels.weaken(labels, _keys(10), [], 0.0, 10), labels)
+      maws_weak_labels.weaken(labels, _keys(10), [], 0.0, 10), labels)
 
 
 def test_noise_flips_the_given_fraction_to_other_classes_fixed_per_image():
   n = 20_000
   labels = tf.constant(np.arange(n) % 4, tf.int64)
-  weak = weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=3).numpy()
+  weak = maws_weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=3).numpy()
   flipped = weak != labels.numpy()
   assert abs(flipped.mean() - 0.25) < 0.015
   # Wrong labels are spread over the three other classes.
@@ -45,8 +45,8 @@ def test_noise_flips_the_given_fraction_to_other_classes_fixed_per_image():
   # The same image keeps its label on every epoch; another seed flips
   # other images.
   np.testing.assert_array_equal(
-      weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=3), weak)
-  other = weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=4).numpy()
+      maws_weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=3), weak)
+  other = maws_weak_labels.weaken(labels, _keys(n), [], 0.25, 4, seed=4).numpy()
   assert 0.5 < (other != labels.numpy()).mean() / flipped.mean() < 1.5
   assert (flipped & (other != labels.numpy())).mean() < 0.1
 
@@ -58,7 +58,8 @@ def test_noise_flips_the_given_fraction_to_other_classes_fixed_per_image():
 ])
 def test_check_names_the_key(label_map, noise_rate, num_classes, message):
   with pytest.raises(ValueError, match=message):
-    weak_labels.check(label_map, noise_rate, num_classes, 'task.weak_labels')
+    maws_weak_labels.check(label_map, noise_rate, num_classes,
+                           'task.weak_labels')
 
 
 def test_maws_yaml_label_map_is_the_wsol_hierarchy():
@@ -95,7 +96,7 @@ def _true_labels(tfrecords_dir: str, split: str) -> dict[bytes, int]:
 
 def test_task_decoder_weakens_training_labels_only(fake_fmnist_tfrecords):
   task, params = _weak_task(fake_fmnist_tfrecords, noise_rate=0.5)
-  assert isinstance(task, weak_classification.WeakLabelClassificationTask)
+  assert isinstance(task, maws_weak_classification.WeakLabelClassificationTask)
   truth = _true_labels(fake_fmnist_tfrecords, 'train')
   decoder = task.build_decoder(params.task.train_data)
   files = tf.io.gfile.glob(os.path.join(fake_fmnist_tfrecords, 'train-*'))
