@@ -42,7 +42,7 @@ fashion-mnist:
 demo: $(VENV)/.runtime fashion-mnist clean-demo
 	$(PY) -m univision.data.fashion_mnist --output_dir=data/fashion_mnist
 	$(PY) train.py --experiment=mnv4_fashion_mnist --mode=train_and_eval \
-	  --config_file=$(DEMO_YAML) --model_dir=$(DEMO_RUN)
+	  --config_file=$(DEMO_YAML) --model_dir=$(DEMO_RUN) --progress_lines
 	$(PY) export.py --experiment=mnv4_fashion_mnist --config_file=$(DEMO_YAML) \
 	  --checkpoint_path=$(DEMO_RUN) --export_dir=$(DEMO_RUN)/export \
 	  --input_type=image_bytes --input_image_size=64,64

@@ -13,11 +13,20 @@ shared base plus that task's patch:
     --checkpoint_path=runs/retinanet_tops_fmnist \
     --patch=results/model_patches/patches/tree_crowns/bn+predictor.npz \
     --export_dir=exports/tree_crowns --tflite_path=exports/tree_crowns.tflite
+
+A SavedModel export ends by printing where it is, the checkpoint it came from
+and the commands that try it on an image and convert it to TFLite.
 """
+import shlex
+
 from absl import app
 from absl import flags
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
+import tensorflow as tf, tf_keras
+
+from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import logging_setup
 from univision.serving import saved_model as saved_model_lib
 from univision.serving import tflite as tflite_lib
 
@@ -56,6 +65,35 @@ _CALIBRATION_STEPS = flags.DEFINE_integer(
     'calibration_steps', 100, 'Training images to calibrate int8 ranges.')
 
 
+def _summary(saved_model: str) -> list[str]:
+  """Where the SavedModel is, and the commands to try and convert it."""
+  checkpoint = (tf.train.latest_checkpoint(_CHECKPOINT_PATH.value) or
+                _CHECKPOINT_PATH.value)
+  if _INPUT_TYPE.value == 'image_bytes':
+    serve = ('python -c "import sys, tensorflow as tf; print(tf.saved_model.'
+             "load(sys.argv[1]).signatures['serving_default']("
+             'tf.io.read_file(sys.argv[2])[None]))" '
+             f'{shlex.quote(saved_model)} IMAGE.png')
+  else:
+    serve = f'saved_model_cli show --all --dir {shlex.quote(saved_model)}'
+  convert = ['python', 'export.py', f'--experiment={_EXPERIMENT.value}',
+             *(f'--config_file={f}' for f in _CONFIG_FILE.value or [])]
+  if _PARAMS_OVERRIDE.value:
+    convert.append(f'--params_override={_PARAMS_OVERRIDE.value}')
+  if _PATCH.value:
+    convert.append(f'--patch={_PATCH.value}')
+  export_dir = _EXPORT_DIR.value
+  convert += [f'--checkpoint_path={_CHECKPOINT_PATH.value}',
+              f'--export_dir={export_dir}/tflite_export',
+              f'--tflite_path={export_dir}/model.tflite']
+  return [f'SavedModel:       {saved_model} (from {checkpoint})',
+          f'Serve:            {serve}',
+          f'To TFLite:        {shlex.join(convert)} '
+          '(int8: add --quant_type=int8_full)',
+          'QAT int8:         make qat-demo (quantization-aware training of the '
+          '`make demo` model)']
+
+
 def main(_):
   if _TFLITE_PATH.value:
     path = tflite_lib.export_tflite(
@@ -69,9 +107,10 @@ def main(_):
       _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _INPUT_TYPE.value,
       _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value, _SIGNATURES.value,
       _PATCH.value)
-  print(f'SavedModel:       {saved_model}')
+  print('\n'.join(_summary(saved_model)))
 
 
 if __name__ == '__main__':
+  logging_setup.setup()
   flags.mark_flags_as_required(['experiment', 'checkpoint_path', 'export_dir'])
   app.run(main)

@@ -10,9 +10,13 @@ Flags are Model Garden's (`--experiment --config_file --params_override
 the file and full key, bad input data ends the run with a one-line message
 naming the record (a bad image) or the file and byte offset (a damaged
 TFRecord file), a NaN/inf loss or weights end it with a message naming the
-step and the last good checkpoint, and the run ends by printing where its
-checkpoints, TensorBoard logs and final metrics are.
+step and the last good checkpoint, each log line is printed once, and the
+run ends with a short summary: the top-1 accuracy of the last evaluation,
+the latest checkpoint, the TensorBoard logs and the command that exports it.
+`--progress_lines` reports each train loop as one line (step, loss, steps/s,
+ETA) instead of Orbit's block of metrics.
 """
+import shlex
 import sys
 
 from absl import app
@@ -21,15 +25,21 @@ from absl import flags
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras
 from official.common import flags as tfm_flags
+from official.core import config_definitions as cfg
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.core import divergence
+from univision.core import logging_setup
 from univision.core import tfrecord_check
 from univision.core import training
 
 FLAGS = flags.FLAGS
 _DATA_ERROR_MARK = 'Corrupt or truncated image record'
+flags.DEFINE_bool(
+    'progress_lines', False, 'Report each train loop (trainer.steps_per_loop '
+    'steps) as one line: step, loss, steps/s and ETA, instead of Orbit\'s '
+    'block of every train metric (still logged with -v 1).')
 
 
 def _data_error(error: tf.errors.OpError) -> str | None:
@@ -41,23 +51,49 @@ def _data_error(error: tf.errors.OpError) -> str | None:
   return None
 
 
-def run(flags_obj) -> dict[str, float]:
+def run(flags_obj) -> tuple[cfg.ExperimentConfig, dict[str, float]]:
   """Parses the experiment from flags, trains and/or evaluates.
 
   Args:
     flags_obj: The parsed absl flags.
 
   Returns:
-    The metrics of the last evaluation (empty if there was none).
+    The experiment config and the metrics of the last evaluation (empty if
+    there was none).
   """
   params = config_parsing.parse_configuration(flags_obj)
-  _, metrics = training.run(params, flags_obj.model_dir, flags_obj.mode)
-  return metrics
+  _, metrics = training.run(params, flags_obj.model_dir, flags_obj.mode,
+                            progress_lines=flags_obj.progress_lines)
+  return params, metrics
+
+
+def _summary(flags_obj, params: cfg.ExperimentConfig,
+             metrics: dict[str, float]) -> list[str]:
+  """The closing lines: results, where they are, and how to export them."""
+  model_dir = flags_obj.model_dir
+  lines = []
+  if 'accuracy' in metrics:
+    data = params.task.validation_data
+    lines.append(f'Eval top-1:       {metrics["accuracy"]:.2%} (accuracy on '
+                 f'{data.input_path or data.tfds_name})')
+  if metrics:
+    lines.append('Final evaluation: ' + ', '.join(
+        f'{k}={v:.4f}' for k, v in sorted(metrics.items())))
+  export = ['python', 'export.py', f'--experiment={flags_obj.experiment}',
+            *(f'--config_file={f}' for f in flags_obj.config_file or [])]
+  if flags_obj.params_override:
+    export.append(f'--params_override={flags_obj.params_override}')
+  export += [f'--checkpoint_path={model_dir}',
+             f'--export_dir={model_dir}/export']
+  return lines + [
+      f'Checkpoint:       {tf.train.latest_checkpoint(model_dir) or model_dir}',
+      f'TensorBoard logs: {model_dir} (tensorboard --logdir {model_dir})',
+      f'Export:           {shlex.join(export)}']
 
 
 def main(_):
   try:
-    metrics = run(FLAGS)
+    params, metrics = run(FLAGS)
   except tfrecord_check.CorruptRecordFileError as e:
     sys.exit(f'train.py: bad input data: {e.message}')
   except divergence.TrainingDivergedError as e:
@@ -67,15 +103,11 @@ def main(_):
     if line is None:
       raise
     sys.exit(f'train.py: bad input data: {line}')
-  print(f'Checkpoints:      {FLAGS.model_dir}')
-  print(f'TensorBoard logs: {FLAGS.model_dir} '
-        f'(tensorboard --logdir {FLAGS.model_dir})')
-  if metrics:
-    print('Final evaluation: ' + ', '.join(
-        f'{k}={v:.4f}' for k, v in sorted(metrics.items())))
+  print('\n'.join(_summary(FLAGS, params, metrics)))
 
 
 if __name__ == '__main__':
+  logging_setup.setup()
   tfm_flags.define_flags()
   flags.mark_flags_as_required(['experiment', 'mode', 'model_dir'])
   app.run(main)

@@ -1,6 +1,7 @@
 """End-to-end tests of train.py and export.py as a user runs them."""
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -11,10 +12,17 @@ import tensorflow as tf, tf_keras
 from tests import conftest
 from tests.serving import test_saved_model
 from tests.tasks import test_image_classification as task_tests
+from univision.core import logging_setup
 
 YAML = os.path.join(conftest.REPO, 'univision', 'configs', 'experiments',
                     'image_classification',
                     'fashion_mnist_mnv4_conv_small_cpu.yaml')
+# absl's prefix: severity, date, time, thread, file:line.
+_ABSL_LINE = re.compile(r'[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] ')
+# The prefix of the handler TensorFlow may add to its own logger.
+_TF_HANDLER_PREFIX = re.compile(r'^[A-Z]+:tensorflow:')
+_GPU_PROBE_NOISE = ('cuInit', 'cuda drivers', 'Number of eligible GPUs',
+                    'absl::InitializeLog')
 
 
 def _overrides(data_dir: str, steps: int) -> str:
@@ -39,18 +47,42 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
   return result
 
 
-def _train(model_dir: str, data_dir: str, steps: int, check: bool = True):
+def _train(model_dir: str, data_dir: str, steps: int, check: bool = True,
+           progress_lines: bool = False):
   return _run('train.py', '--experiment=mnv4_fashion_mnist',
               '--mode=train_and_eval', f'--config_file={YAML}',
               f'--model_dir={model_dir}',
-              f'--params_override={_overrides(data_dir, steps)}', check=check)
+              f'--params_override={_overrides(data_dir, steps)}',
+              *(['--progress_lines'] if progress_lines else []), check=check)
+
+
+def _repeated_lines(log: str) -> list[str]:
+  """Lines printed twice: the same text, or also inside another line.
+
+  absl's lines (unique by their time) are only searched; the indented lines
+  of Orbit's metric blocks are left out (two evaluations can agree).
+  """
+  printed = [_TF_HANDLER_PREFIX.sub('', line) for line in log.splitlines()
+             if line.strip() and not line[0].isspace() and
+             not _ABSL_LINE.match(line)]
+  return [line for line in printed if log.count(line) > 1]
+
+
+def _assert_reads_cleanly(result: subprocess.CompletedProcess) -> None:
+  log = result.stdout + result.stderr
+  assert not _repeated_lines(log), _repeated_lines(log)
+  if not logging_setup.has_cuda_driver():
+    noise = [line for line in log.splitlines()
+             if any(n in line for n in _GPU_PROBE_NOISE)]
+    assert not noise, noise
 
 
 @pytest.fixture(scope='module')
 def trained_run(tmp_path_factory, fake_fmnist_tfrecords):
-  """Trains 4 steps, then resumes the same model_dir to step 6."""
+  """Trains 4 steps with progress lines, then resumes to step 6 without."""
   model_dir = str(tmp_path_factory.mktemp('run'))
-  first = _train(model_dir, fake_fmnist_tfrecords, steps=4)
+  first = _train(model_dir, fake_fmnist_tfrecords, steps=4,
+                 progress_lines=True)
   first_ckpt = tf.train.latest_checkpoint(model_dir)
   first_weights = tf.train.load_variable(
       first_ckpt, 'model/layer_with_weights-1/kernel/.ATTRIBUTES/VARIABLE_VALUE')
@@ -66,8 +98,36 @@ def test_train_writes_checkpoint_config_and_summaries(trained_run):
   assert tf.io.gfile.glob(os.path.join(model_dir, 'train', 'events.*'))
   assert tf.io.gfile.glob(os.path.join(model_dir, 'validation', 'events.*'))
   out = trained_run['first'].stdout
-  assert f'Checkpoints:      {model_dir}' in out
+  assert f'Checkpoint:       {model_dir}/ckpt-4\n' in out
   assert 'Final evaluation: accuracy=' in out
+
+
+def test_train_output_reads_cleanly(trained_run):
+  """Each line once, no GPU probe noise, progress lines, a closing summary."""
+  first, second = trained_run['first'], trained_run['second']
+  _assert_reads_cleanly(first)
+  _assert_reads_cleanly(second)
+  # --progress_lines: one line per loop of 2 steps, instead of Orbit's block.
+  progress = re.findall(r'^train step .*$', first.stdout, flags=re.M)
+  assert len(progress) == 2, first.stdout
+  assert re.fullmatch(r'train step 2/4 \(50%\) \| loss [\d.]+', progress[0])
+  assert re.fullmatch(r'train step 4/4 \(100%\) \| loss [\d.]+ \| '
+                      r'[\d.]+ steps/s \| ETA 0s', progress[1])
+  orbit_report = r'^train \| step: +(\d+) \| steps/sec:'
+  assert not re.search(orbit_report, first.stdout, flags=re.M)
+  assert re.findall(orbit_report, second.stdout, flags=re.M) == ['6']
+  model_dir = trained_run['model_dir']
+  summary = first.stdout.splitlines()[-5:]
+  assert re.fullmatch(r'Eval top-1:       \d+\.\d\d% \(accuracy on '
+                      r'\S+/test-\*\)', summary[0])
+  assert summary[1].startswith('Final evaluation: accuracy=')
+  assert summary[2] == f'Checkpoint:       {model_dir}/ckpt-4'
+  assert summary[3].startswith(f'TensorBoard logs: {model_dir} ')
+  assert summary[4].startswith(
+      'Export:           python export.py --experiment=mnv4_fashion_mnist '
+      f'--config_file={YAML} ')
+  assert summary[4].endswith(f'--checkpoint_path={model_dir} '
+                             f'--export_dir={model_dir}/export')
 
 
 def test_train_resumes_from_latest_checkpoint(trained_run):
@@ -92,15 +152,30 @@ def test_export_saved_model_serves_image_bytes(trained_run, tmp_path):
                 '--params_override=task.model.input_size=[32,32,3]',
                 f'--checkpoint_path={trained_run["model_dir"]}',
                 f'--export_dir={export_dir}', '--input_type=image_bytes')
-  assert f'SavedModel:       {export_dir}/saved_model' in result.stdout
-  assert not test_saved_model.keras_trace_functions(
-      os.path.join(export_dir, 'saved_model'))
-  served = tf.saved_model.load(os.path.join(export_dir, 'saved_model'))
+  _assert_reads_cleanly(result)
+  saved_model = os.path.join(export_dir, 'saved_model')
+  checkpoint = os.path.join(trained_run['model_dir'], 'ckpt-6')
+  summary = result.stdout.splitlines()[-4:]
+  assert summary[0] == (f'SavedModel:       {saved_model} '
+                        f'(from {checkpoint})')
+  assert summary[1].startswith('Serve:            python -c ')
+  assert summary[2].startswith('To TFLite:        python export.py ')
+  assert f'--tflite_path={export_dir}/model.tflite' in summary[2]
+  assert 'make qat-demo' in summary[3]
+  assert not test_saved_model.keras_trace_functions(saved_model)
+  served = tf.saved_model.load(saved_model)
   image = tf.io.encode_png(tf.zeros([28, 28, 3], tf.uint8))
   outputs = served.signatures['serving_default'](tf.stack([image, image]))
   assert outputs['logits'].shape == (2, 10)
   np.testing.assert_allclose(outputs['probs'].numpy().sum(-1), 1.0,
                              atol=1e-5)
+  # The printed serving command runs as printed, on an image file.
+  tf.io.write_file(str(tmp_path / 'IMAGE.png'), image)
+  serve = shlex.split(summary[1][len('Serve:'):])
+  served_png = subprocess.run([sys.executable, *serve[1:]], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300,
+                              check=True)
+  assert "'probs'" in served_png.stdout
 
 
 def test_export_serves_bytes_and_tensors_alike(trained_run, tmp_path):

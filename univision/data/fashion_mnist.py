@@ -15,6 +15,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf, tf_keras
 
+from univision.core import logging_setup
 from univision.data import idx
 from univision.data import tfrecords
 
@@ -94,4 +95,5 @@ if __name__ == '__main__':
                       'Folder of the Fashion-MNIST IDX.gz files.')
   flags.DEFINE_integer('max_per_split', None,
                        'Keep only the first N images of each split.')
+  logging_setup.setup()
   app.run(main)
