@@ -8,6 +8,7 @@ import tf_keras
 from official.vision.configs import common
 from official.vision.modeling.backbones import factory
 
+from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.efficiency import nas_log
 from univision.efficiency import nas_loop

@@ -2,6 +2,7 @@
 import pytest
 
 from tests import conftest
+from univision import registry_imports  # pylint: disable=unused-import
 from univision.data import wsol_composites
 from univision.studies import label_granularity as lg
 

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 from official.core import task_factory
 
+from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import mae as mae_cfg
 from univision.studies import maws
 from univision.tasks import mae as mae_task

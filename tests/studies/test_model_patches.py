@@ -37,7 +37,7 @@ def test_rule_picks_the_smallest_patch_reaching_the_bar():
 def test_csv_round_trip_summary_and_plot(tmp_path):
   path = str(tmp_path / 'runs.csv')
   for run in RUNS:
-    mp._append(path, run)  # pylint: disable=protected-access
+    mp.open_log(path).append(run)
   assert mp.read_runs(path) == RUNS
   choices = mp.choose(RUNS, 0.9)
   text = mp.summary_markdown(RUNS, choices, 0.9)

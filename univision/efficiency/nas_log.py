@@ -4,14 +4,11 @@ One row per distinct candidate, appended as soon as it is decided, so an
 interrupted search resumes by replaying the log: a candidate with a row is
 never costed or trained again.
 """
-import csv
 import dataclasses
-import os
 
-FIELDS = ('index', 'phase', 'key', 'status', 'reason', 'mmacs', 'params',
-          'latency_ms', 'accuracy', 'reward', 'seconds')
+from univision.studies import runs
+
 TRAINED, REJECTED = 'trained', 'rejected'
-_FLOATS = ('mmacs', 'latency_ms', 'accuracy', 'reward', 'seconds')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,42 +42,18 @@ class Trial:
   seconds: float = 0.0
 
 
-def _parse(row: dict[str, str]) -> Trial:
-  values = {}
-  for key, text in row.items():
-    if key in _FLOATS:
-      values[key] = float(text) if text else None
-    elif key in ('index', 'params'):
-      values[key] = int(text) if text else None
-    else:
-      values[key] = text
-  values['seconds'] = values['seconds'] or 0.0
-  return Trial(**values)
+def _log(path: str) -> runs.RunLog:
+  return runs.RunLog(path, runs.columns_of(Trial), key=('key',))
 
 
 def read(path: str) -> list[Trial]:
   """The trials logged in `path` (none if it does not exist)."""
-  if not os.path.exists(path):
-    return []
-  with open(path, newline='') as f:
-    reader = csv.DictReader(f)
-    if tuple(reader.fieldnames or ()) != FIELDS:
-      raise ValueError(f'{path}: columns {reader.fieldnames} are not a NAS '
-                       f'trial log ({", ".join(FIELDS)}).')
-    return [_parse(row) for row in reader]
+  return [Trial(**row) for row in _log(path).rows()]
 
 
 def append(path: str, trial: Trial) -> None:
   """Appends one row, writing the header to a new file."""
-  new = not os.path.exists(path)
-  row = dataclasses.asdict(trial)
-  row = {k: ('' if v is None else repr(v) if isinstance(v, float) else v)
-         for k, v in row.items()}
-  with open(path, 'a', newline='') as f:
-    writer = csv.DictWriter(f, FIELDS)
-    if new:
-      writer.writeheader()
-    writer.writerow(row)
+  _log(path).append(trial)
 
 
 def _cell(value, fmt: str) -> str:

@@ -26,6 +26,7 @@ from univision.efficiency import nas_log
 from univision.efficiency import nas_objective
 from univision.efficiency import nas_space
 from univision.modeling.backbones import mobilenet_v4_specs as specs
+from univision.studies import runs
 
 CostFn = Callable[[specs.ModelSpec], nas_objective.Costs]
 ProxyFn = Callable[[specs.ModelSpec, str], float]
@@ -67,6 +68,7 @@ class Search:
     self.log_path = os.path.join(output_dir, 'trials.csv')
     os.makedirs(output_dir, exist_ok=True)
     self.trials = {t.key: t for t in nas_log.read(self.log_path)}
+    self._progress = None  # Set by `run`, which knows how many train.
 
   def evaluate(self, phase: str, candidate: nas_space.Candidate
                ) -> nas_log.Trial:
@@ -99,6 +101,9 @@ class Search:
     trial = dataclasses.replace(trial, seconds=time.time() - start)
     nas_log.append(self.log_path, trial)
     self.trials[candidate.key] = trial
+    if self._progress and trial.status == nas_log.TRAINED:
+      self._progress.finish(f'{phase} {candidate.key}', {
+          'accuracy': trial.accuracy, 'reward': trial.reward})
     return trial
 
   def run_phase(self, phase: str, trials: int, population: int,
@@ -149,7 +154,15 @@ class Search:
 
   def run(self, coarse_trials: int, fine_trials: int, population: int
           ) -> dict[str, tuple[nas_space.Candidate, nas_log.Trial]]:
-    """Both stages; the winner (highest reward) of each."""
+    """Both stages; the winner (highest reward) of each.
+
+    Logs a progress line as each candidate finishes training; candidates
+    trained before a restart count as done. The fine stage's first trial is
+    the coarse winner, so `coarse_trials + fine_trials - 1` train in all.
+    """
+    trained = sum(t.status == nas_log.TRAINED for t in self.trials.values())
+    self._progress = runs.RunProgress(coarse_trials + fine_trials - 1,
+                                      trained, 'nas trial')
     winners = {}
     base = None
     for phase, trials in ((nas_space.COARSE, coarse_trials),

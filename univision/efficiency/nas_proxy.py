@@ -17,7 +17,6 @@ import tf_keras
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.core import training
 from univision.modeling.backbones import mobilenet_v4_spec_file as spec_file

@@ -128,6 +128,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   output_dir = f.output_dir
   profile = hardware.load_profile(f.profile)

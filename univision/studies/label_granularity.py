@@ -21,8 +21,7 @@ the same test images for every run: ground-truth box green, the box of the
 largest contour at the run's best threshold red) and each run's model
 folder under `runs/`.
 """
-import csv
-import dataclasses
+import itertools
 import os
 import statistics
 import time
@@ -36,18 +35,20 @@ from official.core import exp_factory
 from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import wsol as wsol_cfg
 from univision.core import checkpoints
 from univision.core import config_parsing
 from univision.core import training
 from univision.data import label_hierarchy
 from univision.evaluation import wsol_metrics
+from univision.studies import runs as runs_lib
+from univision.studies import schedule
 
 METRICS = ('accuracy', 'MaxBoxAccV2', 'MaxBoxAccV2/IoU30',
            'MaxBoxAccV2/IoU50', 'MaxBoxAccV2/IoU70', 'MaxBoxAccV1',
            'GT-known Loc', 'Top-1 Loc', 'PxAP', 'best_threshold')
-FIELDS = ('level', 'method', 'seed', *METRICS, 'steps', 'seconds')
+COLUMNS = {'level': str, 'method': str, 'seed': int,
+           **dict.fromkeys(METRICS, float), 'steps': int, 'seconds': float}
 
 
 def run_config(data: str, level: str, method: str, steps: int, seed: int,
@@ -65,39 +66,23 @@ def run_config(data: str, level: str, method: str, steps: int, seed: int,
                          'seed': seed},
           'validation_data': {'input_path': os.path.join(data, 'test-*')},
       },
-      'trainer': {
-          'train_steps': steps, 'validation_interval': steps,
-          'checkpoint_interval': max(1, steps // 3),
-          'steps_per_loop': min(100, steps),
-          'summary_interval': min(100, steps),
-          'optimizer_config': {
-              'learning_rate': {'cosine': {'decay_steps': steps}},
-              'warmup': {'linear': {'warmup_steps': max(1, steps // 15)}}},
-      }})
+      'trainer': schedule.trainer_override(
+          steps, checkpoints=3, warmup_steps=max(1, steps // 15)),
+  })
   if overrides:
     params = config_parsing.apply_override(params, overrides)
   params.validate()
   return params
 
 
+def open_log(path: str) -> runs_lib.RunLog:
+  """The study's `runs.csv`: a row per finished (level, method, seed)."""
+  return runs_lib.RunLog(path, COLUMNS, key=('level', 'method', 'seed'))
+
+
 def read_runs(path: str) -> list[dict]:
   """The finished runs of `runs.csv` (none if it does not exist)."""
-  if not tf.io.gfile.exists(path):
-    return []
-  with tf.io.gfile.GFile(path) as f:
-    rows = list(csv.DictReader(f))
-  return [{k: (v if k in ('level', 'method') else
-               int(v) if k in ('seed', 'steps') else float(v))
-           for k, v in row.items()} for row in rows]
-
-
-def _append(path: str, row: dict) -> None:
-  new = not tf.io.gfile.exists(path)
-  with open(path, 'a', newline='') as f:
-    writer = csv.DictWriter(f, FIELDS)
-    if new:
-      writer.writeheader()
-    writer.writerow(row)
+  return open_log(path).rows()
 
 
 def _cell(values: list[float]) -> str:
@@ -200,14 +185,32 @@ def plot_cams(overlays: dict[str, list[tuple]], path: str) -> None:
   pyplot.close(figure)
 
 
+def _train(params: cfg.ExperimentConfig, model_dir: str, level: str,
+           method: str, seed: int, steps: int) -> dict:
+  """Trains and evaluates one run; its row of `runs.csv`."""
+  tf_keras.backend.clear_session()
+  tf_keras.utils.set_random_seed(seed)
+  start = time.time()
+  _, metrics = training.run(params, model_dir)
+  missing = [m for m in METRICS if m not in metrics]
+  if missing:
+    raise RuntimeError(f'{model_dir}: the evaluation did not report '
+                       f'{missing}.')
+  return {'level': level, 'method': method, 'seed': seed,
+          **{m: metrics[m] for m in METRICS}, 'steps': steps,
+          'seconds': round(time.time() - start, 1)}
+
+
 def study(output_dir: str, data: str, init_checkpoint: str,
           levels: list[str], methods: list[str], steps: int,
           replicates: int = 1, overrides: str = '',
           num_overlay_images: int = 6) -> list[dict]:
   """Trains and evaluates every (level, method, seed) not yet in runs.csv."""
   os.makedirs(output_dir, exist_ok=True)
-  csv_path = os.path.join(output_dir, 'runs.csv')
-  done = {(r['level'], r['method'], r['seed']) for r in read_runs(csv_path)}
+  log = open_log(os.path.join(output_dir, 'runs.csv'))
+  done = log.done()
+  planned = set(itertools.product(levels, methods, range(replicates)))
+  progress = runs_lib.RunProgress(len(planned), len(planned & done))
   overlays = {}
   for level in levels:
     for method in methods:
@@ -220,25 +223,17 @@ def study(output_dir: str, data: str, init_checkpoint: str,
         model_dir = os.path.join(output_dir, 'runs', f'{level}_{method}',
                                  f'seed{seed}')
         if (level, method, seed) not in done:
-          tf_keras.backend.clear_session()
-          tf_keras.utils.set_random_seed(seed)
-          start = time.time()
-          _, metrics = training.run(params, model_dir)
-          missing = [m for m in METRICS if m not in metrics]
-          if missing:
-            raise RuntimeError(f'{model_dir}: the evaluation did not report '
-                               f'{missing}.')
-          _append(csv_path, {'level': level, 'method': method, 'seed': seed,
-                             **{m: metrics[m] for m in METRICS},
-                             'steps': steps,
-                             'seconds': round(time.time() - start, 1)})
+          row = _train(params, model_dir, level, method, seed, steps)
+          log.append(row)
+          progress.finish(f'{level}/{method} seed {seed}',
+                          {m: row[m] for m in ('MaxBoxAccV2', 'PxAP')})
         if seed == 0:
-          row = next(r for r in read_runs(csv_path)
+          row = next(r for r in log.rows()
                      if (r['level'], r['method'], r['seed']) ==
                      (level, method, 0))
           overlays[f'{level} / {method}'] = cam_rows(
               params, model_dir, row['best_threshold'], num_overlay_images)
-  runs = [r for r in read_runs(csv_path) if r['level'] in levels
+  runs = [r for r in log.rows() if r['level'] in levels
           and r['method'] in methods and r['seed'] < replicates]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(summary_markdown(runs))
@@ -262,6 +257,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   runs = study(f.output_dir, f.data, f.init_checkpoint, f.levels, f.methods,
                f.steps, f.replicates, f.params_override)

@@ -26,7 +26,6 @@ finishes; a restarted study skips finished runs, resumes an unfinished one
 from its checkpoint, and only evaluates one whose training had finished),
 `summary.md` and each run's folder under `runs/`.
 """
-import csv
 import dataclasses
 import os
 import time
@@ -38,9 +37,9 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.core import training
+from univision.studies import runs as runs_lib
 
 YAML_DIR = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), 'configs', 'experiments', 'maws')
@@ -49,7 +48,9 @@ WEAK_YAML = os.path.join(YAML_DIR, 'fashion_mnist_vit_tiny_2_weak_cpu.yaml')
 FINETUNE_YAML = os.path.join(YAML_DIR,
                              'fashion_mnist_vit_tiny_3_finetune_cpu.yaml')
 METRICS = ('accuracy', 'top_5_accuracy', 'validation_loss')
-FIELDS = ('run', 'init_from', 'stage', *METRICS, 'steps', 'seconds')
+COLUMNS = {'run': str, 'init_from': str, 'stage': str,
+           **dict.fromkeys(METRICS, runs_lib.optional(float)), 'steps': int,
+           'seconds': runs_lib.optional(float)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,24 +136,14 @@ def _mode(params: cfg.ExperimentConfig, model_dir: str) -> str:
   return 'eval' if step >= params.trainer.train_steps else 'train_and_eval'
 
 
+def open_log(path: str) -> runs_lib.RunLog:
+  """The study's `runs.csv`: a row per finished run."""
+  return runs_lib.RunLog(path, COLUMNS, key=('run',))
+
+
 def read_runs(path: str) -> list[dict]:
   """The finished runs of `runs.csv` (none if it does not exist)."""
-  if not tf.io.gfile.exists(path):
-    return []
-  with tf.io.gfile.GFile(path) as f:
-    rows = list(csv.DictReader(f))
-  return [{k: (v if k in ('run', 'init_from', 'stage') else int(v)
-               if k == 'steps' else float(v) if v else None)
-           for k, v in row.items()} for row in rows]
-
-
-def _append(path: str, row: dict) -> None:
-  new = not tf.io.gfile.exists(path)
-  with open(path, 'a', newline='') as f:
-    writer = csv.DictWriter(f, FIELDS)
-    if new:
-      writer.writeheader()
-    writer.writerow(row)
+  return open_log(path).rows()
 
 
 def _percent(value: float | None) -> str:
@@ -209,10 +200,12 @@ def study(output_dir: str, data: str, runs: list[str] | None = None,
       raise ValueError(f'--runs: {r.name} starts from {r.init_from}, which '
                        'is not selected.')
   os.makedirs(output_dir, exist_ok=True)
-  csv_path = os.path.join(output_dir, 'runs.csv')
-  done = {r['run'] for r in read_runs(csv_path)}
+  log = open_log(os.path.join(output_dir, 'runs.csv'))
+  done = log.done()
+  progress = runs_lib.RunProgress(
+      len(chosen), sum((r.name,) in done for r in chosen))
   for run in chosen:
-    if run.name in done:
+    if (run.name,) in done:
       continue
     stage_steps = (steps or {}).get(run.stage, 0)
     params = run_config(run, output_dir, data, stage_steps, seed, overrides)
@@ -224,12 +217,14 @@ def study(output_dir: str, data: str, runs: list[str] | None = None,
     if 'validation_loss' not in metrics:
       raise RuntimeError(f'{run.name}: the evaluation reported no '
                          'validation_loss.')
-    _append(csv_path, {'run': run.name, 'init_from': run.init_from,
-                       'stage': run.stage,
-                       **{m: metrics.get(m, '') for m in METRICS},
-                       'steps': params.trainer.train_steps,
-                       'seconds': round(time.time() - start, 1)})
-  rows = {r['run']: r for r in read_runs(csv_path)}
+    log.append({'run': run.name, 'init_from': run.init_from,
+                'stage': run.stage,
+                **{m: metrics.get(m, '') for m in METRICS},
+                'steps': params.trainer.train_steps,
+                'seconds': round(time.time() - start, 1)})
+    progress.finish(run.name,
+                    {'validation_loss': metrics['validation_loss']})
+  rows = {r['run']: r for r in log.rows()}
   result = [rows[r.name] for r in chosen]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(summary_markdown(result))
@@ -251,6 +246,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   rows = study(f.output_dir, f.data, f.runs,
                {'mae': f.mae_steps, 'weak': f.weak_steps,

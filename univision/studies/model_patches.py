@@ -45,17 +45,16 @@ from official.core import exp_factory
 from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.core import training
 from univision.modeling import patches
+from univision.studies import runs as runs_lib
+from univision.studies import schedule
 
 FULL = 'full'
 BASE = 'base'
 DEFAULT_PATCHES = ('predictor', 'bn+predictor',
                    'bn+bias+depthwise+predictor')
-RUN_FIELDS = ('task', 'method', 'ap', 'ap50', 'parameters', 'percent',
-              'file_bytes', 'steps', 'seconds')
 # The base detector's class outputs: background + labels 1..4.
 NUM_CLASSES = 5
 
@@ -113,16 +112,9 @@ def run_config(folder: str, method: str, steps: int, init_checkpoint: str,
           'train_data': {'input_path': os.path.join(folder, 'train-*')},
           'validation_data': {'input_path': os.path.join(folder, 'val-*')},
       },
-      'trainer': {
-          'train_steps': steps, 'validation_steps': -1,
-          'validation_interval': steps,
-          'checkpoint_interval': max(1, steps // 2),
-          'steps_per_loop': min(100, steps),
-          'summary_interval': min(100, steps),
-          'optimizer_config': {
-              'learning_rate': {'cosine': {'decay_steps': steps}},
-              'warmup': {'linear': {'warmup_steps': max(1, steps // 10)}}},
-      }})
+      'trainer': schedule.trainer_override(
+          steps, warmup_steps=max(1, steps // 10), validation_steps=-1),
+  })
   if patched:
     params.override({'task': {'patch': method}})
   if params_override:
@@ -170,23 +162,15 @@ def _save_patch_from_checkpoint(params: cfg.ExperimentConfig, method: str,
   _reset()
 
 
+def open_log(path: str) -> runs_lib.RunLog:
+  """The study's `runs.csv`: a `Run` per finished (task, method)."""
+  return runs_lib.RunLog(path, runs_lib.columns_of(Run),
+                         key=('task', 'method'))
+
+
 def read_runs(path: str) -> list[Run]:
   """The finished runs of `runs.csv` (none if the file does not exist)."""
-  if not tf.io.gfile.exists(path):
-    return []
-  with tf.io.gfile.GFile(path) as f:
-    rows = list(csv.DictReader(f))
-  types = {f.name: f.type for f in dataclasses.fields(Run)}
-  return [Run(**{k: types[k](row[k]) for k in RUN_FIELDS}) for row in rows]
-
-
-def _append(path: str, run: Run) -> None:
-  new = not tf.io.gfile.exists(path)
-  with open(path, 'a', newline='') as f:
-    writer = csv.DictWriter(f, RUN_FIELDS)
-    if new:
-      writer.writeheader()
-    writer.writerow(dataclasses.asdict(run))
+  return [Run(**row) for row in open_log(path).rows()]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -288,23 +272,27 @@ def study(output_dir: str, tasks: list[str], patch_specs: list[str],
     patches.parse_kinds(spec)
   for folder in tasks + ([base_task] if base_task else []):
     _check_task_folder(folder)
+  if not (base_checkpoint or (base_task and backbone_checkpoint)):
+    raise ValueError('Give --base_checkpoint, or --base_task and '
+                     '--backbone_checkpoint to train the base.')
   os.makedirs(output_dir, exist_ok=True)
-  runs_csv = os.path.join(output_dir, 'runs.csv')
-  done = {(r.task, r.method) for r in read_runs(runs_csv)}
+  log = open_log(os.path.join(output_dir, 'runs.csv'))
+  done = log.done()
+  planned = [(_name(folder), method) for folder in tasks
+             for method in (FULL, *patch_specs)]
   if not base_checkpoint:
-    if not (base_task and backbone_checkpoint):
-      raise ValueError('Give --base_checkpoint, or --base_task and '
-                       '--backbone_checkpoint to train the base.')
-    base_dir = os.path.join(output_dir, 'runs', BASE)
-    name = os.path.basename(os.path.normpath(base_task))
-    if (name, BASE) not in done:
+    planned.append((_name(base_task), BASE))
+  progress = runs_lib.RunProgress(len(planned),
+                                  len(done.intersection(planned)))
+  if not base_checkpoint:
+    base_checkpoint = os.path.join(output_dir, 'runs', BASE)
+    if (_name(base_task), BASE) not in done:
       params = run_config(base_task, BASE, base_steps, backbone_checkpoint,
                           'backbone', params_override)
-      _append(runs_csv, _train(params, name, BASE, base_dir, None))
-      _reset()
-    base_checkpoint = base_dir
+      _finish(log, progress, _train(params, _name(base_task), BASE,
+                                    base_checkpoint, None))
   for folder in tasks:
-    task = os.path.basename(os.path.normpath(folder))
+    task = _name(folder)
     for method in (FULL, *patch_specs):
       model_dir = os.path.join(output_dir, 'runs', task, method)
       patch_path = None
@@ -315,18 +303,30 @@ def study(output_dir: str, tasks: list[str], patch_specs: list[str],
       params = run_config(folder, method, steps, base_checkpoint,
                           params_override=params_override)
       if (task, method) not in done:
-        _append(runs_csv, _train(params, task, method, model_dir,
-                                 patch_path))
-        _reset()
+        _finish(log, progress, _train(params, task, method, model_dir,
+                                      patch_path))
       elif patch_path and not tf.io.gfile.exists(patch_path):
         _save_patch_from_checkpoint(params, method, model_dir, patch_path)
-  runs = read_runs(runs_csv)
+  runs = read_runs(log.path)
   choices = choose(runs, keep)
   write_selection(choices, os.path.join(output_dir, 'selection.csv'))
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(summary_markdown(runs, choices, keep))
   plot(runs, choices, os.path.join(output_dir, 'ap_vs_patch_size.png'))
   return choices
+
+
+def _name(folder: str) -> str:
+  """A task's name: its folder's."""
+  return os.path.basename(os.path.normpath(folder))
+
+
+def _finish(log: runs_lib.RunLog, progress: runs_lib.RunProgress,
+            run: Run) -> None:
+  """Logs a finished run and frees its graph."""
+  log.append(run)
+  progress.finish(f'{run.task}/{run.method}', {'AP': run.ap})
+  _reset()
 
 
 def _reset() -> None:
@@ -352,6 +352,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   choices = study(f.output_dir, f.tasks, f.patches, f.steps, f.keep,
                   f.base_checkpoint, f.base_task, f.backbone_checkpoint,

@@ -6,7 +6,7 @@
     --setting=film= --setting=concat=task.query.modulation=concat \
     --replicates=3 --steps=1200
 
-Fang et al. (arXiv 2106.10258) claim that a detector modulated by the
+Fornoni et al. (arXiv 2106.10258) claim that a detector modulated by the
 user's query beats a standard detector whose detections are filtered to the
 queried class. One run of `mnv4_query_ssdlite_composites` trains both heads
 jointly, so each run gives both numbers (`query_detection_eval`): the
@@ -21,9 +21,9 @@ unfinished one from its checkpoint), `summary.md` (mean and sample standard
 deviation per setting, and of the paired difference), `query_ap.png`, and
 each run's model folder with its `query_eval/` under `runs/`.
 """
-import csv
 import dataclasses
 import gc
+import itertools
 import os
 import statistics
 import time
@@ -35,10 +35,11 @@ from official.core import config_definitions as cfg
 from official.core import exp_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.core import training
 from univision.evaluation import query_detection_eval
+from univision.studies import runs as runs_lib
+from univision.studies import schedule
 
 EXPERIMENT = 'mnv4_query_ssdlite_composites'
 
@@ -79,38 +80,23 @@ def run_config(task_folder: str, init_checkpoint: str, steps: int, seed: int,
           'validation_data': {'input_path': os.path.join(task_folder,
                                                          'val-*')},
       },
-      'trainer': {
-          'train_steps': steps, 'validation_steps': -1,
-          'validation_interval': steps,
-          'checkpoint_interval': max(1, steps // 2),
-          'steps_per_loop': min(100, steps),
-          'summary_interval': min(100, steps),
-          'optimizer_config': {
-              'learning_rate': {'cosine': {'decay_steps': steps}}},
-      }})
+      'trainer': schedule.trainer_override(steps, validation_steps=-1),
+  })
   if overrides:
     params = config_parsing.apply_override(params, overrides)
   params.validate()
   return params
 
 
+def open_log(path: str) -> runs_lib.RunLog:
+  """The study's `runs.csv`: a `Run` per finished (setting, seed)."""
+  return runs_lib.RunLog(path, runs_lib.columns_of(Run),
+                         key=('setting', 'seed'))
+
+
 def read_runs(path: str) -> list[Run]:
   """The finished runs of `runs.csv` (none if the file does not exist)."""
-  if not tf.io.gfile.exists(path):
-    return []
-  with tf.io.gfile.GFile(path) as f:
-    rows = list(csv.DictReader(f))
-  fields = dataclasses.fields(Run)
-  return [Run(**{x.name: x.type(row[x.name]) for x in fields}) for row in rows]
-
-
-def _append(path: str, run: Run) -> None:
-  new = not tf.io.gfile.exists(path)
-  with open(path, 'a', newline='') as f:
-    writer = csv.DictWriter(f, [x.name for x in dataclasses.fields(Run)])
-    if new:
-      writer.writeheader()
-    writer.writerow(dataclasses.asdict(run))
+  return [Run(**row) for row in open_log(path).rows()]
 
 
 def _mean_sd(values: list[float]) -> str:
@@ -181,8 +167,10 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`."""
   parsed = [parse_setting(s) for s in settings]
   os.makedirs(output_dir, exist_ok=True)
-  csv_path = os.path.join(output_dir, 'runs.csv')
-  done = {(r.setting, r.seed) for r in read_runs(csv_path)}
+  log = open_log(os.path.join(output_dir, 'runs.csv'))
+  done = log.done()
+  planned = set(itertools.product(dict(parsed), range(replicates)))
+  progress = runs_lib.RunProgress(len(planned), len(planned & done))
   for name, overrides in parsed:
     for seed in range(replicates):
       if (name, seed) in done:
@@ -196,11 +184,14 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
       seconds = time.time() - start
       results = query_detection_eval.evaluate(
           params, model_dir, os.path.join(model_dir, 'query_eval'))
-      _append(csv_path, Run(name, seed, results['query_head']['query_AP'],
-                            results['standard_head_filtered']['query_AP'],
-                            steps, round(seconds, 1)))
+      run = Run(name, seed, results['query_head']['query_AP'],
+                results['standard_head_filtered']['query_AP'], steps,
+                round(seconds, 1))
+      log.append(run)
+      progress.finish(f'{name} seed {seed}', {
+          'query-AP': run.query_head, 'filtered': run.filtered})
       _seed(seed)
-  runs = [r for r in read_runs(csv_path)
+  runs = [r for r in read_runs(log.path)
           if r.setting in dict(parsed) and r.seed < replicates]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(summary_markdown(runs))
@@ -220,6 +211,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   runs = study(f.output_dir, f.task, f.init_checkpoint, f.setting,
                f.replicates, f.steps)
