@@ -23,8 +23,8 @@ from official.vision.configs import image_classification as ic_cfg
 from benchlib import tflite
 from univision.quantization import calibration as qat_calibration
 from univision.quantization import flat_graph
+from univision.quantization import keras_converter
 from univision.quantization import qat
-from univision.serving import keras_converter
 
 
 def ptq(model: tf_keras.Model, resolution: int,

@@ -13,8 +13,8 @@ import numpy as np
 import tensorflow as tf, tf_keras
 from ai_edge_litert import interpreter as litert
 
+from univision.quantization import keras_converter
 from univision.quantization import tflite_ops
-from univision.serving import keras_converter
 
 
 def float_model(model: tf_keras.Model, shape: tuple[int, ...]) -> bytes:

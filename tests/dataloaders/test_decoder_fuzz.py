@@ -19,8 +19,8 @@ from official.core import exp_factory
 from official.vision.dataloaders import classification_input as mg_input
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import input_checks
 from univision.dataloaders import classification_input
-from univision.dataloaders import input_checks
 from univision.serving import saved_model
 
 _FUZZ = settings(max_examples=60, deadline=None, database=None)

@@ -7,6 +7,7 @@ import tensorflow as tf, tf_keras
 from tests.interop import timm_fixtures
 from univision.interop import timm_mobilenet_v4 as timm_weights
 from univision.interop import timm_state_dict
+from univision.modeling.backbones import mobilenet_v4
 
 MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
           ('mobilenetv4_conv_large', 384), ('mobilenetv4_hybrid_medium', 256),
@@ -40,7 +41,7 @@ def test_same_padding_is_not_equivalent(conv_small):
   """Why conversion uses `symmetric` padding: with `same` outputs shift."""
   model, path = conv_small
   converted = timm_weights.convert('mobilenetv4_conv_small', path)
-  same = timm_weights.mobilenet_v4.MobileNetV4(
+  same = mobilenet_v4.MobileNetV4(
       'MobileNetV4ConvSmall', padding='same', norm_epsilon=1e-5)
   same.set_weights(converted.backbone.get_weights())
   images = np.random.default_rng(2).normal(size=(1, 96, 96, 3)).astype(

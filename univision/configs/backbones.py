@@ -14,12 +14,13 @@ class MobileNetV4(hyperparams.Config):
   """MobileNetV4 backbone config.
 
   Attributes:
-    model_id: One of MobileNetV4ConvSmall, MobileNetV4ConvMedium,
-      MobileNetV4ConvLarge, MobileNetV4HybridMedium, MobileNetV4HybridLarge.
-      Not used when `spec_file` is set.
+    model_id: A model name only: one of MobileNetV4ConvSmall,
+      MobileNetV4ConvMedium, MobileNetV4ConvLarge, MobileNetV4HybridMedium,
+      MobileNetV4HybridLarge. Not used when `spec_file` is set.
     spec_file: Path of a block-spec table file
       (`univision.modeling.backbones.mobilenet_v4_spec_file`, e.g. written
-      by the NAS search); '' builds `model_id`.
+      by the NAS search); '' builds `model_id`. Either way the table is
+      resolved in one place, `mobilenet_v4.resolve_model_spec`.
     padding: 'same' (TensorFlow padding) or 'symmetric' (PyTorch padding,
       needed for weights converted from timm).
     stochastic_depth_drop_rate: Stochastic depth rate.

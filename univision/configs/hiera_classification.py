@@ -20,13 +20,10 @@ from official.vision.configs import common
 from official.vision.configs import image_classification as mg_ic
 
 from univision.configs import backbones
+from univision.configs import experiment_parts as parts
 from univision.configs import image_classification as ic_cfg
 from univision.configs import mae as mae_cfg
 from univision.configs import maws as maws_cfg
-
-_RESTRICTIONS = ['task.train_data.is_training != None',
-                 'task.validation_data.is_training != None']
-
 
 @exp_factory.register_config_factory('hiera_imagenet')
 def hiera_imagenet() -> cfg.ExperimentConfig:
@@ -42,8 +39,7 @@ def hiera_imagenet() -> cfg.ExperimentConfig:
   epoch = mae_cfg.IMAGENET_TRAIN_EXAMPLES // batch
   steps = 100 * epoch
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
-                                mixed_precision_dtype='bfloat16'),
+      runtime=parts.tpu_runtime(),
       task=ic_cfg.ImageClassificationTask(
           model=ic_cfg.ImageClassificationModel(
               num_classes=1001, input_size=[224, 224, 3], dropout_rate=0.0,
@@ -69,7 +65,7 @@ def hiera_imagenet() -> cfg.ExperimentConfig:
           checkpoint_interval=epoch,
           optimizer_config=maws_cfg.vit_finetune_optimizer(
               5e-4 * batch / 256, steps, 5 * epoch)),
-      restrictions=_RESTRICTIONS)
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('hiera_fashion_mnist')
@@ -79,29 +75,15 @@ def hiera_fashion_mnist() -> cfg.ExperimentConfig:
   `init_checkpoint` empty trains from scratch; the YAML points it at the
   `hiera_mae_fashion_mnist` run. Schedule and learning rate are ours.
   """
-  steps = 300
-  return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
-      task=ic_cfg.ImageClassificationTask(
+  return maws_cfg.finetune_cpu_experiment(
+      ic_cfg.ImageClassificationTask(
           model=ic_cfg.ImageClassificationModel(
               num_classes=10, input_size=[96, 96, 3], dropout_rate=0.0,
               backbone=backbones.Backbone(
                   type='hiera', hiera=backbones.Hiera(model_id='hiera_tiny'))),
           losses=mg_ic.Losses(label_smoothing=0.1),
           init_checkpoint_modules='backbone',
-          train_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/train-00000-of-00008.tfrecord',
-              is_training=True, global_batch_size=64, decode_jpeg_only=False,
-              crop_area_range=(0.5, 1.0), tf_resize_method='bicubic'),
-          validation_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/test-*', is_training=False,
-              global_batch_size=200, decode_jpeg_only=False,
-              aug_rand_hflip=False, center_crop_fraction=1.0,
-              tf_resize_method='bicubic', drop_remainder=False)),
-      trainer=cfg.TrainerConfig(
-          train_steps=steps, validation_steps=50, validation_interval=steps,
-          steps_per_loop=50, summary_interval=50, checkpoint_interval=steps,
-          optimizer_config=maws_cfg.vit_finetune_optimizer(
-              1e-3, steps, steps // 10)),
-      restrictions=_RESTRICTIONS)
+          **parts.fashion_mnist_data(
+              tf_resize_method='bicubic',
+              train_files='train-00000-of-00008.tfrecord')),
+      steps=300, learning_rate=1e-3)

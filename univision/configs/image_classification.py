@@ -14,6 +14,7 @@ from official.vision.configs import common
 from official.vision.configs import image_classification as mg_ic
 
 from univision.configs import backbones
+from univision.configs import experiment_parts as parts
 
 
 @dataclasses.dataclass
@@ -33,28 +34,9 @@ class ImageClassificationTask(mg_ic.ImageClassificationTask):
 def adamw_cosine(learning_rate: float, weight_decay: float, steps: int,
                   warmup_steps: int) -> optimization.OptimizationConfig:
   """AdamW, cosine decay and linear warm-up: the MNv4 optimizer family."""
-  return optimization.OptimizationConfig({
-      'optimizer': {
-          'type': 'adamw',
-          'adamw': {
-              'weight_decay_rate': weight_decay,
-              'exclude_from_weight_decay': ['batch_normalization'],
-          },
-      },
-      'learning_rate': {
-          'type': 'cosine',
-          'cosine': {'initial_learning_rate': learning_rate,
-                     'decay_steps': steps},
-      },
-      'warmup': {'type': 'linear',
-                 'linear': {'warmup_steps': warmup_steps}},
-  })
-
-
-_RESTRICTIONS = [
-    'task.train_data.is_training != None',
-    'task.validation_data.is_training != None',
-]
+  return parts.adamw_warmup_cosine(
+      learning_rate, steps, warmup_steps, weight_decay_rate=weight_decay,
+      exclude_from_weight_decay=['batch_normalization'])
 
 
 @exp_factory.register_config_factory('mnv4_imagenet')
@@ -65,8 +47,7 @@ def mnv4_imagenet() -> cfg.ExperimentConfig:
   """
   steps = 156_000  # 500 epochs of 1,281,167 images at batch 4096.
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
-                                mixed_precision_dtype='bfloat16'),
+      runtime=parts.tpu_runtime(),
       task=ImageClassificationTask(
           model=ImageClassificationModel(
               num_classes=1001, input_size=[256, 256, 3], dropout_rate=0.2,
@@ -87,7 +68,7 @@ def mnv4_imagenet() -> cfg.ExperimentConfig:
           train_steps=steps, validation_steps=13, validation_interval=312,
           steps_per_loop=312, summary_interval=312, checkpoint_interval=312,
           optimizer_config=adamw_cosine(0.004, 0.1, steps, 1560)),
-      restrictions=_RESTRICTIONS)
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('mnv4_fashion_mnist')
@@ -98,24 +79,15 @@ def mnv4_fashion_mnist() -> cfg.ExperimentConfig:
   """
   steps = 5000
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
+      runtime=parts.cpu_runtime(),
       task=ImageClassificationTask(
           model=ImageClassificationModel(
               num_classes=10, input_size=[64, 64, 3], dropout_rate=0.1,
               backbone=backbones.Backbone(type='mobilenet_v4')),
           losses=mg_ic.Losses(label_smoothing=0.1),
-          train_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/train-*', is_training=True,
-              global_batch_size=64, decode_jpeg_only=False,
-              crop_area_range=(0.5, 1.0)),
-          validation_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/test-*', is_training=False,
-              global_batch_size=200, decode_jpeg_only=False,
-              aug_rand_hflip=False, center_crop_fraction=1.0,
-              drop_remainder=False)),
+          **parts.fashion_mnist_data()),
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=50, validation_interval=steps,
           steps_per_loop=100, summary_interval=100, checkpoint_interval=1000,
           optimizer_config=adamw_cosine(0.002, 0.01, steps, 200)),
-      restrictions=_RESTRICTIONS)
+      restrictions=parts.restrictions())

@@ -23,13 +23,15 @@ optimizer and schedule: MAE's) and `tools/preprocess/
 create_fh_mask_for_imnet.py` (FH scale and min size).
 """
 import dataclasses
-from typing import List
+from typing import Any, List
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.modeling import hyperparams
 from official.modeling import optimization
 from official.vision.configs import image_classification as mg_ic
+
+from univision.configs import experiment_parts as parts
 
 IMAGENET_TRAIN_EXAMPLES = 1_281_167
 IMAGENET_VAL_EXAMPLES = 50_000
@@ -140,6 +142,19 @@ class MAETask(cfg.TaskConfig):
   regions: RegionSource = dataclasses.field(default_factory=RegionSource)
 
 
+def mae_adamw(beta_2: float) -> dict[str, Any]:
+  """The AdamW settings of MAE's code, for `adamw_warmup_cosine`.
+
+  Torch's AdamW epsilon (1e-8) and first beta (0.9), weight decay 0.05 (not
+  on 1-D weights) and no gradient clipping; `beta_2` is 0.95 for
+  pretraining (main_pretrain.py) and torch's 0.999 for fine-tuning.
+  """
+  return {'beta_1': 0.9, 'beta_2': beta_2, 'epsilon': 1e-8,
+          'weight_decay_rate': 0.05,
+          'exclude_from_weight_decay': NO_WEIGHT_DECAY,
+          'gradient_clip_norm': 0.0}
+
+
 def mae_optimizer(learning_rate: float, steps: int,
                   warmup_steps: int) -> optimization.OptimizationConfig:
   """AdamW (0.9, 0.95), wd 0.05, warm-up then half-cycle cosine to 0.
@@ -149,37 +164,14 @@ def mae_optimizer(learning_rate: float, steps: int,
   does. main_pretrain.py does not clip gradients and uses torch's AdamW
   epsilon (1e-8).
   """
-  return optimization.OptimizationConfig({
-      'optimizer': {
-          'type': 'adamw',
-          'adamw': {
-              'beta_1': 0.9, 'beta_2': 0.95, 'epsilon': 1e-8,
-              'weight_decay_rate': 0.05,
-              'exclude_from_weight_decay': NO_WEIGHT_DECAY,
-              'gradient_clip_norm': 0.0,
-          },
-      },
-      'learning_rate': {
-          'type': 'cosine',
-          'cosine': {'initial_learning_rate': learning_rate,
-                     'decay_steps': steps - warmup_steps,
-                     'offset': warmup_steps},
-      },
-      'warmup': {'type': 'linear',
-                 'linear': {'warmup_steps': warmup_steps,
-                            'warmup_learning_rate': 0.0}},
-  })
+  return parts.adamw_warmup_cosine(learning_rate, steps, warmup_steps,
+                                   decay_after_warmup=True,
+                                   **mae_adamw(beta_2=0.95))
 
 
 def scaled_learning_rate(base_learning_rate: float, batch_size: int) -> float:
   """The linear scaling rule lr = blr x batch / 256 (PRETRAIN.md)."""
   return base_learning_rate * batch_size / 256
-
-
-_RESTRICTIONS = [
-    'task.train_data.is_training != None',
-    'task.validation_data.is_training != None',
-]
 
 
 @exp_factory.register_config_factory('vit_mae_imagenet')
@@ -191,8 +183,7 @@ def vit_mae_imagenet() -> cfg.ExperimentConfig:
   steps = epochs * epoch  # 249,600, as r-mae's MAE config.
   warmup = 40 * epoch  # PRETRAIN.md: --warmup_epochs 40.
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
-                                mixed_precision_dtype='bfloat16'),
+      runtime=parts.tpu_runtime(),
       task=MAETask(
           model=MAEModel(size='base', input_size=[224, 224, 3]),
           norm_pix_loss=True,  # PRETRAIN.md.
@@ -214,7 +205,7 @@ def vit_mae_imagenet() -> cfg.ExperimentConfig:
           # PRETRAIN.md: --blr 1.5e-4, so lr = 1.5e-4 x 4096 / 256 = 2.4e-3.
           optimizer_config=mae_optimizer(scaled_learning_rate(1.5e-4, batch),
                                          steps, warmup)),
-      restrictions=_RESTRICTIONS)
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('vit_mae_fashion_mnist')
@@ -227,26 +218,18 @@ def vit_mae_fashion_mnist() -> cfg.ExperimentConfig:
   """
   steps = 400
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
+      runtime=parts.cpu_runtime(),
       task=MAETask(
           model=MAEModel(size='tiny', input_size=[32, 32, 3],
                          decoder_dim=64, decoder_depth=2, decoder_heads=4),
           norm_pix_loss=True,
-          train_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/train-*', is_training=True,
-              global_batch_size=64, decode_jpeg_only=False,
-              crop_area_range=(0.2, 1.0), tf_resize_method='bicubic'),
-          validation_data=mg_ic.DataConfig(
-              input_path='data/fashion_mnist/test-*', is_training=False,
-              global_batch_size=200, decode_jpeg_only=False,
-              aug_rand_hflip=False, center_crop_fraction=1.0,
-              tf_resize_method='bicubic', drop_remainder=False)),
+          **parts.fashion_mnist_data(crop_area_range=(0.2, 1.0),
+                                     tf_resize_method='bicubic')),
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=10, validation_interval=steps,
           steps_per_loop=50, summary_interval=50, checkpoint_interval=200,
           optimizer_config=mae_optimizer(1e-3, steps, 40)),
-      restrictions=_RESTRICTIONS)
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('hiera_mae_imagenet')

@@ -31,6 +31,7 @@ from official.modeling import optimization
 from official.vision.configs import image_classification as mg_ic
 
 from univision.configs import backbones
+from univision.configs import experiment_parts as parts
 from univision.configs import image_classification as ic_cfg
 from univision.configs import mae as mae_cfg
 
@@ -61,24 +62,8 @@ def vit_finetune_optimizer(learning_rate: float, steps: int,
                            warmup_steps: int
                            ) -> optimization.OptimizationConfig:
   """AdamW (0.9, 0.999), wd 0.05 but not on 1-D weights, warm-up + cosine."""
-  return optimization.OptimizationConfig({
-      'optimizer': {
-          'type': 'adamw',
-          'adamw': {
-              'beta_1': 0.9, 'beta_2': 0.999, 'epsilon': 1e-8,
-              'weight_decay_rate': 0.05,
-              'exclude_from_weight_decay': mae_cfg.NO_WEIGHT_DECAY,
-              'gradient_clip_norm': 0.0,
-          },
-      },
-      'learning_rate': {
-          'type': 'cosine',
-          'cosine': {'initial_learning_rate': learning_rate,
-                     'decay_steps': steps},
-      },
-      'warmup': {'type': 'linear',
-                 'linear': {'warmup_steps': warmup_steps}},
-  })
+  return parts.adamw_warmup_cosine(learning_rate, steps, warmup_steps,
+                                   **mae_cfg.mae_adamw(beta_2=0.999))
 
 
 def _vit_fashion_mnist_task(num_classes: int) -> dict:
@@ -90,36 +75,30 @@ def _vit_fashion_mnist_task(num_classes: int) -> dict:
               type='vit_mae', vit_mae=backbones.ViTMAE(size='tiny'))),
       losses=mg_ic.Losses(label_smoothing=0.1),
       init_checkpoint_modules='backbone',
-      train_data=mg_ic.DataConfig(
-          input_path='data/fashion_mnist/train-*', is_training=True,
-          global_batch_size=64, decode_jpeg_only=False,
-          crop_area_range=(0.5, 1.0)),
-      validation_data=mg_ic.DataConfig(
-          input_path='data/fashion_mnist/test-*', is_training=False,
-          global_batch_size=200, decode_jpeg_only=False,
-          aug_rand_hflip=False, center_crop_fraction=1.0,
-          drop_remainder=False))
+      **parts.fashion_mnist_data())
 
 
-def _cpu_experiment(task: cfg.TaskConfig, steps: int,
-                    learning_rate: float) -> cfg.ExperimentConfig:
+def finetune_cpu_experiment(task: cfg.TaskConfig, steps: int,
+                            learning_rate: float) -> cfg.ExperimentConfig:
+  """`task` on a CPU with `vit_finetune_optimizer` (10% warm-up).
+
+  Validation (50 batches) and the checkpoint come at the end of training.
+  """
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
+      runtime=parts.cpu_runtime(),
       task=task,
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=50, validation_interval=steps,
           steps_per_loop=50, summary_interval=50, checkpoint_interval=steps,
           optimizer_config=vit_finetune_optimizer(learning_rate, steps,
                                                   steps // 10)),
-      restrictions=['task.train_data.is_training != None',
-                    'task.validation_data.is_training != None'])
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('vit_fashion_mnist')
 def vit_fashion_mnist() -> cfg.ExperimentConfig:
   """A tiny ViT (`vit_mae` backbone) on Fashion-MNIST's 10 classes, CPU."""
-  return _cpu_experiment(
+  return finetune_cpu_experiment(
       ic_cfg.ImageClassificationTask(**_vit_fashion_mnist_task(10)),
       steps=300, learning_rate=1e-3)
 
@@ -130,6 +109,6 @@ def vit_weak_fashion_mnist() -> cfg.ExperimentConfig:
 
   The MAWS YAML sets the weakening (groups and noise).
   """
-  return _cpu_experiment(
+  return finetune_cpu_experiment(
       WeakLabelClassificationTask(**_vit_fashion_mnist_task(10)),
       steps=300, learning_rate=1e-3)

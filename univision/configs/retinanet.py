@@ -24,6 +24,7 @@ from official.vision.tasks import retinanet as mg_retinanet_task
 
 from univision.configs import backbones
 from univision.configs import decoders as uv_decoders
+from univision.configs import experiment_parts as parts
 
 
 @dataclasses.dataclass
@@ -76,8 +77,7 @@ def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
   steps = 3000
   folder = 'data/composites/tops_on_photos'
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
+      runtime=parts.cpu_runtime(),
       task=RetinaNetTask(
           model=RetinaNet(
               num_classes=5, input_size=[128, 128, 3], min_level=3,
@@ -100,17 +100,9 @@ def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=25, validation_interval=steps,
           steps_per_loop=100, summary_interval=100, checkpoint_interval=1000,
-          optimizer_config=optimization.OptimizationConfig({
-              'optimizer': {'type': 'adamw',
-                            'adamw': {'weight_decay_rate': 0.01}},
-              'learning_rate': {'type': 'cosine',
-                                'cosine': {'initial_learning_rate': 0.002,
-                                           'decay_steps': steps}},
-              'warmup': {'type': 'linear',
-                         'linear': {'warmup_steps': 200}},
-          })),
-      restrictions=['task.train_data.is_training != None',
-                    'task.validation_data.is_training != None'])
+          optimizer_config=parts.adamw_warmup_cosine(
+              0.002, steps, 200, weight_decay_rate=0.01)),
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('mnv4_retinanet_composites_patch')
@@ -166,8 +158,7 @@ def mnv4_retinanet_coco() -> cfg.ExperimentConfig:
   batch, eval_batch, input_size = 256, 8, 384
   steps_per_epoch = COCO_TRAIN_EXAMPLES // batch
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
-                                mixed_precision_dtype='bfloat16'),
+      runtime=parts.tpu_runtime(),
       task=RetinaNetTask(
           annotation_file=os.path.join(COCO_INPUT_PATH_BASE,
                                        'instances_val2017.json'),
@@ -213,8 +204,7 @@ def mnv4_retinanet_coco() -> cfg.ExperimentConfig:
               'warmup': {'type': 'linear', 'linear': {
                   'warmup_steps': 2000, 'warmup_learning_rate': 0.0067}},
           })),
-      restrictions=['task.train_data.is_training != None',
-                    'task.validation_data.is_training != None'])
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('mnv4_ssdlite_coco')

@@ -18,6 +18,7 @@ from official.vision.configs import common
 from official.vision.configs import backbones as mg_backbones
 
 from univision.configs import backbones
+from univision.configs import experiment_parts as parts
 from univision.configs import image_classification as ic_cfg
 
 METHODS = ('cam', 'has', 'adl')
@@ -135,8 +136,7 @@ def mnv4_wsol_composites() -> cfg.ExperimentConfig:
   """
   steps, folder = 1500, 'data/wsol_composites'
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='one_device',
-                                num_gpus=0, mixed_precision_dtype='float32'),
+      runtime=parts.cpu_runtime(),
       task=WSOLTask(
           train_data=DataConfig(input_path=f'{folder}/train-*'),
           validation_data=DataConfig(input_path=f'{folder}/test-*',
@@ -149,8 +149,7 @@ def mnv4_wsol_composites() -> cfg.ExperimentConfig:
           steps_per_loop=100, summary_interval=100, checkpoint_interval=500,
           optimizer_config=ic_cfg.adamw_cosine(
               0.001, 0.01, steps, 100)),
-      restrictions=['task.train_data.is_training != None',
-                    'task.validation_data.is_training != None'])
+      restrictions=parts.restrictions())
 
 
 @exp_factory.register_config_factory('resnet50_wsol_composites')
@@ -188,8 +187,7 @@ def mnv4_wsol_inatloc500() -> cfg.ExperimentConfig:
   steps = epochs * INATLOC_TRAIN_EXAMPLES // batch
   path = INATLOC_INPUT_PATH_BASE
   return cfg.ExperimentConfig(
-      runtime=cfg.RuntimeConfig(distribution_strategy='tpu',
-                                mixed_precision_dtype='bfloat16'),
+      runtime=parts.tpu_runtime(),
       task=WSOLTask(
           model=WSOLModel(
               num_classes=0, input_size=[224, 224, 3], feature_dim=512,
@@ -211,5 +209,4 @@ def mnv4_wsol_inatloc500() -> cfg.ExperimentConfig:
           train_steps=steps, validation_steps=-1, validation_interval=steps,
           steps_per_loop=500, summary_interval=500, checkpoint_interval=1000,
           optimizer_config=ic_cfg.adamw_cosine(1e-3, 0.05, steps, 1000)),
-      restrictions=['task.train_data.is_training != None',
-                    'task.validation_data.is_training != None'])
+      restrictions=parts.restrictions())

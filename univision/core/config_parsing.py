@@ -137,3 +137,17 @@ def experiment_of(yaml_path: str) -> str:
     raise ValueError(f'{yaml_path}: the first line must be '
                      '`# --experiment=<name>`.')
   return first.split('=', 1)[1]
+
+
+def registered_experiments(package: str = 'univision') -> list[str]:
+  """Names of the experiments registered by modules of `package`, sorted.
+
+  Model Garden's experiment registry has no public listing, so this reads
+  its table (`exp_factory._REGISTERED_CONFIGS`); an experiment belongs to
+  the package whose module defines its config factory. Only experiments
+  whose modules were imported (e.g. through `univision.registry_imports`)
+  are registered.
+  """
+  registered = exp_factory._REGISTERED_CONFIGS  # pylint: disable=protected-access
+  return sorted(name for name, factory in registered.items()
+                if factory.__module__.split('.')[0] == package)

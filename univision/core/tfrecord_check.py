@@ -22,7 +22,7 @@ import struct
 import tensorflow as tf, tf_keras
 from official.core import config_definitions as cfg
 
-from univision.dataloaders import input_checks
+from univision.core import input_checks
 
 _HEADER = struct.Struct('<QI')
 _CRC = struct.Struct('<I')

@@ -75,6 +75,42 @@ def write_sharded(examples: Iterable[tf.train.Example], output_prefix: str,
   return paths
 
 
+def check_pixel_boxes(boxes: np.ndarray, height: int, width: int,
+                      where: str, layout: str = '') -> None:
+  """Checks that every box lies inside the image and is not empty.
+
+  Args:
+    boxes: [N, 4] pixel boxes (ymin, xmin, ymax, xmax), max exclusive.
+    height: The image's height in pixels.
+    width: The image's width in pixels.
+    where: Names the record in the error.
+    layout: A `str` written after the box in the error (e.g. the order of
+      its coordinates).
+
+  Raises:
+    ValueError: `'{where}: box [...]{layout} is empty or outside the HxW
+      image.'` for the first bad box.
+  """
+  bad = ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > height) |
+         (boxes[:, 3] > width) | (boxes[:, 2] <= boxes[:, 0]) |
+         (boxes[:, 3] <= boxes[:, 1]))
+  if bad.any():
+    raise ValueError(f'{where}: box {boxes[bad][0].tolist()}{layout} is empty '
+                     f'or outside the {height}x{width} image.')
+
+
+def add_pixel_boxes(builder: tf_example_builder.TfExampleBuilder,
+                    boxes: np.ndarray, height: int, width: int,
+                    labels: Iterable[int]) -> None:
+  """Adds [N, 4] pixel boxes and their labels, normalized to [0, 1]."""
+  builder.add_boxes_feature(
+      xmins=(boxes[:, 1] / width).tolist(),
+      xmaxs=(boxes[:, 3] / width).tolist(),
+      ymins=(boxes[:, 0] / height).tolist(),
+      ymaxs=(boxes[:, 2] / height).tolist(),
+      labels=[int(l) for l in labels])
+
+
 def detection_example(image: np.ndarray, boxes: np.ndarray,
                       labels: np.ndarray, source_id: int,
                       where: str) -> tf.train.Example:
@@ -96,19 +132,10 @@ def detection_example(image: np.ndarray, boxes: np.ndarray,
   if len(boxes) != len(labels):
     raise ValueError(f'{where}: {len(boxes)} boxes but {len(labels)} '
                      'labels.')
-  bad = ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > height) |
-         (boxes[:, 3] > width) | (boxes[:, 2] <= boxes[:, 0]) |
-         (boxes[:, 3] <= boxes[:, 1]))
-  if bad.any():
-    raise ValueError(f'{where}: box {boxes[bad][0].tolist()} is empty '
-                     f'or outside the {height}x{width} image.')
+  check_pixel_boxes(boxes, height, width, where)
   builder = tf_example_builder.TfExampleBuilder().add_image_matrix_feature(
       image, 'PNG', str(int(source_id)).encode())
-  builder.add_boxes_feature(
-      xmins=(boxes[:, 1] / width).tolist(), xmaxs=(boxes[:, 3] / width).tolist(),
-      ymins=(boxes[:, 0] / height).tolist(),
-      ymaxs=(boxes[:, 2] / height).tolist(),
-      labels=[int(l) for l in labels])
+  add_pixel_boxes(builder, boxes, height, width, labels)
   areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
   builder.add_floats_feature('image/object/area', areas.tolist())
   builder.add_ints_feature('image/object/is_crowd', [0] * len(labels))

@@ -16,8 +16,8 @@ import tensorflow as tf
 from official.vision.data import image_utils
 from official.vision.data import tf_example_builder
 
+from univision.core import input_checks
 from univision.data import tfrecords
-from univision.dataloaders import input_checks
 
 _MASK_KEY = 'image/segmentation/class/encoded'
 
@@ -47,25 +47,16 @@ def wsol_example(encoded_image: bytes, height: int, width: int,
       negative label or a mask of the wrong shape.
   """
   boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-  bad = ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] > height) |
-         (boxes[:, 3] > width) | (boxes[:, 2] <= boxes[:, 0]) |
-         (boxes[:, 3] <= boxes[:, 1]))
-  if bad.any():
-    raise ValueError(f'{where}: box {boxes[bad][0].tolist()} (ymin, xmin, '
-                     f'ymax, xmax) is empty or outside the {height}x{width} '
-                     'image.')
+  tfrecords.check_pixel_boxes(boxes, height, width, where,
+                              layout=' (ymin, xmin, ymax, xmax)')
   if label < 0:
     raise ValueError(f'{where}: negative class label {label}.')
   builder = tf_example_builder.TfExampleBuilder().add_encoded_image_feature(
       encoded_image, _format(encoded_image), height=height, width=width,
       num_channels=3,
       image_source_id=source_id.encode(), label=int(label))
-  builder.add_boxes_feature(
-      xmins=(boxes[:, 1] / width).tolist(),
-      xmaxs=(boxes[:, 3] / width).tolist(),
-      ymins=(boxes[:, 0] / height).tolist(),
-      ymaxs=(boxes[:, 2] / height).tolist(),
-      labels=[int(label)] * len(boxes))
+  tfrecords.add_pixel_boxes(builder, boxes, height, width,
+                            [label] * len(boxes))
   if mask is not None:
     if mask.shape != (height, width):
       raise ValueError(f'{where}: mask shape {mask.shape} is not the '

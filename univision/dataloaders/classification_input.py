@@ -5,10 +5,15 @@ decoder, whose failure does not say which record was bad. This subclass also
 reads the record's id (`image/source_id`, else `image/filename`) and checks
 the encoded image first (`input_checks.check_encoded_image`).
 """
-import tensorflow as tf, tf_keras
-from official.vision.dataloaders import classification_input
+from typing import Any
 
-from univision.dataloaders import input_checks
+import tensorflow as tf, tf_keras
+from official.vision.configs import image_classification as mg_ic
+from official.vision.dataloaders import classification_input
+from official.vision.dataloaders import tfds_factory
+
+from univision.core import input_checks
+from univision.dataloaders import data_keys
 
 _SOURCE_ID_KEY = 'image/source_id'
 _FILENAME_KEY = 'image/filename'
@@ -55,3 +60,27 @@ class Decoder(classification_input.Decoder):
         decoded[self._image_field_key], record_id, self._where,
         jpeg_only=self._decode_jpeg_only)
     return decoded
+
+
+def build_decoder(params: mg_ic.DataConfig, image_field_key: str,
+                  label_field_key: str, is_multilabel: bool = False) -> Any:
+  """The record decoder of `params`: TFDS's, or a `Decoder` of its files.
+
+  Args:
+    params: The data config; its `input_path` is checked first (see
+      `data_keys.checked_input_path`) unless it names a TFDS dataset.
+    image_field_key: A `str` key of the encoded image.
+    label_field_key: A `str` key of the label.
+    is_multilabel: A `bool`, whether labels are a variable-length list.
+
+  Returns:
+    An object with `decode(serialized_example) -> dict`.
+  """
+  if params.tfds_name:
+    return tfds_factory.get_classification_decoder(params.tfds_name)
+  return Decoder(
+      where=data_keys.checked_input_path(params),
+      image_field_key=image_field_key,
+      label_field_key=label_field_key,
+      is_multilabel=is_multilabel,
+      decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)

@@ -1,9 +1,9 @@
 """Query-modulated detection examples synthesized from ordinary detection data.
 
-Fang et al., "Modulating Object Detectors for User Intent" (arXiv
-2106.10258): a query names what the user wants found, and the training
-queries are synthesized from standard detection annotations. Per example,
-`synthesize` picks the query class:
+Fornoni et al., "Bridging the Gap Between Object Detection and User Intent via
+Query-Modulation" (arXiv 2106.10258): a query names what the user wants found,
+and the training queries are synthesized from standard detection annotations.
+Per example, `synthesize` picks the query class:
 
 - with probability `absent_probability` (and if some class is absent), a
   class NOT in the image: the query-modulated head must find nothing;

@@ -32,9 +32,9 @@ from typing import Any, Optional, Sequence
 import tensorflow as tf
 from official.vision.ops import preprocess_ops
 
+from univision.core import input_checks
 from univision.data import fh_regions
 from univision.dataloaders import classification_input as uv_input
-from univision.dataloaders import input_checks
 
 _SOURCE_ID_KEY = 'image/source_id'
 _FILENAME_KEY = 'image/filename'

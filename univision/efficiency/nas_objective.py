@@ -23,12 +23,11 @@ import dataclasses
 import math
 
 import tf_keras
-from official.vision.modeling import classification_model
 
 from univision.efficiency import counting
 from univision.efficiency import hardware
 from univision.efficiency import roofline
-from univision.modeling.backbones import mobilenet_v4
+from univision.modeling import classifiers
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 
 
@@ -96,10 +95,8 @@ def measure(spec: specs.ModelSpec, profile: hardware.HardwareProfile,
     The costs.
   """
   resolution = resolution or spec.resolution
-  backbone = mobilenet_v4.MobileNetV4(
-      'nas_candidate', model_spec=spec, input_specs=tf_keras.layers.InputSpec(
-          shape=[None, resolution, resolution, 3]))
-  model = classification_model.ClassificationModel(backbone, num_classes)
+  model = classifiers.mobilenet_v4_classifier(
+      'nas_candidate', num_classes, (resolution, resolution), model_spec=spec)
   records = roofline.layer_records(model, (1, resolution, resolution, 3),
                                    profile.weight_bytes,
                                    profile.activation_bytes)

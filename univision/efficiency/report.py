@@ -10,10 +10,9 @@ from absl import flags
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tf_keras
-from official.vision.modeling import classification_model
 
 from univision.efficiency import counting
-from univision.modeling.backbones import mobilenet_v4
+from univision.modeling import classifiers
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 
 
@@ -48,8 +47,7 @@ _ATTENTION_OPS = ('Einsum', 'BatchMatMul', 'BatchMatMulV2', 'BatchMatMulV3')
 
 def classifier(model_id: str) -> tf_keras.Model:
   """Model Garden's classifier on a MobileNetV4 backbone, 1000 classes."""
-  return classification_model.ClassificationModel(
-      mobilenet_v4.MobileNetV4(model_id), 1000)
+  return classifiers.mobilenet_v4_classifier(model_id, 1000)
 
 
 def measure(model_id: str) -> dict[str, float]:

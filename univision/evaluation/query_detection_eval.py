@@ -21,7 +21,6 @@ import tensorflow as tf, tf_keras
 from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import checkpoints
 from univision.core import config_parsing
 from univision.evaluation import query_ap
@@ -149,6 +148,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   params = config_parsing.parse_experiment(f.experiment, f.config_file,
                                            f.params_override)

@@ -31,6 +31,7 @@ import tf_keras
 from official.vision.modeling import classification_model
 
 from univision.interop import timm_state_dict
+from univision.modeling import classifiers
 from univision.modeling.backbones import hiera
 from univision.modeling.layers import hiera_blocks
 
@@ -132,11 +133,10 @@ def build_timm_compatible_classifier(
     image_size: int = TIMM_IMAGE_SIZE
 ) -> classification_model.ClassificationModel:
   """A univision classifier laid out like timm's Hiera at `image_size`."""
-  input_specs = tf_keras.layers.InputSpec(
-      shape=[None, image_size, image_size, 3])
-  backbone = hiera.Hiera(resolve_model_id(model_id), input_specs=input_specs)
-  return classification_model.ClassificationModel(
-      backbone, num_classes, input_specs=input_specs)
+  return classifiers.classifier(
+      lambda input_specs: hiera.Hiera(resolve_model_id(model_id),
+                                      input_specs=input_specs),
+      num_classes, (image_size, image_size))
 
 
 def convert(model_id: str, safetensors_path: str,

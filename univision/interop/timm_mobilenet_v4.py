@@ -29,7 +29,7 @@ import tf_keras
 from official.vision.modeling import classification_model
 
 from univision.interop import timm_state_dict
-from univision.modeling.backbones import mobilenet_v4
+from univision.modeling import classifiers
 from univision.modeling.layers import conv_norm
 from univision.modeling.layers import fused_ib
 from univision.modeling.layers import mobile_mqa
@@ -200,12 +200,9 @@ def build_timm_compatible_classifier(
     input_shape: tuple[int | None, int | None] = (None, None)
 ) -> classification_model.ClassificationModel:
   """A univision classifier laid out and padded like timm's MobileNetV4."""
-  input_specs = tf_keras.layers.InputSpec(shape=[None, *input_shape, 3])
-  backbone = mobilenet_v4.MobileNetV4(
-      resolve_model_id(model_id), input_specs=input_specs,
+  return classifiers.mobilenet_v4_classifier(
+      resolve_model_id(model_id), num_classes, input_shape,
       padding=TIMM_PADDING, norm_epsilon=TIMM_NORM_EPSILON)
-  return classification_model.ClassificationModel(
-      backbone, num_classes, input_specs=input_specs)
 
 
 def convert(model_id: str, safetensors_path: str,

@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 import tensorflow as tf, tf_keras
 
+from univision.modeling import mae
 from univision.modeling import mae_ops
 from univision.modeling.backbones import hiera
 from univision.modeling.layers import hiera_blocks
@@ -41,11 +42,6 @@ MASK_UNIT_PIXELS = 32  # 8 x 8 stage-1 tokens of 4 px: the backbone default.
 def pred_stride(q_pool: int = Q_POOL) -> int:
   """Side in pixels of the patch one decoder token predicts (16 at q_pool 2)."""
   return hiera_tokens.PATCH_STRIDE * 2**q_pool
-
-
-def _xavier_uniform(fan_in: int, fan_out: int):
-  limit = math.sqrt(6.0 / (fan_in + fan_out))
-  return tf_keras.initializers.RandomUniform(-limit, limit)
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -262,8 +258,8 @@ class HieraMaskedAutoencoder(tf_keras.Model):
             tf_keras.initializers.GlorotUniform()(module.kernel.shape))
     kernel = self.encoder.get_layer('patch_embed').conv.kernel
     *window, _ = kernel.shape
-    kernel.assign(_xavier_uniform(math.prod(window), kernel.shape[-1])(
-        kernel.shape))
+    kernel.assign(mae.linear_like_uniform(math.prod(window),
+                                          kernel.shape[-1])(kernel.shape))
 
   def call(self, inputs, training=None, noise: Optional[tf.Tensor] = None):
     """Masks, encodes and decodes `inputs`.

@@ -51,10 +51,42 @@ def get_vit_size(name: str) -> ViTSize:
   return VIT_SIZES[name]
 
 
-def _linear_like_uniform(fan_in: int, fan_out: int):
+def linear_like_uniform(fan_in: int, fan_out: int):
   """Xavier-uniform for a kernel seen as a [fan_in, fan_out] matrix."""
   limit = float(np.sqrt(6.0 / (fan_in + fan_out)))
   return tf_keras.initializers.RandomUniform(-limit, limit)
+
+
+def patch_embedding(embed_dim: int, patch_size: int, height: int, width: int,
+                    channels: int, subject: str) -> tf_keras.layers.Conv2D:
+  """A ViT patch embedding (`patch_embed`), initialised like the reference's.
+
+  A `patch_size`-strided conv, initialised like a Linear on flattened
+  patches, as facebookresearch/mae does.
+
+  Args:
+    embed_dim: An `int` token width.
+    patch_size: An `int` patch side in pixels.
+    height: An `int` input height in pixels.
+    width: An `int` input width in pixels.
+    channels: An `int` number of input channels.
+    subject: A `str` the size error starts with, naming the layer and its
+      input (e.g. `'encoder: input 30x32 is'`).
+
+  Returns:
+    The (unbuilt) conv layer.
+
+  Raises:
+    ValueError: `'{subject} not a multiple of patch_size {patch_size}.'` if
+      `height` or `width` is not a multiple of `patch_size`.
+  """
+  if height % patch_size or width % patch_size:
+    raise ValueError(f'{subject} not a multiple of patch_size {patch_size}.')
+  return tf_keras.layers.Conv2D(
+      embed_dim, patch_size, strides=patch_size, padding='valid',
+      kernel_initializer=linear_like_uniform(
+          patch_size * patch_size * int(channels), embed_dim),
+      name='patch_embed')
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -125,15 +157,9 @@ class MAEEncoder(tf_keras.layers.Layer):
   def build(self, input_shape):
     _, height, width, channels = input_shape
     p = self._patch_size
-    if height % p or width % p:
-      raise ValueError(f'{self.name}: input {height}x{width} is not a '
-                       f'multiple of patch_size {p}.')
-    # Initialised like a Linear on flattened patches, as the reference does.
-    self._patch_embed = tf_keras.layers.Conv2D(
-        self._embed_dim, p, strides=p, padding='valid',
-        kernel_initializer=_linear_like_uniform(p * p * int(channels),
-                                                self._embed_dim),
-        name='patch_embed')
+    self._patch_embed = patch_embedding(
+        self._embed_dim, p, height, width, channels,
+        f'{self.name}: input {height}x{width} is')
     self._cls_token = self.add_weight(
         'cls_token', [1, 1, self._embed_dim],
         initializer=tf_keras.initializers.RandomNormal(stddev=0.02))

@@ -65,14 +65,9 @@ class RegionEncoder(tf_keras.layers.Layer):
   def build(self, input_shape):
     _, _, height, width = input_shape
     p = self._patch_size
-    if height % p or width % p:
-      raise ValueError(f'{self.name}: region maps {height}x{width} are not '
-                       f'a multiple of patch_size {p}.')
-    self._patch_embed = tf_keras.layers.Conv2D(
-        self._embed_dim, p, strides=p, padding='valid',
-        kernel_initializer=mae._linear_like_uniform(  # pylint: disable=protected-access
-            p * p, self._embed_dim),
-        name='patch_embed')
+    self._patch_embed = mae.patch_embedding(
+        self._embed_dim, p, height, width, 1,
+        f'{self.name}: region maps {height}x{width} are')
     self._pos_embed = tf.constant(mae_ops.sincos_2d(
         self._embed_dim, height // p, width // p, cls_token=False))
     self._transformer = mae.TransformerStack(

@@ -22,7 +22,6 @@ from absl import flags
 import numpy as np
 from official.core import task_factory
 
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.quantization import tflite_ops
 
@@ -107,6 +106,8 @@ def _define_flags() -> None:
 
 
 def main(_):
+  # The program entry point registers the experiments.
+  from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   args = flags.FLAGS
   params = config_parsing.parse_experiment(
       args.experiment, args.config_file, args.params_override)

@@ -19,8 +19,8 @@ import tensorflow as tf, tf_keras
 import tensorflow_model_optimization as tfmot
 
 from univision.quantization import flat_graph
+from univision.quantization import keras_converter
 from univision.quantization import qat_layers
-from univision.serving import keras_converter
 
 _keras_q = tfmot.quantization.keras
 

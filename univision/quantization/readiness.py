@@ -25,16 +25,15 @@ from absl import app
 from absl import flags
 import numpy as np
 import tensorflow as tf, tf_keras
-from official.vision.modeling import classification_model
 
-from univision.modeling.backbones import mobilenet_v4
+from univision.modeling import classifiers
 from univision.modeling.backbones import mobilenet_v4_specs
 from univision.quantization import calibration
 from univision.quantization import edgetpu_check
 from univision.quantization import flat_graph
+from univision.quantization import keras_converter
 from univision.quantization import qat
 from univision.quantization import tflite_ops
-from univision.serving import keras_converter
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,9 +51,9 @@ def random_classifier(model_id: str, size: int, num_classes: int = 10,
   """A classifier whose activations keep a trained network's scale."""
   rng = np.random.default_rng(seed)
   tf_keras.utils.set_random_seed(seed)
-  backbone = mobilenet_v4.MobileNetV4(model_id, norm_momentum=0.0)
-  model = classification_model.ClassificationModel(
-      backbone, num_classes, kernel_initializer='glorot_uniform')
+  model = classifiers.mobilenet_v4_classifier(
+      model_id, num_classes, kernel_initializer='glorot_uniform',
+      norm_momentum=0.0)
   for variable in model.weights:
     if 'layer_scale' in variable.name:  # ~0 at init: blocks near identity.
       variable.assign(rng.uniform(0.5, 1.5, variable.shape))

@@ -15,7 +15,7 @@ images, and saying that GIF and WebP are not served.
 """
 import tensorflow as tf, tf_keras
 
-from univision.dataloaders import input_checks
+from univision.core import input_checks
 
 _SERVED_FORMATS = ('png', 'jpeg', 'bmp')
 

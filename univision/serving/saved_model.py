@@ -27,7 +27,6 @@ from official.vision.serving import export_saved_model_lib
 from official.vision.serving import image_classification
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils  # pylint: disable=g-direct-tensorflow-import
 
-from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import image_classification_qat as qat_cfg
 from univision.core import checkpoints
 from univision.core import config_parsing

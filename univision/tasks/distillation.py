@@ -155,9 +155,7 @@ class DistillationTask(image_classification.ImageClassificationTask):
     if not params.is_training:
       return super().build_inputs(params, input_context)
     self._check()
-    if params.repeated_augment:
-      raise ValueError('task.train_data.repeated_augment is not supported by '
-                       'univision tasks; leave it unset.')
+    image_classification.check_no_repeated_augment(params)
     mixing = self.task_config.mixing
     randaugment = params.replace(aug_type={
         'type': 'randaug', 'randaug': mixing.randaugment.as_dict()})

@@ -9,13 +9,14 @@ range is honoured, and (2) and (3) raise errors that name the key, pattern
 and record. `initialize` likewise names `task.init_checkpoint` when it is
 missing or does not fit the model, and loads a headless pretraining
 checkpoint (an MAE encoder) into a backbone with a head, leaving the head
-fresh (Model Garden's version requires an exact match). Subclasses change
-the labels through `build_decoder` (e.g. `maws_weak_classification`) and reuse the parser through
-`build_parser` (e.g. `distillation`).
+fresh (Model Garden's version requires an exact match; the loading is
+`checkpoints.restore_init_checkpoint`, shared with the WSOL task).
+Subclasses change the labels through `build_decoder` (e.g.
+`maws_weak_classification`) and reuse the parser through `build_parser`
+(e.g. `distillation`).
 """
 from typing import Any, Optional
 
-from absl import logging
 import tensorflow as tf, tf_keras
 from official.common import dataset_fn
 from official.core import task_factory
@@ -23,19 +24,24 @@ from official.vision.configs import image_classification as mg_ic
 from official.vision.dataloaders import classification_input
 from official.vision.dataloaders import input_reader
 from official.vision.dataloaders import input_reader_factory
-from official.vision.dataloaders import tfds_factory
 from official.vision.ops import augment
 from official.vision.tasks import image_classification as mg_task
 
 from univision.configs import image_classification as exp_cfg
 from univision.core import checkpoints
 from univision.dataloaders import classification_input as uv_input
-from univision.dataloaders import input_checks
+from univision.dataloaders import data_keys
 
 
-def data_key(params: mg_ic.DataConfig) -> str:
-  """The config key of a data config, for error messages."""
-  return 'task.train_data' if params.is_training else 'task.validation_data'
+def check_no_repeated_augment(params: mg_ic.DataConfig) -> None:
+  """Raises a `ValueError` naming the config key if `repeated_augment` is set.
+
+  Model Garden's repeated augmentation is not wired into univision's input
+  pipelines.
+  """
+  if params.repeated_augment:
+    raise ValueError(f'{data_keys.data_key(params)}.repeated_augment is not '
+                     'supported by univision tasks; leave it unset.')
 
 
 @task_factory.register_task_cls(exp_cfg.ImageClassificationTask)
@@ -49,9 +55,7 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
   ) -> tf.data.Dataset:
     """Builds the classification input pipeline, checking its input first."""
     model = self.task_config.model
-    if params.repeated_augment:
-      raise ValueError(f'{data_key(params)}.repeated_augment is not supported '
-                       'by univision tasks; leave it unset.')
+    check_no_repeated_augment(params)
     decoder = self.build_decoder(params)
     parser = self.build_parser(params)
     postprocess_fn = None
@@ -95,87 +99,18 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
 
   def build_decoder(self, params: mg_ic.DataConfig) -> Any:
     """The record decoder of `params`: TFDS's, or univision's checked one."""
-    if params.tfds_name:
-      return tfds_factory.get_classification_decoder(params.tfds_name)
     train_data = self.task_config.train_data
-    key = f'{data_key(params)}.input_path'
-    input_checks.check_input_path(params.input_path, key)
-    return uv_input.Decoder(
-        where=f'{key}={params.input_path}',
-        image_field_key=train_data.image_field_key,
-        label_field_key=train_data.label_field_key,
-        is_multilabel=train_data.is_multilabel,
-        decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)
+    return uv_input.build_decoder(
+        params, train_data.image_field_key, train_data.label_field_key,
+        train_data.is_multilabel)
 
   def initialize(self, model: tf_keras.Model):
     """Loads `task.init_checkpoint` ('all' of the model or its 'backbone').
 
-    As Model Garden's version, but a folder without checkpoint and weights
-    that do not fit (another backbone size, say) raise errors that name the
-    config keys, instead of a `None` path or bare variable paths.
-
-    Raises:
-      FileNotFoundError: naming `task.init_checkpoint` if it holds no
-        checkpoint.
-      ValueError: naming `task.init_checkpoint_modules` if it is not 'all'
-        or 'backbone', or `task.init_checkpoint` and the backbone config
-        when the checkpoint does not fit the model.
+    See `checkpoints.restore_init_checkpoint`: errors name the config keys,
+    and a headless pretraining checkpoint loads into a backbone with a head.
     """
-    path = self.task_config.init_checkpoint
-    if not path:
-      return
-    prefix = checkpoints.resolve_checkpoint(path, 'task.init_checkpoint')
-    modules = self.task_config.init_checkpoint_modules
-    if modules == 'all':
-      items = {'model': model}
-    elif modules == 'backbone':
-      items = {'backbone': model.backbone}
-    else:
-      raise ValueError(f'task.init_checkpoint_modules={modules!r} must be '
-                       "'all' or 'backbone'.")
-    try:
-      tf.train.Checkpoint(**items).read(
-          prefix).expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError) as e:
-      fresh = (_restore_without_head(model.backbone, prefix)
-               if modules == 'backbone' else None)
-      if fresh is None:
-        backbone = self.task_config.model.backbone
-        raise ValueError(
-            f'task.init_checkpoint={path} does not fit task.model '
-            f'(init_checkpoint_modules={modules!r}, backbone {backbone.type} '
-            f'{backbone.get().as_dict()}): {str(e).splitlines()[0]}') from e
-      logging.info('Backbone head layers %s are not in %s: they start '
-                   'fresh.', fresh, prefix)
-    logging.info('Loaded %s of the model from %s.', modules, prefix)
-
-
-def _restore_without_head(backbone: tf_keras.Model,
-                          prefix: str) -> list[str] | None:
-  """Loads a checkpoint of the backbone without its head (e.g. an MAE's).
-
-  Pretraining saves a headless encoder (`include_head=False`, as Hiera's MAE
-  does); a classifier backbone adds head layers, which fine-tuning starts
-  fresh, as the reference fine-tuning code does. The headless twin of
-  `backbone` must match the checkpoint exactly; its weights are then copied
-  layer by layer (by name).
-
-  Returns:
-    The names of the head layers left fresh, or None if `backbone` has no
-    head option or its headless twin does not fit the checkpoint either.
-  """
-  config = backbone.get_config()
-  if not config.get('include_head'):
-    return None
-  twin = type(backbone).from_config({**config, 'include_head': False})
-  try:
-    tf.train.Checkpoint(backbone=twin).read(
-        prefix).expect_partial().assert_existing_objects_matched()
-  except (AssertionError, ValueError):
-    return None
-  trunk = {layer.name for layer in twin.layers if layer.weights}
-  for layer in twin.layers:
-    if layer.weights:
-      backbone.get_layer(layer.name).set_weights(layer.get_weights())
-  return [layer.name for layer in backbone.layers
-          if layer.weights and layer.name not in trunk]
+    config = self.task_config
+    checkpoints.restore_init_checkpoint(
+        model, config.init_checkpoint, config.init_checkpoint_modules,
+        config.model.backbone)

@@ -32,12 +32,11 @@ from official.core import task_factory
 from official.vision.configs import image_classification as mg_ic
 from official.vision.dataloaders import classification_input
 from official.vision.dataloaders import input_reader_factory
-from official.vision.dataloaders import tfds_factory
 
 from univision.configs import mae as mae_cfg
-from univision.dataloaders import classification_input as uv_input
 from univision.data import fh_regions
-from univision.dataloaders import input_checks
+from univision.dataloaders import classification_input as uv_input
+from univision.dataloaders import data_keys
 from univision.dataloaders import rmae_input
 from univision.modeling import hiera_mae
 from univision.modeling import mae
@@ -47,10 +46,6 @@ from univision.modeling.backbones import hiera
 from univision.modeling.backbones import hiera_specs
 
 VALIDATION_MASK_SEED = (1234, 5678)
-
-
-def _data_key(params: mg_ic.DataConfig) -> str:
-  return 'task.train_data' if params.is_training else 'task.validation_data'
 
 
 def _check_mask_ratio(config: mae_cfg.MAEModel) -> None:
@@ -177,16 +172,8 @@ class MAETask(base_task.Task):
     """
     if self.task_config.model.type == 'rmae':
       return self._build_rmae_inputs(params, input_context)
-    key = _data_key(params)
-    if params.tfds_name:
-      decoder = tfds_factory.get_classification_decoder(params.tfds_name)
-    else:
-      input_checks.check_input_path(params.input_path, f'{key}.input_path')
-      decoder = uv_input.Decoder(
-          where=f'{key}.input_path={params.input_path}',
-          image_field_key=params.image_field_key,
-          label_field_key=params.label_field_key,
-          decode_jpeg_only=params.decode_jpeg_only and params.aug_crop)
+    decoder = uv_input.build_decoder(params, params.image_field_key,
+                                     params.label_field_key)
     parser = classification_input.Parser(
         output_size=self.task_config.model.input_size[:2],
         num_classes=1,  # Labels are read, then dropped.
@@ -212,14 +199,12 @@ class MAETask(base_task.Task):
       input_context: Optional[tf.distribute.InputContext]
   ) -> tf.data.Dataset:
     """R-MAE batches: images and region maps from TFRecords."""
-    key = _data_key(params)
-    input_checks.check_input_path(params.input_path, f'{key}.input_path')
+    where = data_keys.checked_input_path(params)
     regions = self.task_config.regions
     if regions.type not in mae_cfg.REGION_SOURCES:
       raise ValueError(f'task.regions.type={regions.type!r} is unknown; '
                        f'known: {list(mae_cfg.REGION_SOURCES)}.')
     online = regions.type == 'felzenszwalb'
-    where = f'{key}.input_path={params.input_path}'
     decoder = rmae_input.Decoder(
         where, params.image_field_key, params.label_field_key,
         region_field_key=None if online else regions.field_key)

@@ -25,7 +25,7 @@ from univision.configs import wsol as wsol_cfg
 from univision.core import checkpoints
 from univision.data import label_hierarchy
 from univision.data import wsol_records
-from univision.dataloaders import input_checks
+from univision.dataloaders import data_keys
 from univision.dataloaders import wsol_input
 from univision.evaluation import wsol_metrics
 from univision.modeling import wsol_model
@@ -105,29 +105,20 @@ class WSOLTask(base_task.Task):
         kernel_regularizer=regularizer)
 
   def initialize(self, model: tf_keras.Model) -> None:
-    """Loads `task.init_checkpoint` into the backbone (or everything)."""
+    """Loads `task.init_checkpoint` into the backbone (or everything).
+
+    See `checkpoints.restore_init_checkpoint`: errors name the config keys.
+    """
     config = self.task_config
-    if not config.init_checkpoint:
-      return
-    path = checkpoints.resolve_checkpoint(config.init_checkpoint,
-                                          'task.init_checkpoint')
-    modules = config.init_checkpoint_modules
-    if modules == 'backbone':
-      checkpoint = tf.train.Checkpoint(backbone=model.backbone)
-    elif modules == 'all':
-      checkpoint = tf.train.Checkpoint(model=model)
-    else:
-      raise ValueError(f'task.init_checkpoint_modules={modules!r}; expected '
-                       "'backbone' or 'all'.")
-    checkpoint.read(path).expect_partial().assert_existing_objects_matched()
+    checkpoints.restore_init_checkpoint(
+        model, config.init_checkpoint, config.init_checkpoint_modules,
+        config.model.backbone)
 
   def build_inputs(self, params: wsol_cfg.DataConfig,
                    input_context: Optional[tf.distribute.InputContext] = None
                    ) -> tf.data.Dataset:
     config = self.task_config
-    key = ('task.train_data' if params.is_training
-           else 'task.validation_data') + '.input_path'
-    input_checks.check_input_path(params.input_path, key)
+    where = data_keys.checked_input_path(params)
     hide = None
     if config.method == 'has':
       hide = wsol_input.HideAndSeek(config.hide_and_seek.grid_size,
@@ -139,7 +130,7 @@ class WSOLTask(base_task.Task):
     reader = input_reader_factory.input_reader_generator(
         params, dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
         decoder_fn=functools.partial(
-            wsol_records.decode, where=f'{key}={params.input_path}'),
+            wsol_records.decode, where=where),
         parser_fn=parser.parse_fn(params.is_training))
     return reader.read(input_context=input_context)
 

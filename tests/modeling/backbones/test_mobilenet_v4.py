@@ -116,8 +116,8 @@ def test_unknown_model_id_names_key_and_choices():
   config = backbone_cfg.Backbone(
       type='mobilenet_v4',
       mobilenet_v4=backbone_cfg.MobileNetV4(model_id='MobileNetV4Tiny'))
-  with pytest.raises(ValueError, match=r"mobilenet_v4.model_id='MobileNetV4T"
-                     r"iny'.*MobileNetV4ConvSmall"):
+  with pytest.raises(ValueError, match=r"model_id='MobileNetV4Tiny' is not a "
+                     r'MobileNetV4 model; known ids: .*MobileNetV4ConvSmall'):
     factory.build_backbone(
         input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, 3]),
         backbone_config=config,

@@ -139,13 +139,38 @@ def test_factory_builds_from_spec_file_config(tmp_path):
           mobilenet_v4=backbone_cfg.MobileNetV4(spec_file=path)),
       norm_activation_config=common.NormActivation())
   assert backbone.output_specs['5'][-1] == 136
-  assert backbone.get_config()['model_id'] == path
+  # model_id is a name, never the file's path; the table itself is saved.
+  config = backbone.get_config()
+  assert config['model_id'] == '' and path not in json.dumps(config)
+  assert config['model_spec'] == spec_file.to_dict(backbone.model_spec)
 
   missing = backbone_cfg.Backbone(
       type='mobilenet_v4',
       mobilenet_v4=backbone_cfg.MobileNetV4(spec_file=str(tmp_path / 'x')))
   with pytest.raises(spec_file.SpecFileError, match='x: spec file not found'):
     factory.build_backbone(input_specs=SMALL_INPUT, backbone_config=missing,
+                           norm_activation_config=common.NormActivation())
+
+
+@pytest.mark.parametrize('field, message', [
+    ('model_id', r"model_id='MobileNetV4Tiny' is not a MobileNetV4 model; "
+     'known ids: MobileNetV4ConvSmall'),
+    ('spec_file', r"bad_kind.yaml: blocks row 1: key block='ffn' is not one "
+     'of conv, '),
+])
+def test_factory_names_the_bad_value(tmp_path, field, message):
+  """From YAML to layers: a bad name or spec file names the key and value."""
+  table = _small_table()
+  table['blocks'][1] = {'block': 'ffn', 'filters': 8}
+  path = str(tmp_path / 'bad_kind.yaml')
+  with open(path, 'w') as f:
+    json.dump(table, f)
+  value = {'model_id': 'MobileNetV4Tiny', 'spec_file': path}[field]
+  config = backbone_cfg.Backbone(
+      type='mobilenet_v4',
+      mobilenet_v4=backbone_cfg.MobileNetV4(**{field: value}))
+  with pytest.raises(ValueError, match=message):
+    factory.build_backbone(input_specs=SMALL_INPUT, backbone_config=config,
                            norm_activation_config=common.NormActivation())
 
 

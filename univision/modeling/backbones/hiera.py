@@ -40,6 +40,7 @@ import tensorflow as tf, tf_keras
 from official.modeling import hyperparams
 from official.vision.modeling.backbones import factory
 
+from univision.modeling.backbones import backbone_config as backbone_config_lib
 from univision.modeling.backbones import hiera_specs as specs
 from univision.modeling.layers import conv_norm
 from univision.modeling.layers import hiera_blocks
@@ -265,17 +266,11 @@ class Hiera(tf_keras.Model):
                     unit_grid=self._unit_grid, training=training)
 
   def get_config(self) -> dict[str, Any]:
-    config = dict(self._config_dict)
-    config['input_specs'] = {'shape': list(config['input_specs'].shape)}
-    return config
+    return backbone_config_lib.serialize_input_specs(self._config_dict)
 
   @classmethod
   def from_config(cls, config, custom_objects=None):
-    config = dict(config)
-    specs_config = config.get('input_specs')
-    if isinstance(specs_config, dict):
-      config['input_specs'] = tf_keras.layers.InputSpec(**specs_config)
-    return cls(**config)
+    return cls(**backbone_config_lib.deserialize_input_specs(config))
 
 
 @factory.register_backbone_builder('hiera')
@@ -291,9 +286,7 @@ def build_hiera(
   fixed epsilon of 1e-6 and its activation is GELU.
   """
   del norm_activation_config
-  if backbone_config.type != 'hiera':
-    raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
-  cfg = backbone_config.get()
+  cfg = backbone_config_lib.chosen(backbone_config, 'hiera')
   specs.get_model_spec(cfg.model_id, key='backbone.hiera.model_id')
   return Hiera(
       model_id=cfg.model_id,

@@ -22,6 +22,7 @@ import tensorflow as tf, tf_keras
 from official.modeling import hyperparams
 from official.vision.modeling.backbones import factory
 
+from univision.modeling.backbones import backbone_config as backbone_config_lib
 from univision.modeling.backbones import mobilenet_v4_spec_file as spec_file
 from univision.modeling.backbones import mobilenet_v4_specs as specs
 from univision.modeling.layers import conv_norm
@@ -31,6 +32,40 @@ from univision.modeling.layers import uib
 
 HEAD_ENDPOINT = '6'
 _MIN_LEVEL, _MAX_LEVEL = 2, 5
+
+
+def resolve_model_spec(model_id: str = '',
+                       model_spec: specs.ModelSpec | dict[str, Any] | None
+                       = None, spec_path: str = '') -> specs.ModelSpec:
+  """The checked block table of an architecture choice: the one place that
+  turns a model name, a table or a spec file into a `ModelSpec`.
+
+  Args:
+    model_id: A built-in architecture (`mobilenet_v4_specs.MODEL_SPECS`), or
+      with `model_spec` / `spec_path` only a label for that table.
+    model_spec: A table that is not built in: a `ModelSpec`, or its
+      spec-file mapping (as `get_config` writes it).
+    spec_path: A spec file (`mobilenet_v4_spec_file`), e.g. a NAS result.
+
+  Returns:
+    The table.
+
+  Raises:
+    ValueError: for an unknown `model_id` (naming it and the known ids),
+      both a `model_spec` and a `spec_path`, or a bad table or file (a
+      `SpecFileError` naming the file or table, the row and the key).
+  """
+  if spec_path:
+    if model_spec is not None:
+      raise ValueError(f'MobileNetV4 {model_id!r}: give model_spec or '
+                       f'spec_file, not both (spec_file={spec_path!r}).')
+    return spec_file.read(spec_path)
+  if model_spec is not None:  # Checked like a spec file (stride 32, ...).
+    if isinstance(model_spec, specs.ModelSpec):
+      model_spec = spec_file.to_dict(model_spec)
+    return spec_file.from_dict(model_spec,
+                               f'MobileNetV4 {model_id!r} model_spec')
+  return specs.get_model_spec(model_id)
 
 
 def _drop_rate(rate: float, flat: bool, index: int, num_blocks: int) -> float:
@@ -57,12 +92,14 @@ class MobileNetV4(tf_keras.Model):
                norm_momentum: float = 0.99,
                norm_epsilon: float = 0.001,
                model_spec: specs.ModelSpec | dict[str, Any] | None = None,
+               spec_file: str = '',
                **kwargs):
     """Builds the backbone.
 
     Args:
       model_id: A `str`, one of `mobilenet_v4_specs.MODEL_SPECS`; with
-        `model_spec` only a label of that table (e.g. its file name).
+        `model_spec` or `spec_file` only a label of that table (a name, not
+        a path; may be '').
       input_specs: A `tf_keras.layers.InputSpec` of the input images.
       padding: A `str`, `'same'` (TensorFlow) or `'symmetric'` (PyTorch, as
         timm's weights need).
@@ -79,19 +116,15 @@ class MobileNetV4(tf_keras.Model):
       model_spec: A table that is not built in: a `ModelSpec`, or its
         spec-file mapping (`mobilenet_v4_spec_file.to_dict`, as `get_config`
         writes it). None builds `model_id`'s table.
+      spec_file: A spec file to read the table from (e.g. a NAS result);
+        `get_config` then holds the table itself, not the path.
       **kwargs: Keyword arguments for `tf_keras.Model`.
 
     Raises:
       ValueError: for an unknown `model_id` or `padding`, or a bad
-        `model_spec` (a `SpecFileError` naming the row and key).
+        `model_spec` or `spec_file` (see `resolve_model_spec`).
     """
-    if model_spec is None:
-      spec = specs.get_model_spec(model_id)
-    else:  # Checked like a spec file (e.g. the body must downsample by 32).
-      if isinstance(model_spec, specs.ModelSpec):
-        model_spec = spec_file.to_dict(model_spec)
-      spec = spec_file.from_dict(model_spec, f'MobileNetV4 {model_id!r} '
-                                 'model_spec')
+    spec = resolve_model_spec(model_id, model_spec, spec_file)
     conv_kwargs = conv_norm.conv_norm_kwargs(
         padding, kernel_initializer, kernel_regularizer, use_sync_bn,
         norm_momentum, norm_epsilon)
@@ -136,7 +169,7 @@ class MobileNetV4(tf_keras.Model):
           **conv_kwargs)(x)
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._model_spec = spec
-    self._custom_spec = model_spec is not None
+    self._custom_spec = model_spec is not None or bool(spec_file)
     self._blocks = blocks
 
   @property
@@ -154,8 +187,7 @@ class MobileNetV4(tf_keras.Model):
     return self._output_specs
 
   def get_config(self) -> dict[str, Any]:
-    config = dict(self._config_dict)
-    config['input_specs'] = {'shape': list(config['input_specs'].shape)}
+    config = backbone_config_lib.serialize_input_specs(self._config_dict)
     if self._custom_spec:
       # Made here: a dict kept on the model would become Keras-tracked.
       config['model_spec'] = spec_file.to_dict(self._model_spec)
@@ -163,11 +195,7 @@ class MobileNetV4(tf_keras.Model):
 
   @classmethod
   def from_config(cls, config, custom_objects=None):
-    config = dict(config)
-    specs_config = config.get('input_specs')
-    if isinstance(specs_config, dict):
-      config['input_specs'] = tf_keras.layers.InputSpec(**specs_config)
-    return cls(**config)
+    return cls(**backbone_config_lib.deserialize_input_specs(config))
 
 
 def _make_block(block_spec: specs.BlockSpec, model_spec: specs.ModelSpec,
@@ -211,19 +239,10 @@ def build_mobilenet_v4(
     l2_regularizer: tf_keras.regularizers.Regularizer | None = None,
 ) -> tf_keras.Model:
   """Builds the MobileNetV4 backbone from a `univision` backbone config."""
-  if backbone_config.type != 'mobilenet_v4':
-    raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
-  cfg = backbone_config.get()
-  if cfg.spec_file:
-    model_id = cfg.spec_file
-    model_spec = spec_file.read(cfg.spec_file)
-  else:
-    model_id = cfg.model_id
-    model_spec = None
-    specs.get_model_spec(cfg.model_id, key='backbone.mobilenet_v4.model_id')
+  cfg = backbone_config_lib.chosen(backbone_config, 'mobilenet_v4')
   return MobileNetV4(
-      model_id=model_id,
-      model_spec=model_spec,
+      model_id='' if cfg.spec_file else cfg.model_id,
+      spec_file=cfg.spec_file,
       input_specs=input_specs,
       padding=cfg.padding,
       stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,

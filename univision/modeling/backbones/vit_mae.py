@@ -30,6 +30,7 @@ from official.modeling import hyperparams
 from official.vision.modeling.backbones import factory
 
 from univision.modeling import mae
+from univision.modeling.backbones import backbone_config as backbone_config_lib
 
 HEAD_ENDPOINT = '6'
 POOLINGS = ('mean', 'token')
@@ -104,9 +105,7 @@ def build_vit_mae(
   if l2_regularizer is not None:
     raise ValueError('losses.l2_weight_decay is not supported with backbone '
                      'vit_mae; use the optimizer\'s weight decay (AdamW).')
-  if backbone_config.type != 'vit_mae':
-    raise ValueError(f'Inconsistent backbone type {backbone_config.type!r}.')
-  cfg = backbone_config.get()
+  cfg = backbone_config_lib.chosen(backbone_config, 'vit_mae')
   if cfg.size not in mae.VIT_SIZES:
     raise ValueError(f'backbone.vit_mae.size={cfg.size!r} is unknown; known: '
                      f'{sorted(mae.VIT_SIZES)}.')

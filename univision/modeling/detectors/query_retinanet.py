@@ -1,9 +1,10 @@
 """Query-modulated RetinaNet: a standard head and a query head on one trunk.
 
-Fang et al., "Modulating Object Detectors for User Intent" (arXiv
-2106.10258): the detector is trained jointly for standard detection and for
-detection modulated by a query. Here one backbone + decoder (any Model
-Garden RetinaNet, e.g. MobileNetV4 + FPN or SSDLite features) feeds
+Fornoni et al., "Bridging the Gap Between Object Detection and User Intent via
+Query-Modulation" (arXiv 2106.10258): the detector is trained jointly for
+standard detection and for detection modulated by a query. Here one backbone +
+decoder (any Model Garden RetinaNet, e.g. MobileNetV4 + FPN or SSDLite
+features) feeds
 
 - the standard RetinaNet head (all classes), on the decoder features;
 - a query head, a second RetinaNet head with one foreground class ("what

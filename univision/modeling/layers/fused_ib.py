@@ -10,6 +10,7 @@ import tensorflow as tf, tf_keras
 from official.vision.modeling.layers import nn_layers
 
 from univision.modeling.layers import conv_norm
+from univision.modeling.layers import residual
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -76,22 +77,17 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
         activation=self._activation, **self._conv_kwargs)
     self.project = conv_norm.ConvNormAct(
         self._filters, 1, activation=None, **self._conv_kwargs)
-    self._has_residual = (self._use_residual and self._strides == 1
-                          and in_filters == self._filters)
-    self.drop_path = None
-    if self._has_residual and self._stochastic_depth_drop_rate:
-      self.drop_path = nn_layers.StochasticDepth(
-          self._stochastic_depth_drop_rate)
+    self._has_residual = residual.has_residual(
+        self._use_residual, self._strides, in_filters, self._filters)
+    self.drop_path = residual.optional_drop_path(
+        self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
     x = self.expand(inputs, training=training)
     x = self.project(x, training=training)
-    if not self._has_residual:
-      return x
-    if self.drop_path is not None:
-      x = self.drop_path(x, training=training)
-    return x + inputs
+    return residual.block_output(x, inputs, self._has_residual,
+                                 drop_path=self.drop_path, training=training)
 
   def get_config(self) -> dict[str, Any]:
     config = {

@@ -12,10 +12,9 @@ works on non-square maps (detection inputs) and on unknown sizes.
 from typing import Any
 
 import tensorflow as tf, tf_keras
-from official.vision.modeling.layers import nn_layers
 
 from univision.modeling.layers import conv_norm
-from univision.modeling.layers import layer_scale
+from univision.modeling.layers import residual
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -194,25 +193,17 @@ class MobileMQABlock(tf_keras.layers.Layer):
         synchronized=self._conv_kwargs['use_sync_bn'])
     self.attention = MobileMultiQueryAttention(**self._attention_args,
                                                **self._conv_kwargs)
-    self.layer_scale = None
-    if self._layer_scale_init_value:
-      self.layer_scale = layer_scale.LayerScale(self._layer_scale_init_value)
-    self.drop_path = None
-    if self._use_residual and self._stochastic_depth_drop_rate:
-      self.drop_path = nn_layers.StochasticDepth(
-          self._stochastic_depth_drop_rate)
+    self.layer_scale = residual.optional_layer_scale(
+        self._layer_scale_init_value)
+    self.drop_path = residual.optional_drop_path(
+        self._use_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
     x = self.norm(inputs, training=training)
     x = self.attention(x, training=training)
-    if self.layer_scale is not None:
-      x = self.layer_scale(x)
-    if not self._use_residual:
-      return x
-    if self.drop_path is not None:
-      x = self.drop_path(x, training=training)
-    return x + inputs
+    return residual.block_output(x, inputs, self._use_residual,
+                                 self.layer_scale, self.drop_path, training)
 
   def get_config(self) -> dict[str, Any]:
     config = {

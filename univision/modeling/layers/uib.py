@@ -21,7 +21,7 @@ import tensorflow as tf, tf_keras
 from official.vision.modeling.layers import nn_layers
 
 from univision.modeling.layers import conv_norm
-from univision.modeling.layers import layer_scale
+from univision.modeling.layers import residual
 
 
 def uib_variant(start_dw_kernel_size: int, middle_dw_kernel_size: int) -> str:
@@ -139,15 +139,12 @@ class UniversalInvertedBottleneck(tf_keras.layers.Layer):
           depthwise=True, activation=self._activation, **self._conv_kwargs)
     self.project = conv_norm.ConvNormAct(
         self._filters, 1, activation=None, **self._conv_kwargs)
-    self.layer_scale = None
-    if self._layer_scale_init_value:
-      self.layer_scale = layer_scale.LayerScale(self._layer_scale_init_value)
-    self._has_residual = (self._use_residual and self._strides == 1
-                          and in_filters == self._filters)
-    self.drop_path = None
-    if self._has_residual and self._stochastic_depth_drop_rate:
-      self.drop_path = nn_layers.StochasticDepth(
-          self._stochastic_depth_drop_rate)
+    self.layer_scale = residual.optional_layer_scale(
+        self._layer_scale_init_value)
+    self._has_residual = residual.has_residual(
+        self._use_residual, self._strides, in_filters, self._filters)
+    self.drop_path = residual.optional_drop_path(
+        self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
@@ -158,13 +155,8 @@ class UniversalInvertedBottleneck(tf_keras.layers.Layer):
     if self.middle_dw is not None:
       x = self.middle_dw(x, training=training)
     x = self.project(x, training=training)
-    if self.layer_scale is not None:
-      x = self.layer_scale(x)
-    if not self._has_residual:
-      return x
-    if self.drop_path is not None:
-      x = self.drop_path(x, training=training)
-    return x + inputs
+    return residual.block_output(x, inputs, self._has_residual,
+                                 self.layer_scale, self.drop_path, training)
 
   def get_config(self) -> dict[str, Any]:
     config = {

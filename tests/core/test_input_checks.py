@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 
-from univision.dataloaders import input_checks
+from univision.core import input_checks
 
 
 def _encoded(fmt: str) -> bytes:

@@ -5,9 +5,9 @@ import tensorflow as tf, tf_keras
 
 from univision.quantization import calibration
 from univision.quantization import flat_graph
+from univision.quantization import keras_converter
 from univision.quantization import qat
 from univision.quantization import readiness
-from univision.serving import keras_converter
 
 
 def _keras_root_converter(model, shape):
