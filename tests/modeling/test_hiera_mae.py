@@ -164,34 +164,18 @@ def test_a_ratio_that_keeps_no_unit_is_rejected():
 
 
 def test_reconstruction_loss_falls_in_a_short_run():
-  tf.random.set_seed(0)
-  images = test_mae.ramps(size=64)
-  model = hiera_mae.HieraMaskedAutoencoder(
-      (64, 64), 'hiera_tiny', decoder_dim=64, decoder_depth=1,
-      decoder_heads=4)
-  noise = tf.random.stateless_uniform([16, 4], seed=[1, 2])
-
-  def loss_of(outputs):
-    return mae_ops.reconstruction_loss(images, outputs['predictions'],
-                                       outputs['mask'], 16, True,
-                                       channels_first=True)
-
-  start = float(loss_of(model(images, noise=noise)))
-  zero = float(mae_ops.reconstruction_loss(
-      images, tf.zeros([16, 16, 768]), tf.ones([16, 16]), 16, True))
-  optimizer = tf_keras.optimizers.Adam(1e-3)
-
-  @tf.function
-  def train_step():
-    with tf.GradientTape() as tape:
-      loss = loss_of(model(images, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-
-  for _ in range(40):
-    train_step()
-  end = float(loss_of(model(images, noise=noise)))
-  # Measured over two seeds: start ~1.15, zero ~1.0, end ~0.26-0.32 after
-  # 40 steps. Beating the zero predictor by half needs the visible unit.
+  start, zero, end = test_mae.short_run(
+      lambda: hiera_mae.HieraMaskedAutoencoder(
+          (64, 64), 'hiera_tiny', decoder_dim=64, decoder_depth=1,
+          decoder_heads=4),
+      test_mae.ramps(size=64), patch_size=16, steps=60,
+      learning_rate=1e-3, channels_first=True)
+  # Measured with this helper on a 2-vCPU AVX2 AMD EPYC (2026-12-05), seeds
+  # 0-4: start 1.14-1.17, zero 1.0, end 0.17-0.26 (end/zero <= 0.26, a 2x
+  # margin on the bound; seed 0: 0.19). Before the fix the weights followed
+  # Python's `random` state and the masks the suite's earlier random ops:
+  # end 0.29-0.34 after 40 steps in three fresh processes, 0.53 (a failure)
+  # inside the full suite on the same CPU. Beating the zero predictor by
+  # half needs the visible unit.
   assert end < 0.7 * start
   assert end < 0.5 * zero

@@ -138,14 +138,22 @@ def test_config_round_trip_and_registration():
     rmae.RegionMaskedAutoencoder((32, 32), 'tiny', num_regions=0)
 
 
-def test_region_loss_falls_below_the_best_constant_guess():
-  """A short run on a tiny fixed set must beat the best constant guesses.
+def _region_run(seed: int, steps: int) -> tuple[float, float, float]:
+  """A short R-MAE run on a tiny fixed set; the same run wherever it runs.
 
   Every image has a bright 12x12 square at a random place; its region maps
-  are the square and the background. The best prediction that ignores the
-  visible patches is one constant per region slot (the slot's pixel
-  fraction), scoring that fraction's entropy: about 0.41 nats. Only finding
-  the square from the visible patches gets well below it.
+  are the square and the background. The weights are drawn after
+  `tf_keras.utils.set_random_seed` (tf_keras seeds unseeded initializers
+  from Python's `random`), each step's mask is a stateless draw of (seed,
+  step) and the loss is read on one fixed held-out mask. The learning rate
+  decays to 0 (cosine), so the end is not caught on one of the loss spikes
+  a constant rate gives.
+
+  Returns:
+    (first, last, entropy): the held-out region loss before and after
+    training, and the best constant guesses' loss: one constant per region
+    slot (the slot's pixel fraction on the removed patches), scoring that
+    fraction's entropy.
   """
   rng = np.random.default_rng(0)
   images = np.zeros([16, 32, 32, 3], np.float32)
@@ -156,36 +164,50 @@ def test_region_loss_falls_below_the_best_constant_guess():
     regions[i, 0, row:row + 12, col:col + 12] = 1.0
     regions[i, 1] = 1.0 - regions[i, 0]
   inputs = {'images': tf.constant(images), 'regions': tf.constant(regions)}
-  tf.random.set_seed(0)
+  tf_keras.utils.set_random_seed(seed)
   model = _tiny(num_regions=2)
-  optimizer = tf_keras.optimizers.Adam(3e-3)
+  optimizer = tf_keras.optimizers.Adam(
+      tf_keras.optimizers.schedules.CosineDecay(2e-3, steps))
 
   @tf.function
-  def step():
+  def step(noise):
     with tf.GradientTape() as tape:
-      out = model(inputs, training=True)
+      out = model(inputs, training=True, noise=noise)
       loss = rmae.region_loss(inputs['regions'], out['region_logits'],
                               out['mask'], 4) + mae_ops.reconstruction_loss(
                                   inputs['images'], out['predictions'],
                                   out['mask'], 4, norm_pix_loss=False)
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
 
-  noise = tf.random.stateless_uniform([16, 64], seed=[7, 8])
-  out = model(inputs, noise=noise)
+  held_out = tf.random.stateless_uniform([16, 64], seed=[seed, -1])
+  out = model(inputs, noise=held_out)
   first = float(rmae.region_loss(regions, out['region_logits'], out['mask'],
                                  4))
-  for _ in range(400):
-    step()
-  out = model(inputs, noise=noise)
+  for i in range(steps):
+    step(tf.random.stateless_uniform([16, 64], seed=[seed, i]))
+  out = model(inputs, noise=held_out)
   last = float(rmae.region_loss(regions, out['region_logits'], out['mask'],
                                 4))
-  # The best constant per region slot, on the removed patches.
   targets = mae_ops.patchify(tf.reshape(regions, [-1, 32, 32, 1]), 4)
   targets = tf.reshape(targets, [16, 2, 64, 16]).numpy()
   removed = out['mask'].numpy().astype(bool)
   fractions = targets.transpose(0, 2, 1, 3)[removed].mean(axis=(0, 2))
   entropy = -np.mean(fractions * np.log(fractions) +
                      (1 - fractions) * np.log(1 - fractions))
+  return first, last, entropy
+
+
+def test_region_loss_falls_below_the_best_constant_guess():
+  """A short run must beat the best constant guesses clearly.
+
+  Only finding the square from the visible patches gets well below them.
+  """
+  first, last, entropy = _region_run(seed=0, steps=1000)
+  # Measured with this helper on a 2-vCPU AVX2 AMD EPYC (2026-12-05), seeds
+  # 0-4: last / entropy 0.34-0.54 (seed 0: 0.54), flat over the last 300
+  # steps: a 1.5x margin on the 0.8 bound. The run it replaces (400 steps at
+  # a constant 3e-3, masks from the suite's random state) gave 0.62-0.79
+  # over the same seeds: seed 0 passed by 1.5%. Seeds change the weights
+  # and masks far more than another CPU's rounding does.
   assert last < 0.8 * entropy < first, (first, last, entropy)
