@@ -126,7 +126,8 @@ class SpotPatch(tf.Module):
   @property
   def sizes(self) -> list[int]:
     """|W_l|: the kernel parameters each gate would put in the patch."""
-    return [sum(int(tf.size(c)) for c in copies) for copies in self.copies]
+    return [sum(c.shape.num_elements() for c in copies)
+            for copies in self.copies]
 
   def variables_to_train(self) -> list[tf.Variable]:
     """The copies and gate logits (hardened gates' logits left out)."""
