@@ -24,5 +24,6 @@ from univision.tasks import image_classification_qat as _ic_qat_task
 from univision.tasks import mae as _mae_task
 from univision.tasks import patched_retinanet as _patched_retinanet_task
 from univision.tasks import query_retinanet as _query_retinanet_task
+from univision.tasks import spot_patched_retinanet as _spot_task
 from univision.tasks import maws_weak_classification as _maws_weak_task
 from univision.tasks import wsol as _wsol_task

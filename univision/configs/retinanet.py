@@ -7,7 +7,8 @@ Model Garden's `RetinaNetTask` is registered for it. Composite tasks are
 written by `python -m univision.data.detection_composites`.
 
 Experiments: `mnv4_retinanet_composites` / `mnv4_ssdlite_composites` (CPU,
-one offline task), `mnv4_retinanet_composites_patch` (model patches), and
+one offline task), `mnv4_retinanet_composites_patch` (fixed model patches),
+`mnv4_retinanet_composites_spot` (a learned SpotPatch), and
 `mnv4_retinanet_coco` / `mnv4_ssdlite_coco` (TPU, COCO).
 """
 import dataclasses
@@ -16,6 +17,7 @@ import os
 from official.core import config_definitions as cfg
 from official.core import exp_factory
 from official.core import task_factory
+from official.modeling import hyperparams
 from official.modeling import optimization
 from official.vision.configs import common
 from official.vision.configs import decoders
@@ -67,6 +69,40 @@ class PatchedRetinaNetTask(RetinaNetTask):
   bn_statistics: str = 'frozen'
 
 
+@dataclasses.dataclass
+class SpotGates(hyperparams.Config):
+  """SpotPatch's learned gates (`univision.modeling.spot_patch`).
+
+  Attributes:
+    size_weight: lambda of the size penalty lambda * sum_l P(g_l = 1) *
+      |W_l| / |W| added to the detection loss.
+    initial_logit: Every gate's logit at the start (0: P(copy) = 0.5).
+    temperature_start: The relaxation temperature at step 0.
+    temperature_end: The temperature after `temperature_steps` (then held).
+    temperature_steps: Steps of the exponential annealing.
+  """
+  size_weight: float = 0.1
+  initial_logit: float = 0.0
+  temperature_start: float = 1.0
+  temperature_end: float = 0.05
+  temperature_steps: int = 1000
+
+
+@dataclasses.dataclass
+class SpotPatchedRetinaNetTask(PatchedRetinaNetTask):
+  """RetinaNet training a SpotPatch: learned gates choose the patch's layers.
+
+  `patch` names what is always in the patch (batch norm and the
+  predictor); every other conv and dense layer gets a gate and a task copy
+  (`univision.modeling.spot_patch`).
+
+  Attributes:
+    gates: The gates' penalty, start and temperature schedule.
+  """
+  patch: str = 'bn+predictor'
+  gates: SpotGates = dataclasses.field(default_factory=SpotGates)
+
+
 @exp_factory.register_config_factory('mnv4_retinanet_composites')
 def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
   """MNv4-Conv-S RetinaNet + FPN (levels 3-5) on one composite task, on CPU.
@@ -115,6 +151,20 @@ def mnv4_retinanet_composites_patch() -> cfg.ExperimentConfig:
   config = mnv4_retinanet_composites()
   config.task = PatchedRetinaNetTask(**config.task.as_dict())
   config.task.init_checkpoint_modules = 'all'
+  return config
+
+
+@exp_factory.register_config_factory('mnv4_retinanet_composites_spot')
+def mnv4_retinanet_composites_spot() -> cfg.ExperimentConfig:
+  """`mnv4_retinanet_composites_patch` with a learned SpotPatch.
+
+  Set `task.init_checkpoint` to the shared base detector's checkpoint; the
+  gates' schedule follows the run's steps.
+  """
+  config = mnv4_retinanet_composites_patch()
+  config.task = SpotPatchedRetinaNetTask(
+      **{**config.task.as_dict(), 'patch': 'bn+predictor'})
+  config.task.gates.temperature_steps = config.trainer.train_steps
   return config
 
 

@@ -108,20 +108,36 @@ def _flatten_layers(value) -> list[tf_keras.layers.Layer]:
   return [value] if isinstance(value, tf_keras.layers.Layer) else []
 
 
-def _head_variable_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
-  """ids of the variables of kind `head` or `predictor`."""
+def _head(model: tf_keras.Model, spec: str) -> tf_keras.layers.Layer:
   head = getattr(model, 'head', None)
   if head is None:
     raise ValueError(f'Patch {spec!r}: {type(model).__name__} has no '
                      '`head` attribute.')
-  if kind == 'head':
-    return {id(v) for v in head.weights}
+  return head
+
+
+def predictor_layers(model: tf_keras.Model,
+                     spec: str = 'predictor') -> list[tf_keras.layers.Layer]:
+  """The head's output layers (class scores, box deltas): kind `predictor`.
+
+  Raises:
+    ValueError: naming `spec` if the model has no head or the head none of
+      Model Garden's output layers.
+  """
+  head = _head(model, spec)
   layers = [l for a in _PREDICTOR_ATTRIBUTES
             for l in _flatten_layers(getattr(head, a, None))]
   if not layers:
     raise ValueError(f'Patch {spec!r}: head {type(head).__name__} has none '
                      f'of the output layers {_PREDICTOR_ATTRIBUTES}.')
-  return {id(v) for l in layers for v in l.weights}
+  return layers
+
+
+def _head_variable_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
+  """ids of the variables of kind `head` or `predictor`."""
+  if kind == 'head':
+    return {id(v) for v in _head(model, spec).weights}
+  return {id(v) for l in predictor_layers(model, spec) for v in l.weights}
 
 
 def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
