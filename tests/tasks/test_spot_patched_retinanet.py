@@ -1,5 +1,9 @@
 """The SpotPatch RetinaNet task: gated copies, penalty, base restored."""
+import json
+import re
+
 import numpy as np
+import pytest
 import tensorflow as tf, tf_keras
 from official.core import exp_factory
 from official.core import task_factory
@@ -21,8 +25,8 @@ def _spot(folder, base_checkpoint: str = '', **gates):
   return task, task.build_model(), params
 
 
-def test_starts_as_the_base_and_a_step_trains_the_patch_only(composites,
-                                                            tmp_path):
+def test_starts_as_the_base_trains_the_patch_and_saves_it(composites,
+                                                          tmp_path):
   # The shared base: a plain detector's checkpoint.
   _, base_model, _ = _spot(composites)
   base_path = tf.train.Checkpoint(**base_model.checkpoint_items).write(
@@ -61,3 +65,44 @@ def test_starts_as_the_base_and_a_step_trains_the_patch_only(composites,
   after = [float(g.logit) for g in patch.gates]
   assert all(a <= b for a, b in zip(after, logits_before))
   assert sum(a < b for a, b in zip(after, logits_before)) > len(after) // 2
+
+  # Hardened with some layers in the patch, saved, and loaded into the
+  # plain base: the same detector, to the bit.
+  for gate in patch.gates:
+    gate.logit.assign(-1.0)
+  on = [2, 7, len(patch.gates) - 1]
+  for i in on:
+    patch.gates[i].logit.assign(1.0)
+  assert patch.harden() == [patch.layer_names[i] for i in on]
+  path = patches.save(model, 'bn+predictor', str(tmp_path / 'spot.npz'),
+                      kernels=patch.patch_kernels())
+  patches.load(base_model, path)
+  got = model(images, training=False)
+  want = base_model(images, training=False)
+  for key in ('detection_boxes', 'detection_scores', 'num_detections'):
+    np.testing.assert_array_equal(got[key], want[key])
+  # The file holds the patch's values and nothing else.
+  with np.load(path) as data:
+    stored = sum(data[k].nbytes for k in data.files if k != '__meta__')
+  kernels = sum(patch.sizes[i] for i in on)
+  kind_values = patches.count_parameters(
+      patches.select(model, 'bn+predictor'))
+  assert stored == 4 * (kernels + kind_values)
+
+
+def test_a_patch_kernel_that_does_not_fit_is_named(composites, tmp_path):
+  task, model, _ = _spot(composites, initial_logit=1.0)
+  model.spot_patch.harden()
+  path = str(tmp_path / 'spot.npz')
+  patches.save(model, 'predictor', path,
+               kernels=model.spot_patch.patch_kernels())
+  with np.load(path) as data:
+    arrays = {k: data[k] for k in data.files}
+  meta = json.loads(str(arrays['__meta__']))
+  last = f'v{len(meta["names"]) + len(meta["kernel_positions"]) - 1:05d}'
+  arrays[last] = arrays[last][..., :1]  # As if from a narrower base.
+  np.savez(path, **arrays)
+  name = re.escape(meta['kernel_names'][-1])
+  with pytest.raises(ValueError,
+                     match=rf'spot.npz: patch variable {name} .* does not fit'):
+    patches.load(model, path)

@@ -22,17 +22,23 @@ but are not counted as patch parameters (they are not trained); the same
 holds for the head's batch norms in `head`.
 
 A patch file (`.npz`) stores the values in the model's variable order with
-names and shapes, plus the kinds; loading checks every name and shape.
+names and shapes, plus the kinds; loading checks every name and shape. A
+learned SpotPatch (`univision.modeling.spot_patch`) adds the kernels of its
+gated-on layers, each stored with its position among the model's gateable
+kernels and the name of the shared kernel it replaces: base + patch is then
+a plain detector, no gates needed.
 """
 import dataclasses
 import io
 import json
 import re
-from typing import Sequence
+from typing import Mapping, Sequence
 import zipfile
 
 import numpy as np
 import tensorflow as tf, tf_keras
+
+from univision.modeling import spot_patch
 
 KINDS = ('bn', 'bias', 'depthwise', 'predictor', 'head')
 # Model Garden's dense prediction heads keep their output layers here.
@@ -196,12 +202,35 @@ def count_parameters(variables: Sequence[tf.Variable]) -> int:
   return int(sum(np.prod(v.shape) for v in variables))
 
 
-def save(model: tf_keras.Model, spec: str, path: str) -> str:
-  """Writes patch `spec` of `model` to `path` (.npz); returns the path."""
+def _kernel_slots(model: tf_keras.Model) -> list[tf.Variable]:
+  """The kernels a learned SpotPatch can replace, in patch-file order."""
+  return spot_patch.candidate_kernels(model, predictor_layers(model))
+
+
+def save(model: tf_keras.Model, spec: str, path: str,
+         kernels: Mapping[int, tf.Variable] | None = None) -> str:
+  """Writes patch `spec` of `model` to `path` (.npz); returns the path.
+
+  Args:
+    model: The model whose patch is saved.
+    spec: The patch kinds.
+    path: The file to write.
+    kernels: A learned SpotPatch's kernels (`SpotPatch.patch_kernels`), by
+      position in the model's candidate kernels; the file stores them with
+      the name of the shared kernel each replaces.
+
+  Returns:
+    `path`.
+  """
   variables = select(model, spec)
-  arrays = {f'v{i:05d}': v.numpy() for i, v in enumerate(variables)}
+  kernels = dict(sorted((kernels or {}).items()))
+  slots = _kernel_slots(model) if kernels else []
+  arrays = {f'v{i:05d}': v.numpy() for i, v in enumerate(
+      [*variables, *kernels.values()])}
   meta = {'kinds': list(parse_kinds(spec)),
-          'names': [v.name for v in variables]}
+          'names': [v.name for v in variables],
+          'kernel_positions': list(kernels),
+          'kernel_names': [slots[i].name for i in kernels]}
   buffer = io.BytesIO()
   np.savez(buffer, __meta__=np.array(json.dumps(meta)), **arrays)
   with tf.io.gfile.GFile(path, 'wb') as f:
@@ -209,33 +238,59 @@ def save(model: tf_keras.Model, spec: str, path: str) -> str:
   return path
 
 
-def _read(path: str) -> tuple[tuple[str, ...], list[str], list[np.ndarray]]:
+@dataclasses.dataclass(frozen=True)
+class _PatchFile:
+  """A patch file's content: kinds' variables, then positioned kernels."""
+  kinds: tuple[str, ...]
+  names: list[str]
+  arrays: list[np.ndarray]
+  kernel_positions: list[int]
+  kernel_names: list[str]
+
+
+def _read(path: str) -> _PatchFile:
   """A patch file's kinds, variable names and values."""
   with tf.io.gfile.GFile(path, 'rb') as f:
     content = f.read()
   try:
     data = np.load(io.BytesIO(content), allow_pickle=False)
     meta = json.loads(str(data['__meta__']))
-    arrays = [data[f'v{i:05d}'] for i in range(len(meta['names']))]
+    positions = meta.get('kernel_positions', [])
+    count = len(meta['names']) + len(positions)
+    arrays = [data[f'v{i:05d}'] for i in range(count)]
   except (ValueError, KeyError, OSError, zipfile.BadZipFile) as e:
     raise ValueError(f'{path}: not a patch file written by '
                      f'patches.save ({e}).') from e
-  return tuple(meta['kinds']), meta['names'], arrays
+  return _PatchFile(tuple(meta['kinds']), meta['names'], arrays, positions,
+                    meta.get('kernel_names', []))
 
 
-def _matching_variables(model: tf_keras.Model, path: str, kinds, names,
-                        arrays) -> list[tf.Variable]:
+def _check_fit(path: str, variable: tf.Variable, name: str,
+               value: np.ndarray) -> None:
+  if _comparable_name(variable.name) != _comparable_name(name) or (
+      tuple(variable.shape) != value.shape):
+    raise ValueError(f'{path}: patch variable {name} {value.shape} does '
+                     f'not fit model variable {variable.name} '
+                     f'{tuple(variable.shape)}.')
+
+
+def _matching_variables(model: tf_keras.Model, path: str,
+                        patch: _PatchFile) -> list[tf.Variable]:
   """The model's variables for a patch's values, checked name by name."""
-  variables = select(model, '+'.join(kinds))
-  if len(variables) != len(arrays):
-    raise ValueError(f'{path}: {len(arrays)} variables in the patch, '
-                     f'{len(variables)} of kinds {kinds} in the model.')
-  for variable, name, value in zip(variables, names, arrays):
-    if _comparable_name(variable.name) != _comparable_name(name) or (
-        tuple(variable.shape) != value.shape):
-      raise ValueError(f'{path}: patch variable {name} {value.shape} does '
-                       f'not fit model variable {variable.name} '
-                       f'{tuple(variable.shape)}.')
+  variables = select(model, '+'.join(patch.kinds))
+  if len(variables) != len(patch.names):
+    raise ValueError(f'{path}: {len(patch.names)} variables in the patch, '
+                     f'{len(variables)} of kinds {patch.kinds} in the model.')
+  if patch.kernel_positions:
+    slots = _kernel_slots(model)
+    if max(patch.kernel_positions) >= len(slots):
+      raise ValueError(f'{path}: the patch replaces kernel '
+                       f'{max(patch.kernel_positions)} of the gateable '
+                       f'layers; the model has {len(slots)}.')
+    variables += [slots[i] for i in patch.kernel_positions]
+  for variable, name, value in zip(
+      variables, [*patch.names, *patch.kernel_names], patch.arrays):
+    _check_fit(path, variable, name, value)
   return variables
 
 
@@ -246,11 +301,11 @@ def load(model: tf_keras.Model, path: str) -> tuple[str, ...]:
     ValueError: naming the file and the first variable whose name or shape
       differs from the model's (a patch for another architecture or kind).
   """
-  kinds, names, arrays = _read(path)
-  variables = _matching_variables(model, path, kinds, names, arrays)
-  for variable, value in zip(variables, arrays):
+  patch = _read(path)
+  variables = _matching_variables(model, path, patch)
+  for variable, value in zip(variables, patch.arrays):
     variable.assign(value)
-  return kinds
+  return patch.kinds
 
 
 class PatchSwitcher:
@@ -268,13 +323,13 @@ class PatchSwitcher:
 
   def apply(self, path: str) -> tuple[str, ...]:
     """Switches the model to the task of patch file `path`; returns kinds."""
-    kinds, names, arrays = _read(path)
-    variables = _matching_variables(self._model, path, kinds, names, arrays)
+    patch = _read(path)
+    variables = _matching_variables(self._model, path, patch)
     self.reset()
-    for variable, value in zip(variables, arrays):
+    for variable, value in zip(variables, patch.arrays):
       self._base.setdefault(id(variable), (variable, variable.numpy()))
       variable.assign(value)
-    return kinds
+    return patch.kinds
 
   def reset(self) -> None:
     """Back to the shared base."""

@@ -56,6 +56,19 @@ def kernel_attributes(layer: tf_keras.layers.Layer) -> tuple[str, ...]:
   return ()
 
 
+def candidate_kernels(model: tf_keras.Model,
+                      exclude: Sequence[tf_keras.layers.Layer] = ()
+                      ) -> list[tf.Variable]:
+  """The shared kernels of `candidates`, in order: a patch file's positions.
+
+  Read outside a layer's call, a gated layer's kernel attributes are its
+  shared variables, so the list is the same with or without a SpotPatch.
+  """
+  return [getattr(layer, attribute)
+          for layer in candidates(model, exclude)
+          for attribute in kernel_attributes(layer)]
+
+
 def candidates(model: tf_keras.Model,
                exclude: Sequence[tf_keras.layers.Layer] = ()
                ) -> list[tf_keras.layers.Layer]:
@@ -157,6 +170,29 @@ class SpotPatch(tf.Module):
     """Fixes every gate (P > 0.5: copy); returns the gated-on layers."""
     return [name for name, gate in zip(self.layer_names, self.gates)
             if gate.harden() == 1.0]
+
+  def patch_kernels(self) -> dict[int, tf.Variable]:
+    """The copies of the gated-on layers, by `candidate_kernels` position.
+
+    The patch's layers must be `candidates(model, exclude)` in order (as
+    `attach` makes them) for the positions to be those of
+    `candidate_kernels(model, exclude)`.
+
+    Raises:
+      ValueError: if a gate is not hardened (`harden` first).
+    """
+    learning = [n for n, g in zip(self.layer_names, self.gates)
+                if g.hard_value is None]
+    if learning:
+      raise ValueError(f'SpotPatch: gates of {learning[:3]} are not hardened; '
+                       'call harden() before saving the patch.')
+    kernels, position = {}, 0
+    for gate, copies in zip(self.gates, self.copies):
+      for copy in copies:
+        if gate.hard_value == 1.0:
+          kernels[position] = copy
+        position += 1
+    return kernels
 
   def _install(self, index: int, layer: tf_keras.layers.Layer) -> None:
     """Makes `layer` compute with the mixed kernels (see the module)."""
