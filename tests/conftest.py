@@ -60,9 +60,10 @@ def fake_fmnist_tfrecords(tmp_path_factory, fake_fmnist_source) -> str:
 
 @pytest.fixture(scope='session')
 def composites(tmp_path_factory, fake_fmnist_source) -> str:
-  """A small tops_on_photos detection task (16 train, 8 val images)."""
+  """A small tops_on_photos detection task (16 train, 8 val, 8 test)."""
   from univision.data import detection_composites  # pylint: disable=g-import-not-at-top
   out = str(tmp_path_factory.mktemp('composites'))
   detection_composites.build(out, ['tops_on_photos'], num_train=16,
-                             num_val=8, source_dir=fake_fmnist_source)
+                             num_val=8, num_test=8,
+                             source_dir=fake_fmnist_source)
   return os.path.join(out, 'tops_on_photos')

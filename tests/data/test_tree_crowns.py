@@ -88,22 +88,38 @@ def test_build_writes_model_garden_records(tmp_path):
   _write_voc(str(src), 'train_img', (256, 256), [(10, 10, 40, 40),
                                                   (150, 150, 190, 180)])
   _write_voc(str(src), 'val_img', (128, 128), [(5, 5, 30, 30)])
+  _write_voc(str(src), 'test_img', (128, 128), [(1, 1, 64, 32),
+                                                (70, 70, 90, 100)])
   out = str(tmp_path / 'trees')
-  tree_crowns.build(out, str(src), ('train_img.xml',), ('val_img.xml',))
+  tree_crowns.build(out, str(src), ('train_img.xml',), ('val_img.xml',),
+                    ('test_img.xml',))
   decoder = tf_example_decoder.TfExampleDecoder()
-  val = [decoder.decode(r) for r in tf.data.TFRecordDataset(
-      sorted(glob.glob(f'{out}/val-*')))]
+  read = lambda split: [decoder.decode(r) for r in tf.data.TFRecordDataset(
+      sorted(glob.glob(f'{out}/{split}-*')))]
+  val = read('val')
   assert len(val) == 1
   np.testing.assert_allclose(val[0]['groundtruth_boxes'].numpy(),
                              [[4 / 128, 4 / 128, 30 / 128, 30 / 128]])
   assert val[0]['groundtruth_classes'].numpy().tolist() == [1]
-  train = [decoder.decode(r) for r in tf.data.TFRecordDataset(
-      sorted(glob.glob(f'{out}/train-*')))]
+  assert int(val[0]['source_id']) == 100_000
+  test = read('test')
+  assert len(test) == 1 and int(test[0]['source_id']) == 200_000
+  np.testing.assert_allclose(test[0]['groundtruth_boxes'].numpy() * 128,
+                             [[0, 0, 32, 64], [69, 69, 100, 90]])
+  train = read('train')
   # Tiles every 64 px over 256 px: 3 x 3 starts, those holding a crown.
   assert 1 <= len(train) <= 9
   assert all(len(t['groundtruth_classes']) >= 1 for t in train)
   with open(f'{out}/label_map.json') as f:
     assert json.load(f) == {'1': 'tree'}
+
+
+def test_an_image_in_two_splits_is_named(tmp_path):
+  with pytest.raises(ValueError, match='b.xml is in both the val and the '
+                     'test split'):
+    tree_crowns.build(str(tmp_path), str(tmp_path), ('a.xml',), ('b.xml',),
+                      ('b.xml',))
+  assert not os.listdir(tmp_path)  # Refused before writing anything.
 
 
 def test_reads_the_real_deepforest_annotations():
@@ -112,9 +128,16 @@ def test_reads_the_real_deepforest_annotations():
   except FileNotFoundError:
     pytest.fail(f'deepforest data missing: {tree_crowns.INSTALL_HINT} '
                 '(the Makefile installs it)')
+  splits = (tree_crowns.TRAIN_IMAGES, tree_crowns.VAL_IMAGES,
+            tree_crowns.TEST_IMAGES)
+  names = [name for split in splits for name in split]
+  assert len(set(names)) == len(names)  # Disjoint splits.
   counts = {name: len(tree_crowns.read_voc(os.path.join(data_dir, name)).boxes)
-            for name in tree_crowns.TRAIN_IMAGES + tree_crowns.VAL_IMAGES}
-  # The numbers of <object> elements in deepforest 2.1.0's files.
+            for name in names}
+  # The numbers of <object> elements in deepforest 2.1.0's files: all four
+  # annotated files are used.
   assert counts == {'2019_YELL_2_528000_4978000_image_crop2.xml': 574,
                     'OSBS_029.xml': 61, 'SOAP_061.xml': 37,
                     '2019_YELL_2_541000_4977000_image_crop.xml': 279}
+  assert sorted(counts) == sorted(
+      n for n in os.listdir(data_dir) if n.endswith('.xml'))

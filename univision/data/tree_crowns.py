@@ -11,10 +11,18 @@ module reads only the data files, never imports the package.
 Tiles of `TILE` pixels are cut at native resolution. A crown cut by a tile
 border is kept, clipped, when at least `MIN_VISIBLE` of its box area lies
 inside the tile, and dropped otherwise; tiles left without a crown are
-skipped. Splits are by image, so no crown is seen in both:
-train = `TRAIN_IMAGES` (tiles every TILE/2 pixels), val = `VAL_IMAGES`
-(non-overlapping tiles). All boxes are one class, `tree` (SOAP_061's
-Alive/Dead labels are merged).
+skipped. All boxes are one class, `tree` (SOAP_061's Alive/Dead labels are
+merged).
+
+Splits are by image, so no crown is seen in two of them: train =
+`TRAIN_IMAGES` (tiles every TILE/2 pixels), val = `VAL_IMAGES` and test =
+`TEST_IMAGES` (non-overlapping tiles). `test` is held out: report on it,
+choose nothing on it. The four annotated images come from three NEON sites
+(YELL twice, OSBS and SOAP once each), so not every site can be in every
+split: val is the second YELL image, a site train shows, while test is
+OSBS_029 (61 crowns, 16 tiles), a site train never shows - test measures
+transfer to a new site, and is small. SOAP_061 stays in train for its dead
+trees.
 """
 import dataclasses
 import importlib.util
@@ -32,8 +40,9 @@ from univision.data import tfrecords
 TILE = 128
 MIN_VISIBLE = 0.5
 TRAIN_IMAGES = ('2019_YELL_2_528000_4978000_image_crop2.xml',
-                'OSBS_029.xml', 'SOAP_061.xml')
+                'SOAP_061.xml')
 VAL_IMAGES = ('2019_YELL_2_541000_4977000_image_crop.xml',)
+TEST_IMAGES = ('OSBS_029.xml',)
 LABEL_MAP = {1: 'tree'}
 INSTALL_HINT = 'pip install --no-deps deepforest==2.1.0'
 
@@ -140,26 +149,45 @@ def _examples(data_dir: str, xml_names: tuple[str, ...], stride: int):
       yield tile, boxes, np.ones(len(boxes), np.int64)
 
 
+def _check_disjoint(splits: dict[str, tuple[str, ...]]) -> None:
+  """Raises ValueError naming a file listed in two splits."""
+  seen = {}
+  for split, names in splits.items():
+    for name in names:
+      if name in seen:
+        raise ValueError(f'{name} is in both the {seen[name]} and the {split} '
+                         'split; splits must use different images.')
+      seen[name] = split
+
+
 def build(output_dir: str, data_dir: str | None = None,
           train_files: tuple[str, ...] = TRAIN_IMAGES,
-          val_files: tuple[str, ...] = VAL_IMAGES) -> dict[str, list[str]]:
-  """Writes `train-*`, `val-*` TFRecords and `label_map.json`.
+          val_files: tuple[str, ...] = VAL_IMAGES,
+          test_files: tuple[str, ...] = TEST_IMAGES) -> dict[str, list[str]]:
+  """Writes `train-*`, `val-*`, `test-*` TFRecords and `label_map.json`.
 
   Args:
     output_dir: The task folder to write.
     data_dir: Folder of the VOC files; default: deepforest's data.
     train_files: VOC files (in `data_dir`) of the training split.
     val_files: VOC files of the validation split.
+    test_files: VOC files of the test split.
+
+  Raises:
+    ValueError: naming a file given to two splits.
   """
+  files = {'train': train_files, 'val': val_files, 'test': test_files}
+  _check_disjoint(files)
   data_dir = data_dir or deepforest_data_dir()
   os.makedirs(output_dir, exist_ok=True)
   written = {}
-  for split, names, stride, first_id in (
-      ('train', train_files, TILE // 2, 0),
-      ('val', val_files, TILE, 100_000)):
+  for split, stride, first_id in (('train', TILE // 2, 0),
+                                  ('val', TILE, 100_000),
+                                  ('test', TILE, 200_000)):
     written[split] = tfrecords.write_detection_tfrecords(
-        _examples(data_dir, names, stride), os.path.join(output_dir, split),
-        num_shards=2, first_source_id=first_id)
+        _examples(data_dir, files[split], stride),
+        os.path.join(output_dir, split), num_shards=2,
+        first_source_id=first_id)
   with open(os.path.join(output_dir, 'label_map.json'), 'w') as f:
     json.dump(LABEL_MAP, f, indent=1)
   return written
