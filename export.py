@@ -14,6 +14,12 @@ shared base plus that task's patch:
     --patch=results/model_patches/patches/tree_crowns/bn+predictor.npz \
     --export_dir=exports/tree_crowns --tflite_path=exports/tree_crowns.tflite
 
+With `--patch` the export folder also gets the patch file alone
+(`patch.npz`): what a task adds to a base that is already deployed. A
+patch-training run (`*_patch`, `*_spot` experiments) writes its patch to
+`<model_dir>/patch.npz`; export it with the run's own experiment and
+config, `--checkpoint_path=<model_dir>` and that `--patch`.
+
 A SavedModel export ends by printing where it is, the checkpoint it came from
 and the commands that try it on an image and convert it to TFLite.
 """
@@ -94,20 +100,31 @@ def _summary(saved_model: str) -> list[str]:
           '`make demo` model)']
 
 
+def _copy_patch() -> list[str]:
+  """Writes the patch file alone next to the export; its summary line."""
+  if not _PATCH.value:
+    return []
+  tf.io.gfile.makedirs(_EXPORT_DIR.value)
+  path = f'{_EXPORT_DIR.value}/patch.npz'
+  tf.io.gfile.copy(_PATCH.value, path, overwrite=True)
+  return [f'Patch file:       {path} ({tf.io.gfile.stat(path).length:,} '
+          'bytes, on top of the base checkpoint)']
+
+
 def main(_):
   if _TFLITE_PATH.value:
     path = tflite_lib.export_tflite(
         _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
         _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _TFLITE_PATH.value,
         _QUANT_TYPE.value, _CALIBRATION_STEPS.value, _PATCH.value)
-    print(f'TFLite:           {path}')
+    print('\n'.join([f'TFLite:           {path}', *_copy_patch()]))
     return
   saved_model = saved_model_lib.export(
       _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
       _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _INPUT_TYPE.value,
       _INPUT_IMAGE_SIZE.value, _BATCH_SIZE.value, _SIGNATURES.value,
       _PATCH.value)
-  print('\n'.join(_summary(saved_model)))
+  print('\n'.join(_summary(saved_model) + _copy_patch()))
 
 
 if __name__ == '__main__':

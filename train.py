@@ -28,11 +28,13 @@ from official.common import flags as tfm_flags
 from official.core import config_definitions as cfg
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.configs import retinanet as retinanet_cfg
 from univision.core import config_parsing
 from univision.core import divergence
 from univision.core import logging_setup
 from univision.core import tfrecord_check
 from univision.core import training
+from univision.tasks import patch_outputs
 
 FLAGS = flags.FLAGS
 _DATA_ERROR_MARK = 'Corrupt or truncated image record'
@@ -51,27 +53,40 @@ def _data_error(error: tf.errors.OpError) -> str | None:
   return None
 
 
-def run(flags_obj) -> tuple[cfg.ExperimentConfig, dict[str, float]]:
+def run(flags_obj) -> tuple[cfg.ExperimentConfig, dict[str, float],
+                             list[str]]:
   """Parses the experiment from flags, trains and/or evaluates.
+
+  A run that trains a model patch (`*_patch`, `*_spot` experiments) ends by
+  writing the patch file (`patch_outputs.default_path`), a learned
+  SpotPatch's gates hardened first.
 
   Args:
     flags_obj: The parsed absl flags.
 
   Returns:
-    The experiment config and the metrics of the last evaluation (empty if
-    there was none).
+    The experiment config, the metrics of the last evaluation (empty if
+    there was none) and the summary lines of a written patch file.
   """
   params = config_parsing.parse_configuration(flags_obj)
-  _, metrics = training.run(params, flags_obj.model_dir, flags_obj.mode,
-                            progress_lines=flags_obj.progress_lines)
-  return params, metrics
+  model, metrics = training.run(params, flags_obj.model_dir, flags_obj.mode,
+                                progress_lines=flags_obj.progress_lines)
+  patch_lines = []
+  if ('train' in flags_obj.mode and
+      isinstance(params.task, retinanet_cfg.PatchedRetinaNetTask)):
+    path = patch_outputs.default_path(flags_obj.model_dir)
+    size = patch_outputs.write_patch(model, params.task.patch, path)
+    patch_lines = [f'Patch:            {path} ({size.parameters:,} '
+                   f'parameters, {size.fraction:.2%} of the detector, '
+                   f'{tf.io.gfile.stat(path).length:,} bytes)']
+  return params, metrics, patch_lines
 
 
 def _summary(flags_obj, params: cfg.ExperimentConfig,
-             metrics: dict[str, float]) -> list[str]:
+             metrics: dict[str, float], patch_lines: list[str]) -> list[str]:
   """The closing lines: results, where they are, and how to export them."""
   model_dir = flags_obj.model_dir
-  lines = []
+  lines = list(patch_lines)
   if 'accuracy' in metrics:
     data = params.task.validation_data
     lines.append(f'Eval top-1:       {metrics["accuracy"]:.2%} (accuracy on '
@@ -85,6 +100,8 @@ def _summary(flags_obj, params: cfg.ExperimentConfig,
     export.append(f'--params_override={flags_obj.params_override}')
   export += [f'--checkpoint_path={model_dir}',
              f'--export_dir={model_dir}/export']
+  if patch_lines:
+    export.append(f'--patch={patch_outputs.default_path(model_dir)}')
   return lines + [
       f'Checkpoint:       {tf.train.latest_checkpoint(model_dir) or model_dir}',
       f'TensorBoard logs: {model_dir} (tensorboard --logdir {model_dir})',
@@ -93,7 +110,7 @@ def _summary(flags_obj, params: cfg.ExperimentConfig,
 
 def main(_):
   try:
-    params, metrics = run(FLAGS)
+    params, metrics, patch_lines = run(FLAGS)
   except tfrecord_check.CorruptRecordFileError as e:
     sys.exit(f'train.py: bad input data: {e.message}')
   except divergence.TrainingDivergedError as e:
@@ -103,7 +120,7 @@ def main(_):
     if line is None:
       raise
     sys.exit(f'train.py: bad input data: {line}')
-  print('\n'.join(_summary(FLAGS, params, metrics)))
+  print('\n'.join(_summary(FLAGS, params, metrics, patch_lines)))
 
 
 if __name__ == '__main__':

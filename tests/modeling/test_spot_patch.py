@@ -139,3 +139,77 @@ def test_a_checkpoint_of_the_patch_holds_copies_and_gates_only(tmp_path):
   stored = sum(int(np.prod(shape)) for name, shape in
                tf.train.list_variables(path) if 'copies' in name)
   assert stored == sum(patch.sizes)  # No shared kernel came along.
+
+
+class _Block(tf_keras.layers.Layer):
+  """A backbone block: expand and depthwise convs under one layer."""
+
+  def __init__(self, **kwargs):
+    super().__init__(**kwargs)
+    self.expand = tf_keras.layers.Conv2D(4, 1, name='expand')
+    self.dw = tf_keras.layers.DepthwiseConv2D(3, padding='same', name='dw')
+
+  def call(self, inputs):
+    return self.dw(self.expand(inputs))
+
+
+def _detector_like() -> tuple[tf_keras.Model, tf_keras.layers.Layer]:
+  """A 'backbone' of two blocks and a stem conv, then a 'head' conv."""
+  tf_keras.utils.set_random_seed(1)
+  inputs = tf_keras.Input([8, 8, 3])
+  x = tf_keras.layers.Conv2D(4, 3, padding='same', name='stem')(inputs)
+  x = _Block(name='block1')(x)
+  x = _Block(name='block2')(x)
+  backbone = tf_keras.Model(inputs, x, name='backbone')
+  head_conv = tf_keras.layers.Conv2D(2, 1, name='head_conv')
+  images = tf_keras.Input([8, 8, 3])
+  model = tf_keras.Model(images, head_conv(backbone(images)))
+  model(_images())
+  return model, head_conv
+
+
+def test_block_granularity_gates_whole_backbone_blocks():
+  model, _ = _detector_like()
+  patch = spot_patch.attach(model, granularity='block')
+  layers = {name: [patch.layer_names[i] for i in group]
+            for name, group in zip(patch.gate_names, patch.groups)}
+  assert layers == {'stem': ['stem'], 'block1': ['expand', 'dw'],
+                    'block2': ['expand', 'dw'], 'head_conv': ['head_conv']}
+  sizes = dict(zip(patch.gate_names, patch.sizes))
+  assert sizes == {'stem': 3 * 3 * 3 * 4, 'block1': 4 * 4 + 3 * 3 * 4,
+                   'block2': 4 * 4 + 3 * 3 * 4, 'head_conv': 4 * 2}
+  base = model(_images(), training=False).numpy()
+  for copies in patch.copies:
+    for copy in copies:
+      copy.assign(copy * 1.5)
+  for gate in patch.gates:
+    gate.logit.assign(-1.0)
+  block1 = patch.gate_names.index('block1')
+  patch.gates[block1].logit.assign(1.0)  # Both its layers switch.
+  assert patch.harden() == ['block1']
+  on = patch.groups[block1]
+  # One kernel per layer here: positions are the layers' indices.
+  assert sorted(patch.patch_kernels()) == sorted(on)
+  assert not np.array_equal(model(_images(), training=False), base)
+  # A layer-granularity patch with just block 1's layers on agrees.
+  plain, _ = _detector_like()
+  layer_patch = spot_patch.attach(plain)
+  for mine, theirs in zip(patch.copies, layer_patch.copies):
+    for a, b in zip(mine, theirs):
+      b.assign(a)
+  for i, gate in enumerate(layer_patch.gates):
+    gate.logit.assign(1.0 if i in on else -1.0)
+  np.testing.assert_array_equal(model(_images(), training=False),
+                                plain(_images(), training=False))
+
+
+def test_every_layer_needs_one_gate_group():
+  model, _ = _detector_like()
+  layers = spot_patch.candidates(model)
+  with pytest.raises(ValueError, match=f"layer '{layers[-1].name}' is in "
+                     'none'):
+    spot_patch.SpotPatch(layers, groups=[[i] for i in range(5)])
+  with pytest.raises(ValueError, match='in several groups'):
+    spot_patch.SpotPatch(layers, groups=[[i] for i in range(6)] + [[0]])
+  with pytest.raises(ValueError, match='granularity'):
+    spot_patch.attach(model, granularity='channel')

@@ -73,7 +73,7 @@ def test_starts_as_the_base_trains_the_patch_and_saves_it(composites,
   on = [2, 7, len(patch.gates) - 1]
   for i in on:
     patch.gates[i].logit.assign(1.0)
-  assert patch.harden() == [patch.layer_names[i] for i in on]
+  assert patch.harden() == [patch.gate_names[i] for i in on]
   path = patches.save(model, 'bn+predictor', str(tmp_path / 'spot.npz'),
                       kernels=patch.patch_kernels())
   patches.load(base_model, path)

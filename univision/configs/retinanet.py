@@ -80,12 +80,16 @@ class SpotGates(hyperparams.Config):
     temperature_start: The relaxation temperature at step 0.
     temperature_end: The temperature after `temperature_steps` (then held).
     temperature_steps: Steps of the exponential annealing.
+    granularity: 'layer' (a gate per conv or dense layer) or 'block' (a
+      gate per backbone block; FPN and head layers alone,
+      `univision.modeling.spot_patch.blocks`).
   """
   size_weight: float = 0.1
   initial_logit: float = 0.0
   temperature_start: float = 1.0
   temperature_end: float = 0.05
   temperature_steps: int = 1000
+  granularity: str = 'layer'
 
 
 @dataclasses.dataclass
@@ -141,6 +145,31 @@ def mnv4_retinanet_composites() -> cfg.ExperimentConfig:
       restrictions=parts.restrictions())
 
 
+def _as_patch(config: cfg.ExperimentConfig) -> cfg.ExperimentConfig:
+  """`config` training only a patch of a shared base (`task.patch`)."""
+  config.task = PatchedRetinaNetTask(**config.task.as_dict())
+  config.task.init_checkpoint_modules = 'all'
+  return config
+
+
+# AdamW's weight decay would pull a kernel copy toward 0 (not toward the
+# shared kernel it starts from) and a gate's logit toward P = 0.5: neither
+# decays. Patterns are searched in variable names (`spot_patch.SpotPatch`).
+SPOT_NO_WEIGHT_DECAY = ('copy_[0-9]+_', r'gate_[0-9]+/logit')
+
+
+def _as_spot(config: cfg.ExperimentConfig) -> cfg.ExperimentConfig:
+  """`config` training a learned SpotPatch of a shared base."""
+  config = _as_patch(config)
+  config.task = SpotPatchedRetinaNetTask(
+      **{**config.task.as_dict(), 'patch': 'bn+predictor'})
+  config.task.gates.temperature_steps = config.trainer.train_steps
+  adamw = config.trainer.optimizer_config.optimizer.adamw
+  adamw.exclude_from_weight_decay = [
+      *(adamw.exclude_from_weight_decay or []), *SPOT_NO_WEIGHT_DECAY]
+  return config
+
+
 @exp_factory.register_config_factory('mnv4_retinanet_composites_patch')
 def mnv4_retinanet_composites_patch() -> cfg.ExperimentConfig:
   """`mnv4_retinanet_composites` training only a patch of a shared base.
@@ -148,10 +177,7 @@ def mnv4_retinanet_composites_patch() -> cfg.ExperimentConfig:
   Set `task.init_checkpoint` to the shared base detector's checkpoint
   (`init_checkpoint_modules: all`) and `task.patch` to the patch kinds.
   """
-  config = mnv4_retinanet_composites()
-  config.task = PatchedRetinaNetTask(**config.task.as_dict())
-  config.task.init_checkpoint_modules = 'all'
-  return config
+  return _as_patch(mnv4_retinanet_composites())
 
 
 @exp_factory.register_config_factory('mnv4_retinanet_composites_spot')
@@ -161,11 +187,7 @@ def mnv4_retinanet_composites_spot() -> cfg.ExperimentConfig:
   Set `task.init_checkpoint` to the shared base detector's checkpoint; the
   gates' schedule follows the run's steps.
   """
-  config = mnv4_retinanet_composites_patch()
-  config.task = SpotPatchedRetinaNetTask(
-      **{**config.task.as_dict(), 'patch': 'bn+predictor'})
-  config.task.gates.temperature_steps = config.trainer.train_steps
-  return config
+  return _as_spot(mnv4_retinanet_composites())
 
 
 @exp_factory.register_config_factory('mnv4_ssdlite_composites')
@@ -183,6 +205,18 @@ def mnv4_ssdlite_composites() -> cfg.ExperimentConfig:
   model.head = mg_retinanet.RetinaNetHead(num_convs=0, num_filters=128,
                                           use_separable_conv=True)
   return config
+
+
+@exp_factory.register_config_factory('mnv4_ssdlite_composites_patch')
+def mnv4_ssdlite_composites_patch() -> cfg.ExperimentConfig:
+  """`mnv4_ssdlite_composites` training only a patch (`task.patch`)."""
+  return _as_patch(mnv4_ssdlite_composites())
+
+
+@exp_factory.register_config_factory('mnv4_ssdlite_composites_spot')
+def mnv4_ssdlite_composites_spot() -> cfg.ExperimentConfig:
+  """`mnv4_ssdlite_composites` with a learned SpotPatch of a shared base."""
+  return _as_spot(mnv4_ssdlite_composites())
 
 
 COCO_TRAIN_EXAMPLES = 118287

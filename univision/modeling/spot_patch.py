@@ -16,7 +16,9 @@ logits; batch norm and the predictor join through `univision.modeling.
 patches`). `resample()` draws the gates' noise once per step, so a layer
 called several times in one step (Model Garden's heads share their convs
 across pyramid levels) sees one gate value. `harden()` fixes the gates;
-the patch is then the copies of the gated-on layers.
+the patch is then the copies of the gated-on layers. A gate may serve a
+group of layers: `attach(..., granularity='block')` gives one gate per
+block (`blocks`), so whole blocks join the patch or stay shared.
 
 Why the layers' kernels are swapped at call time instead of wrapping the
 layers: Model Garden's heads and backbones keep their layers in private
@@ -91,20 +93,26 @@ class SpotPatch(tf.Module):
   """Gates and kernel copies attached to the candidate layers of a model."""
 
   def __init__(self, layers: Sequence[tf_keras.layers.Layer],
+               groups: Optional[Sequence[Sequence[int]]] = None,
                initial_logit: float = 0.0,
                initial_temperature: float = 1.0,
+               group_names: Optional[Sequence[str]] = None,
                name: str = 'spot_patch'):
-    """Attaches a gate and kernel copies to each layer (see the module).
+    """Attaches gates and kernel copies to the layers (see the module).
 
     Args:
-      layers: Built candidate layers (`candidates`), each gated once.
+      layers: Built candidate layers (`candidates`), in the model's
+        candidate order (a patch file's kernel positions follow it).
+      groups: Indices into `layers` sharing one gate (`blocks`); default:
+        a gate per layer. Every layer must be in exactly one group.
       initial_logit: Each gate's logit at the start (0: P(copy) = 0.5).
       initial_temperature: The gates' relaxation temperature at the start.
+      group_names: A name per group (default: its layers' names joined).
       name: The module's name.
 
     Raises:
       ValueError: naming a layer that is not a built conv or dense layer,
-        appears twice, or already has a gate.
+        appears twice, already has a gate, or is in no or several groups.
     """
     super().__init__(name=name)
     seen = set()
@@ -116,14 +124,27 @@ class SpotPatch(tf.Module):
         raise ValueError(f'SpotPatch: layer {layer.name!r} already has a '
                          'gate.')
       seen.add(id(layer))
+    layers = tuple(layers)
+    groups = [list(g) for g in groups] if groups is not None else [
+        [i] for i in range(len(layers))]
+    members = sorted(i for group in groups for i in group)
+    if members != list(range(len(layers))):
+      missing = sorted(set(range(len(layers))) - set(members))
+      raise ValueError(
+          'SpotPatch: every layer needs exactly one gate group; '
+          + (f'layer {layers[missing[0]].name!r} is in none.' if missing
+             else 'a layer is in several groups.'))
     # The layers are reached through a function, which tf.Module does not
     # track: the shared kernels are not this module's variables.
-    layers = tuple(layers)
     self._layers = lambda: layers
     self.layer_names = [layer.name for layer in layers]
+    self.groups = groups
+    self.gate_names = list(group_names) if group_names else [
+        '+'.join(self.layer_names[i] for i in group) for group in groups]
+    self._gate_of = {i: g for g, group in enumerate(groups) for i in group}
     self.gates = [spot_gate.SpotGate(initial_logit, initial_temperature,
                                      name=f'gate_{i}')
-                  for i in range(len(layers))]
+                  for i in range(len(groups))]
     for gate in self.gates:
       gate.build(None)
     self.copies = [
@@ -131,7 +152,7 @@ class SpotPatch(tf.Module):
                      name=f'copy_{i}_{attribute}')
          for attribute in kernel_attributes(layer)]
         for i, layer in enumerate(layers)]
-    self.noise = tf.Variable(tf.fill([max(1, len(layers))], 0.5),
+    self.noise = tf.Variable(tf.fill([max(1, len(groups))], 0.5),
                              trainable=False, name='noise')
     for index, layer in enumerate(layers):
       self._install(index, layer)
@@ -139,8 +160,8 @@ class SpotPatch(tf.Module):
   @property
   def sizes(self) -> list[int]:
     """|W_l|: the kernel parameters each gate would put in the patch."""
-    return [sum(c.shape.num_elements() for c in copies)
-            for copies in self.copies]
+    return [sum(c.shape.num_elements() for i in group for c in self.copies[i])
+            for group in self.groups]
 
   def variables_to_train(self) -> list[tf.Variable]:
     """The copies and gate logits (hardened gates' logits left out)."""
@@ -167,8 +188,8 @@ class SpotPatch(tf.Module):
         copy.assign(getattr(layer, attribute))
 
   def harden(self) -> list[str]:
-    """Fixes every gate (P > 0.5: copy); returns the gated-on layers."""
-    return [name for name, gate in zip(self.layer_names, self.gates)
+    """Fixes every gate (P > 0.5: copy); returns the gated-on groups."""
+    return [name for name, gate in zip(self.gate_names, self.gates)
             if gate.harden() == 1.0]
 
   def patch_kernels(self) -> dict[int, tf.Variable]:
@@ -181,15 +202,15 @@ class SpotPatch(tf.Module):
     Raises:
       ValueError: if a gate is not hardened (`harden` first).
     """
-    learning = [n for n, g in zip(self.layer_names, self.gates)
+    learning = [n for n, g in zip(self.gate_names, self.gates)
                 if g.hard_value is None]
     if learning:
       raise ValueError(f'SpotPatch: gates of {learning[:3]} are not hardened; '
                        'call harden() before saving the patch.')
     kernels, position = {}, 0
-    for gate, copies in zip(self.gates, self.copies):
+    for index, copies in enumerate(self.copies):
       for copy in copies:
-        if gate.hard_value == 1.0:
+        if self.gates[self._gate_of[index]].hard_value == 1.0:
           kernels[position] = copy
         position += 1
     return kernels
@@ -201,9 +222,11 @@ class SpotPatch(tf.Module):
     original_call = layer.call
     patch = self
 
+    group = self._gate_of[index]
+
     def gated_call(*args, **kwargs):
-      gate = patch.gates[index].value(training=_in_training(),
-                                      uniform=patch.noise[index])
+      gate = patch.gates[group].value(training=_in_training(),
+                                      uniform=patch.noise[group])
       with _SWAP_LOCK:
         for attribute, kernel, copy in zip(attributes, shared,
                                            patch.copies[index]):
@@ -229,12 +252,60 @@ def _in_training() -> bool:
   return bool(training) if isinstance(training, bool) else False
 
 
+def blocks(model: tf_keras.Model,
+           layers: Sequence[tf_keras.layers.Layer]
+           ) -> tuple[list[list[int]], list[str]]:
+  """Groups `layers` by block: (index groups, block names).
+
+  A block is a child of one of the model's parts (backbone, decoder,
+  head): a MobileNetV4 backbone's blocks (stem, each UIB / MQA block, ...),
+  while the layers an FPN or a detection head holds directly are blocks of
+  their own. A gate per block puts whole blocks in the patch.
+  """
+  block_of = {}
+  for part in model._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
+    for child in part._flatten_layers(include_self=False, recursive=False):  # pylint: disable=protected-access
+      for layer in child._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+        block_of.setdefault(id(layer), child)
+  groups, names, index_of = [], [], {}
+  for i, layer in enumerate(layers):
+    block = block_of.get(id(layer), layer)
+    if id(block) not in index_of:
+      index_of[id(block)] = len(groups)
+      groups.append([])
+      names.append(block.name)
+    groups[index_of[id(block)]].append(i)
+  return groups, names
+
+
+GRANULARITIES = ('layer', 'block')
+
+
 def attach(model: tf_keras.Model,
            exclude: Sequence[tf_keras.layers.Layer] = (),
            initial_logit: float = 0.0,
-           initial_temperature: float = 1.0) -> Optional[SpotPatch]:
-  """Gates every candidate layer of `model` (`candidates`); None if none."""
+           initial_temperature: float = 1.0,
+           granularity: str = 'layer') -> Optional[SpotPatch]:
+  """Gates the candidate layers of `model` (`candidates`); None if none.
+
+  Args:
+    model: A built model.
+    exclude: Layers that get no gate (e.g. the predictor).
+    initial_logit: Each gate's logit at the start.
+    initial_temperature: The gates' temperature at the start.
+    granularity: 'layer' (a gate per layer) or 'block' (`blocks`).
+
+  Raises:
+    ValueError: for an unknown granularity.
+  """
+  if granularity not in GRANULARITIES:
+    raise ValueError(f'SpotPatch granularity {granularity!r}; choose from '
+                     f'{GRANULARITIES}.')
   layers = candidates(model, exclude)
   if not layers:
     return None
-  return SpotPatch(layers, initial_logit, initial_temperature)
+  groups, names = None, None
+  if granularity == 'block':
+    groups, names = blocks(model, layers)
+  return SpotPatch(layers, groups, initial_logit, initial_temperature,
+                   group_names=names)

@@ -32,6 +32,9 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
   def build_model(self) -> tf_keras.Model:
     """The frozen detector with a `spot_patch` attribute (tracked)."""
     gates = self.task_config.gates
+    if gates.granularity not in spot_patch.GRANULARITIES:
+      raise ValueError(f'task.gates.granularity: {gates.granularity!r}; '
+                       f'choose from {spot_patch.GRANULARITIES}.')
     if gates.size_weight < 0 or gates.temperature_steps < 1:
       raise ValueError(f'task.gates: size_weight must be >= 0 and '
                        f'temperature_steps >= 1, got {gates.size_weight} '
@@ -45,7 +48,8 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
     model.spot_patch = spot_patch.attach(
         model, exclude=patches.predictor_layers(model),
         initial_logit=gates.initial_logit,
-        initial_temperature=gates.temperature_start)
+        initial_temperature=gates.temperature_start,
+        granularity=gates.granularity)
     return model
 
   def initialize(self, model: tf_keras.Model) -> None:
