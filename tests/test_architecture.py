@@ -25,7 +25,7 @@ ALLOWED = {
               'modeling', 'quantization'},
     'serving': {'configs', 'core', 'modeling', 'quantization'},
     'interop': {'modeling', 'serving'},
-    'studies': {'configs', 'core', 'data', 'evaluation', 'modeling'},
+    'studies': {'configs', 'core', 'data', 'evaluation', 'modeling', 'tasks'},
     'efficiency': {'core', 'modeling', 'studies'},
 }
 # Single modules a package may use from a package not in its set.

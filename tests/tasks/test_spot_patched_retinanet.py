@@ -106,3 +106,22 @@ def test_a_patch_kernel_that_does_not_fit_is_named(composites, tmp_path):
   with pytest.raises(ValueError,
                      match=rf'spot.npz: patch variable {name} .* does not fit'):
     patches.load(model, path)
+
+
+def test_gate_gradient_steps_keep_the_penalty_weighted_by_size(composites):
+  # Copies equal to the shared kernels: only the penalty moves the logits,
+  # each by learning_rate x lambda x |W_l| / |W| x sigmoid'(logit).
+  task, model, params = _spot(composites, size_weight=0.5, learning_rate=20.0)
+  task.initialize(model)
+  patch = model.spot_patch
+  before = np.array([float(g.logit) for g in patch.gates])
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  task.train_step(batch, model, tf_keras.optimizers.Adam(0.01),
+                  metrics=task.build_metrics(training=True))
+  steps = before - np.array([float(g.logit) for g in patch.gates])
+  sizes = np.array(patch.sizes, np.float64)
+  want = 20.0 * 0.5 * sizes / task._total_parameters * 0.25  # pylint: disable=protected-access
+  np.testing.assert_allclose(steps, want, rtol=1e-3, atol=1e-7)
+  # Unlike an Adam step (about its learning rate for every logit), the
+  # largest layer's gate moves far more than the smallest's.
+  assert steps.max() > 100 * steps.min()

@@ -83,6 +83,12 @@ class SpotGates(hyperparams.Config):
     granularity: 'layer' (a gate per conv or dense layer) or 'block' (a
       gate per backbone block; FPN and head layers alone,
       `univision.modeling.spot_patch.blocks`).
+    learning_rate: > 0: the gate logits take plain gradient steps of this
+      rate, apart from the experiment's optimizer; 0: that optimizer
+      updates them too. An Adam-type optimizer moves every logit by about
+      its learning rate whatever the gradient's size, so the size
+      penalty's weighting by |W_l| (and lambda itself, while the task
+      gradient is small) would barely matter; gradient steps keep it.
   """
   size_weight: float = 0.1
   initial_logit: float = 0.0
@@ -90,6 +96,7 @@ class SpotGates(hyperparams.Config):
   temperature_end: float = 0.05
   temperature_steps: int = 1000
   granularity: str = 'layer'
+  learning_rate: float = 0.0
 
 
 @dataclasses.dataclass

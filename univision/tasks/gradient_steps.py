@@ -20,14 +20,22 @@ def scaled_loss(loss: tf.Tensor,
   return scaled
 
 
+def gradients(tape: tf.GradientTape, scaled: tf.Tensor,
+              variables: Sequence[tf.Variable],
+              optimizer: tf_keras.optimizers.Optimizer) -> list[tf.Tensor]:
+  """The gradients of the loss behind `scaled` (from `scaled_loss`)."""
+  grads = tape.gradient(scaled, variables)
+  if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
+    grads = optimizer.get_unscaled_gradients(grads)
+  return grads
+
+
 def apply_gradients(tape: tf.GradientTape, scaled: tf.Tensor,
                     variables: Sequence[tf.Variable],
                     optimizer: tf_keras.optimizers.Optimizer) -> None:
   """Differentiates `scaled` (from `scaled_loss`) and updates `variables`."""
-  gradients = tape.gradient(scaled, variables)
-  if isinstance(optimizer, tf_keras.mixed_precision.LossScaleOptimizer):
-    gradients = optimizer.get_unscaled_gradients(gradients)
-  optimizer.apply_gradients(zip(gradients, variables))
+  optimizer.apply_gradients(zip(
+      gradients(tape, scaled, variables, optimizer), variables))
 
 
 def update_metrics(logs: dict[str, Any], losses: Mapping[str, tf.Tensor],

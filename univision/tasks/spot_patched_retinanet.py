@@ -9,7 +9,8 @@ the annealed temperature (`task.gates`), and minimises
   detection loss + size_weight * sum_l P(g_l = 1) * |W_l| / |W|
 
 over the patch's variables, the copies and the gate logits, so the
-optimiser trades accuracy for patch size. The copies start as the shared
+optimiser trades accuracy for patch size (the logits with plain gradient
+steps when `task.gates.learning_rate` > 0). The copies start as the shared
 kernels once the base is restored (`initialize`).
 """
 from typing import Any
@@ -35,10 +36,12 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
     if gates.granularity not in spot_patch.GRANULARITIES:
       raise ValueError(f'task.gates.granularity: {gates.granularity!r}; '
                        f'choose from {spot_patch.GRANULARITIES}.')
-    if gates.size_weight < 0 or gates.temperature_steps < 1:
-      raise ValueError(f'task.gates: size_weight must be >= 0 and '
-                       f'temperature_steps >= 1, got {gates.size_weight} '
-                       f'and {gates.temperature_steps}.')
+    if (gates.size_weight < 0 or gates.temperature_steps < 1 or
+        gates.learning_rate < 0):
+      raise ValueError(f'task.gates: size_weight and learning_rate must be '
+                       f'>= 0 and temperature_steps >= 1, got '
+                       f'{gates.size_weight}, {gates.learning_rate} and '
+                       f'{gates.temperature_steps}.')
     spot_gate.temperature_at(0, gates.temperature_start,
                              gates.temperature_end, gates.temperature_steps)
     model = super().build_model()
@@ -50,6 +53,10 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
         initial_logit=gates.initial_logit,
         initial_temperature=gates.temperature_start,
         granularity=gates.granularity)
+    # Plain gradient steps for the logits (`task.gates.learning_rate`); an
+    # SGD optimizer without momentum keeps no state worth checkpointing.
+    self._gate_optimizer = (tf_keras.optimizers.SGD(gates.learning_rate)
+                            if gates.learning_rate > 0 else None)
     return model
 
   def initialize(self, model: tf_keras.Model) -> None:
@@ -71,6 +78,11 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
     variables = patches.trainable(
         patches.select(model, self.task_config.patch))
     variables += patch.variables_to_train()
+    logits = []
+    if self._gate_optimizer is not None:
+      logit_ids = {id(g.logit) for g in patch.gates}
+      logits = [v for v in variables if id(v) in logit_ids]
+      variables = [v for v in variables if id(v) not in logit_ids]
     with tf.GradientTape() as tape:
       outputs = tf.nest.map_structure(lambda t: tf.cast(t, tf.float32),
                                       model(features, training=True))
@@ -79,7 +91,12 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
       size_penalty = patch.penalty(self._total_parameters)
       total += gates.size_weight * size_penalty
       scaled = gradient_steps.scaled_loss(total, optimizer)
-    gradient_steps.apply_gradients(tape, scaled, variables, optimizer)
+    grads = gradient_steps.gradients(tape, scaled, variables + logits,
+                                     optimizer)
+    optimizer.apply_gradients(zip(grads[:len(variables)], variables))
+    if logits:
+      self._gate_optimizer.apply_gradients(
+          zip(grads[len(variables):], logits))
     losses = {'total_loss': total, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
     logs = gradient_steps.update_metrics({self.loss: total}, losses, metrics)

@@ -136,9 +136,15 @@ class SpotGate(tf_keras.layers.Layer):
     return straight_through(soft)
 
   def call(self, inputs, training=None):
-    """`value(training)`; `inputs` is unused (a gate has no input)."""
+    """`value(training)`; `inputs` is unused (a gate has no input).
+
+    `training` may be a Python bool, None (inference) or a boolean tensor.
+    """
     del inputs
-    return self.value(bool(training))
+    if training is None or isinstance(training, bool):
+      return self.value(bool(training))
+    return tf.cond(training, lambda: self.value(True),
+                   lambda: self.value(False))
 
   def get_config(self):
     return {**super().get_config(),
