@@ -1,18 +1,20 @@
 """Model patches: selection by kind, size, save / load."""
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 from official.core import exp_factory
 from official.core import task_factory
+from official.vision.modeling.heads import dense_prediction_heads
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.modeling import patches
 
 
-def _detector(model_id='MobileNetV4ConvSmall'):
+def _detector(model_id='MobileNetV4ConvSmall', head=None):
   params = exp_factory.get_exp_config('mnv4_retinanet_composites')
   params.override({'task': {'model': {
-      'input_size': [64, 64, 3],
+      'input_size': [64, 64, 3], 'head': head or {},
       'backbone': {'mobilenet_v4': {'model_id': model_id}}}}})
   model = task_factory.get_task(params.task).build_model()
   model(np.zeros((1, 64, 64, 3), np.float32), training=False)
@@ -158,3 +160,82 @@ def test_selection_does_not_depend_on_frozen_layers():
       layer.trainable = False
   assert [id(v) for v in patches.select(model, spec)] == before
   assert patches.size(model, spec) == size
+
+
+def _names(variables):
+  return sorted(v.name.split('/')[-2] + '/' + _short(v) for v in variables)
+
+
+def test_last_head_conv_is_the_last_conv_of_each_tower(detector):
+  # The composites head: 4 convs per tower, shared by the levels.
+  assert _names(patches.select(detector, 'last_head_conv')) == [
+      'boxnet-conv_3/bias', 'boxnet-conv_3/kernel',
+      'classnet-conv_3/bias', 'classnet-conv_3/kernel']
+
+
+def test_head_convs_are_the_towers_without_norms_or_predictor(detector):
+  selected = patches.select(detector, 'head_convs')
+  assert _names(selected) == sorted(
+      f'{net}-conv_{i}/{name}' for net in ('boxnet', 'classnet')
+      for i in range(4) for name in ('bias', 'kernel'))
+  ids = {id(v) for v in selected}
+  assert not ids & {id(v) for v in patches.select(detector, 'bn+predictor')}
+  # Towers, their norms and the predictor make up the whole head.
+  whole = ids | {id(v) for v in patches.select(detector, 'bn+predictor')
+                 if any(v is w for w in detector.head.weights)}
+  assert whole == {id(v) for v in detector.head.weights}
+
+
+def test_decoder_is_every_variable_of_the_fpn(detector):
+  selected = patches.select(detector, 'decoder')
+  assert [id(v) for v in selected] == [
+      id(v) for v in patches.all_variables(detector)
+      if any(v is w for w in detector.decoder.weights)]
+  assert len(selected) == len(detector.decoder.weights) > 0
+  others = detector.head.weights + detector.backbone.weights
+  assert not {id(v) for v in selected} & {id(v) for v in others}
+
+
+def test_fixed_patch_sizes_grow_towards_the_full_detector(detector):
+  fractions = [patches.size(detector, spec).fraction for spec in (
+      'predictor', 'bn+predictor', 'bn+last_head_conv+predictor',
+      'bn+head_convs+predictor', 'bn+head_convs+decoder+predictor')]
+  assert fractions == sorted(fractions) and len(set(fractions)) == 5
+  assert 0 < fractions[0] and fractions[-1] < 1
+
+
+def test_a_kind_selecting_nothing_names_kind_and_model():
+  model = _detector(head={'num_convs': 0})
+  for kind in ('head_convs', 'last_head_conv'):
+    with pytest.raises(ValueError, match=(
+        rf"Patch 'bn\+{kind}': kind '{kind}' selects no variable of "
+        rf"RetinaNetModel '{model.name}'")):
+      patches.select(model, f'bn+{kind}')
+  assert patches.select(model, 'predictor')  # Other kinds still work.
+
+
+class _HeadOnly(tf_keras.Model):
+  """A model that is only a detection head (enough for the head kinds)."""
+
+  def __init__(self, head):
+    super().__init__()
+    self.head = head
+
+
+def test_tower_kinds_on_per_level_and_attribute_towers():
+  head = dense_prediction_heads.RetinaNetHead(
+      min_level=3, max_level=4, num_classes=3, num_anchors_per_location=1,
+      num_convs=2, num_filters=8, share_level_convs=False,
+      attribute_heads=[{'name': 'depth', 'type': 'regression', 'size': 1,
+                        'prediction_tower_name': ''}])
+  head({'3': tf.zeros([1, 4, 4, 8]), '4': tf.zeros([1, 2, 2, 8])})
+  model = _HeadOnly(head)
+  # A class and a box tower per level, and the attribute's tower.
+  assert len(patches.tower_convs(model)) == 5
+  last = patches.select(model, 'last_head_conv')
+  assert sorted({v.name.split('/')[-2] for v in last}) == [
+      'boxnet-conv_3_1', 'boxnet-conv_4_1', 'classnet-conv_3_1',
+      'classnet-conv_4_1', 'depth-conv_1']
+  assert len(patches.select(model, 'head_convs')) == 2 * 2 * 5
+  with pytest.raises(ValueError, match='has no `decoder` attribute'):
+    patches.select(model, 'decoder')

@@ -1,5 +1,9 @@
-"""Model-patch study: the rule, the files, one small study end to end."""
+"""Model-patch study: configs, files, one small study end to end.
+
+The report's statistics and wording: test_model_patches_report.py.
+"""
 import json
+import logging
 import os
 
 import numpy as np
@@ -12,67 +16,78 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
 from univision.studies import model_patches as mp
+from univision.studies import model_patches_rows as rows
+
+LR = 'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'
 
 
-def _run(task, method, ap, parameters):
-  return mp.Run(task, method, ap, ap + 0.1, parameters,
-                100.0 * parameters / 1000, 4 * parameters, 10, 1.0)
+def test_plan_runs_seed_by_seed_every_method_of_every_task():
+  plan = mp.Plan(['data/a', 'data/b/'], ['predictor'], [0.2, 1.0], [0, 1])
+  assert plan.methods() == ['full', 'predictor', 'spot@0.2', 'spot@1']
+  keys = plan.keys()
+  assert len(keys) == 2 * 4 * 2 and keys[:5] == [
+      ('a', 'full', 0), ('a', 'predictor', 0), ('a', 'spot@0.2', 0),
+      ('a', 'spot@1', 0), ('b', 'full', 0)]
+  assert rows.spot_lambda('spot@0.05') == 0.05
+  assert rows.spot_lambda('bn+predictor') is None
+  assert mp.chunk_ends(3000, 500) == [500, 1000, 1500, 2000, 2500, 3000]
+  assert mp.chunk_ends(5, 2) == [2, 4, 5]
 
 
-RUNS = [_run('a', 'full', 0.50, 1000), _run('a', 'predictor', 0.40, 20),
-        _run('a', 'bn+predictor', 0.46, 30), _run('a', 'head', 0.49, 600),
-        _run('b', 'full', 0.30, 1000), _run('b', 'predictor', 0.10, 20),
-        _run('c', 'base', 0.9, 1000)]
-
-
-def test_rule_picks_the_smallest_patch_reaching_the_bar():
-  choices = {c.task: c for c in mp.choose(RUNS, keep=0.9)}
-  assert set(choices) == {'a', 'b'}  # 'c' has no full fine-tune.
-  assert choices['a'].method == 'bn+predictor'  # 0.46 >= 0.45; 0.40 not.
-  assert choices['a'].full_ap == 0.50 and choices['a'].parameters == 30
-  assert choices['b'].method == 'full'  # No patch reaches 0.27.
-  assert mp.choose(RUNS, keep=0.8)[0].method == 'predictor'
-
-
-def test_csv_round_trip_summary_and_plot(tmp_path):
+def test_csv_round_trips(tmp_path):
   path = str(tmp_path / 'runs.csv')
-  for run in RUNS:
+  runs = [rows.Run('t', 'full', 0, 0.61, 0.81, 0.6, 1000, 100.0, 4000, None,
+                   10, 1.5),
+          rows.Run('t', 'spot@0.2', 0, 0.58, 0.78, 0.57, 100, 10.0, 400, 3,
+                   10, 1.5),
+          rows.Run('t', 'base', 0, 0.5, 0.6, None, 10, 100.0, 40, None, 0,
+                   0.0)]  # A given base: no val AP.
+  for run in runs:
     mp.open_log(path).append(run)
-  assert mp.read_runs(path) == RUNS
-  choices = mp.choose(RUNS, 0.9)
-  text = mp.summary_markdown(RUNS, choices, 0.9)
-  assert '| a | bn+predictor | 3.00 | 120 | 0.460 | 0.560 | yes |' in text
-  assert '| a | predictor | 2.00 | 80 | 0.400 | 0.500 |  |' in text
-  shuffled = mp.summary_markdown(RUNS[::-1], choices, 0.9)
-  rows = [l.split(' | ')[1] for l in shuffled.splitlines()
-          if l.startswith('| a |')]
-  assert rows == ['full', 'predictor', 'bn+predictor', 'head']
-  mp.plot(RUNS, choices, str(tmp_path / 'plot.png'))
-  assert (tmp_path / 'plot.png').read_bytes()[:4] == b'\x89PNG'
+  assert mp.read_runs(path) == runs
+  curve = [rows.CurvePoint(500, 0.2, 0.4, 0.21, 60.0),
+           rows.CurvePoint(1000, 0.25, 0.45, 0.26, 61.5)]
+  for point in curve:
+    mp.open_curve(str(tmp_path / 'curve.csv')).append(point)
+  assert mp.read_curve(str(tmp_path / 'curve.csv')) == curve
 
 
-def test_every_run_of_a_task_shares_data_and_schedule(composites):
-  full = mp.run_config(composites, 'full', 40, '/base')
-  patch = mp.run_config(composites, 'bn+predictor', 40, '/base')
-  assert isinstance(patch.task, retinanet_cfg.PatchedRetinaNetTask)
-  assert not isinstance(full.task, retinanet_cfg.PatchedRetinaNetTask)
-  assert patch.task.patch == 'bn+predictor'
-  for params in (full, patch):
+def test_run_configs_share_data_and_schedule(composites):
+  settings = mp.Settings(patch_override=f'{LR}=0.01',
+                         spot_override='task.gates.initial_logit=1.0',
+                         spot_granularity='block')
+  full, fixed, spot = (mp.run_config(composites, m, 3, 40, '/base', settings)
+                       for m in ('full', 'bn+head_convs+predictor', 'spot@0.2'))
+  assert type(full.task) is retinanet_cfg.RetinaNetTask  # pylint: disable=unidiomatic-typecheck
+  assert type(fixed.task) is retinanet_cfg.PatchedRetinaNetTask  # pylint: disable=unidiomatic-typecheck
+  assert isinstance(spot.task, retinanet_cfg.SpotPatchedRetinaNetTask)
+  assert fixed.task.patch == 'bn+head_convs+predictor'
+  assert spot.task.patch == 'bn+predictor'
+  assert (spot.task.gates.size_weight, spot.task.gates.temperature_steps,
+          spot.task.gates.granularity, spot.task.gates.initial_logit) == (
+              0.2, 40, 'block', 1.0)
+  rates = [p.trainer.optimizer_config.learning_rate.cosine
+           for p in (full, fixed, spot)]
+  assert [r.initial_learning_rate for r in rates] == [0.002, 0.01, 0.01]
+  for params in (full, fixed, spot):
     assert params.task.init_checkpoint == '/base'
-    assert params.task.init_checkpoint_modules == 'all'
+    assert params.task.train_data.seed == 3
     assert params.task.train_data.input_path.endswith('train-*')
+    assert params.task.validation_data.input_path.endswith('val-*')
     assert params.trainer.train_steps == 40
-  assert full.trainer.optimizer_config.as_dict() == (
-      patch.trainer.optimizer_config.as_dict())
-  with pytest.raises(ValueError, match=r'unknown config key.*task.modle'):
-    mp.run_config(composites, 'full', 40, '/base', params_override='task.modle.x=1')
+  with pytest.raises(ValueError, match=r'--spot_override.*task.gates.x'):
+    mp.run_config(composites, 'spot@1', 0, 40, '/base',
+                  mp.Settings(spot_override='task.gates.x=1'))
 
 
-def test_bad_task_folders_are_named(tmp_path, composites):
-  empty = tmp_path / 'empty'
-  empty.mkdir()
-  with pytest.raises(ValueError, match=r'empty has no train-\*'):
-    mp._check_task_folder(str(empty))  # pylint: disable=protected-access
+def test_bad_task_folders_and_flags_are_named(tmp_path, composites):
+  no_test = tmp_path / 'no_test'
+  no_test.mkdir()
+  for name in os.listdir(composites):
+    if name.startswith(('train-', 'val-')):
+      os.symlink(os.path.join(composites, name), no_test / name)
+  with pytest.raises(ValueError, match=r'no_test has no test-\*'):
+    mp.check_task_folder(str(no_test))
   many = tmp_path / 'many'
   many.mkdir()
   for name in os.listdir(composites):
@@ -80,10 +95,65 @@ def test_bad_task_folders_are_named(tmp_path, composites):
       os.symlink(os.path.join(composites, name), many / name)
   (many / 'label_map.json').write_text(json.dumps({'1': 'a', '7': 'b'}))
   with pytest.raises(ValueError, match=r'label_map.json: label 7'):
-    mp._check_task_folder(str(many))  # pylint: disable=protected-access
+    mp.check_task_folder(str(many))
+  base = mp.Base(checkpoint='/base')
+  for plan, settings, message in (
+      (mp.Plan([composites], spot_lambdas=[-1.0]), mp.Settings(),
+       '--spot_lambdas'),
+      (mp.Plan([composites]), mp.Settings(spot_granularity='net'),
+       '--spot_granularity'),
+      (mp.Plan([composites], seeds=[0, 0]), mp.Settings(), '--seeds'),
+      (mp.Plan([composites], ['bn+towers']), mp.Settings(), "'bn\\+towers'"),
+      (mp.Plan([str(no_test)]), mp.Settings(), 'no test-')):
+    with pytest.raises(ValueError, match=message):
+      mp.study(str(tmp_path / 'out'), plan, base, settings)
+  with pytest.raises(ValueError, match='--backbone_checkpoint'):
+    mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base(
+        task=composites))
 
 
-def test_small_study_end_to_end_and_resume(tmp_path, composites):
+def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
+  trained, killed = [], []
+
+  def fake_train_and_test(params, folder, key, model_dir, patch_path):
+    steps = params.trainer.train_steps
+    if steps == 4 and not killed:  # The first session dies after chunk 2.
+      killed.append(steps)
+      raise RuntimeError('killed')
+    assert (folder, key, patch_path) == (composites, ('tops_on_photos',
+                                                      'base', steps), None)
+    assert params.task.init_checkpoint_modules == 'backbone'
+    assert params.task.train_data.seed == steps  # A new order per chunk.
+    assert params.trainer.optimizer_config.learning_rate.cosine.decay_steps \
+        == 5  # One schedule over the whole base.
+    trained.append(steps)
+    return rows.Run(*key, steps / 100, 0.5, 0.1, 9, 100.0, 36, None, steps,
+                  10.0)
+
+  monkeypatch.setattr(mp, 'train_and_test', fake_train_and_test)
+  monkeypatch.setattr(mp, '_built_weights', lambda params: {
+      'parameters': 9, 'percent': 100.0, 'file_bytes': 36, 'gates_on': None})
+  out = str(tmp_path / 'study')
+  base = mp.Base(task=composites, backbone_checkpoint='/backbone', steps=5,
+                 eval_every=2)
+  with pytest.raises(RuntimeError, match='killed'):
+    mp.study(out, mp.Plan([]), base)
+  mp.study(out, mp.Plan([]), base)
+  assert trained == [2, 4, 5]  # Chunk 2 ran once.
+  assert [p.steps for p in mp.read_curve(os.path.join(out, 'base_curve.csv'))
+          ] == [2, 4, 5]
+  assert mp.read_runs(os.path.join(out, 'runs.csv')) == [rows.Run(
+      'tops_on_photos', 'base', 0, 0.05, 0.5, 0.1, 9, 100.0, 36, None, 5,
+      30.0)]
+  summary = open(os.path.join(out, 'summary.md')).read()
+  assert 'Trained here: 5 steps in 3 chunks, 0.5 min.' in summary
+  assert "Last chunk's AP gain: +0.010 (>= 0.01: still rising)." in summary
+  mp.study(out, mp.Plan([]), base)  # Finished: nothing trains again.
+  assert trained == [2, 4, 5]
+
+
+def test_small_study_end_to_end_and_resume(tmp_path, composites, caplog,
+                                           monkeypatch):
   small = 'task.model.input_size=[64,64,3],task.train_data.global_batch_size=4'
   params = exp_factory.get_exp_config('mnv4_retinanet_composites')
   params.override({'task': {'model': {'input_size': [64, 64, 3]}}})
@@ -92,30 +162,43 @@ def test_small_study_end_to_end_and_resume(tmp_path, composites):
   base_path = tf.train.Checkpoint(**base.checkpoint_items).save(
       str(tmp_path / 'base' / 'ckpt'))
   out = str(tmp_path / 'study')
-  choices = mp.study(out, [composites], ['predictor'], steps=2, keep=0.9,
-                     base_checkpoint=base_path, params_override=small)
-  runs = mp.read_runs(os.path.join(out, 'runs.csv'))
-  assert [(r.task, r.method) for r in runs] == [
-      ('tops_on_photos', 'full'), ('tops_on_photos', 'predictor')]
-  full, patch = runs
-  assert patch.parameters < 0.05 * full.parameters
-  patch_file = os.path.join(out, 'patches', 'tops_on_photos', 'predictor.npz')
-  assert patch.file_bytes == os.path.getsize(patch_file)
-  assert patches.load(base, patch_file) == ('predictor',)
-  assert [c.task for c in choices] == ['tops_on_photos']
-  for name in ('selection.csv', 'summary.md', 'ap_vs_patch_size.png'):
+  plan = mp.Plan([composites], ['predictor'], [0.2], [0], steps=2)
+  given = mp.Base(checkpoint=base_path, task=composites)
+  settings = mp.Settings(params_override=small)
+  with caplog.at_level(logging.INFO, logger='absl'):
+    runs = mp.study(out, plan, given, settings)
+  # Each of the three runs starts from the base, and so does the given
+  # base's own evaluation (test evaluations restore their run's checkpoint).
+  assert caplog.text.count(
+      f'Finished loading pretrained checkpoint from {base_path}') == 4
+  assert [(r.task, r.method, r.seed) for r in runs] == [
+      ('tops_on_photos', 'base', 0), ('tops_on_photos', 'full', 0),
+      ('tops_on_photos', 'predictor', 0), ('tops_on_photos', 'spot@0.2', 0)]
+  _, full, fixed, spot = runs
+  assert full.file_bytes == 4 * patches.count_parameters(base.weights)
+  assert fixed.parameters < spot.parameters < full.parameters
+  assert spot.gates_on is not None and fixed.gates_on is None
+  assert all(np.isfinite([r.ap, r.ap50]).all() for r in runs)
+  assert all(r.val_ap is not None for r in runs[1:])
+  patch_dir = os.path.join(out, 'patches', 'tops_on_photos', 'seed0')
+  for run in (fixed, spot):
+    path = os.path.join(patch_dir, f'{run.method}.npz')
+    assert run.file_bytes == os.path.getsize(path)
+  assert patches.load(base, os.path.join(patch_dir, 'spot@0.2.npz')) == (
+      'bn', 'predictor')
+  for name in ('summary.md', 'ap_vs_patch_size.png'):
     assert os.path.getsize(os.path.join(out, name)) > 0
-  # A second call finds every run done and trains nothing; a lost patch
-  # file comes back, equal, from its run's checkpoint.
-  saved = np.load(patch_file)
-  saved = {k: saved[k] for k in saved.files}
-  os.remove(patch_file)
-  mp.study(out, [composites], ['predictor'], steps=2, keep=0.9,
-           base_checkpoint=base_path, params_override=small)
-  assert mp.read_runs(os.path.join(out, 'runs.csv')) == runs
-  again = np.load(patch_file)
+  assert 'Fewer than 3 seeds' in open(os.path.join(out, 'summary.md')).read()
+  # A second call trains nothing; a lost patch file comes back, equal,
+  # from its run's checkpoint.
+  spot_file = os.path.join(patch_dir, 'spot@0.2.npz')
+  saved = dict(np.load(spot_file))
+  os.remove(spot_file)
+  monkeypatch.setattr(mp.training, 'run', lambda *a, **k: pytest.fail(
+      'A finished run trained or evaluated again.'))
+  assert mp.study(out, plan, given, settings) == runs
+  again = np.load(spot_file)
   assert sorted(again.files) == sorted(saved)
   for key in saved:
-    if key != '__meta__':
+    if key != '__meta__':  # Holds variable names, which may differ.
       np.testing.assert_array_equal(again[key], saved[key])
-  assert np.isfinite(full.ap)

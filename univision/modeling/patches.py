@@ -5,21 +5,34 @@ Transfer Learning" (ICLR 2019) and SpotPatch (arXiv 2101.01260): a model for
 task k is a shared base plus a small per-task patch. A patch here is chosen
 by KIND, and kinds combine with '+':
 
-| kind        | variables                                                |
-|-------------|----------------------------------------------------------|
-| `bn`        | batch-norm scale and shift (gamma, beta)                 |
-| `bias`      | biases of convs and dense layers                          |
-| `depthwise` | depthwise conv kernels                                    |
-| `predictor` | the head's output layers (class scores, box deltas)       |
-| `head`      | every variable of `model.head` (the detection head)       |
+| kind             | variables                                                |
+|------------------|----------------------------------------------------------|
+| `bn`             | batch-norm scale and shift (gamma, beta)                 |
+| `bias`           | biases of convs and dense layers                          |
+| `depthwise`      | depthwise conv kernels                                    |
+| `predictor`      | the head's output layers (class scores, box deltas)       |
+| `last_head_conv` | the last conv (kernels, bias) of each of the head's       |
+|                  | towers: class, box and any attribute tower                |
+| `head_convs`     | every conv of the head's towers (not the predictor)       |
+| `decoder`        | every variable of `model.decoder` (FPN, SSDLite features) |
+| `head`           | every variable of `model.head` (the detection head)       |
 
-e.g. `'bn+predictor'`. Kinds are defined on variables, never on whether a
-layer is currently frozen, so a patch selects the same variables before and
-after `layer.trainable = False`. A new task with its own classes always needs
-`predictor` (or `head`): the base's class scores mean the base's classes. Batch-norm moving statistics travel with `bn` (a patch
-that retunes BN on a new task must bring the statistics it was trained with)
-but are not counted as patch parameters (they are not trained); the same
-holds for the head's batch norms in `head`.
+e.g. `'bn+predictor'`. The tower kinds read Model Garden's dense prediction
+heads (`_cls_convs`, `_box_convs`, `_att_convs`); the towers' norms are kind
+`bn`. On a RetinaNet with an FPN the kinds grow from the predictor (a few %
+of the parameters) through `last_head_conv` and `head_convs` to `decoder`,
+so fixed patches fill the range up to a full fine-tune. A kind that selects
+nothing on a model (e.g. `head_convs` on a head without towers, `num_convs:
+0`) is an error, not an empty patch.
+
+Kinds are defined on variables, never on whether a layer is currently
+frozen, so a patch selects the same variables before and after
+`layer.trainable = False`. A new task with its own classes always needs
+`predictor` (or `head`): the base's class scores mean the base's classes.
+Batch-norm moving statistics travel with `bn` (a patch that retunes BN on a
+new task must bring the statistics it was trained with) but are not counted
+as patch parameters (they are not trained); the same holds for the batch
+norms in `head` and `decoder`.
 
 A patch file (`.npz`) stores the values in the model's variable order with
 names and shapes, plus the kinds; loading checks every name and shape. A
@@ -40,9 +53,15 @@ import tensorflow as tf, tf_keras
 
 from univision.modeling import spot_patch
 
-KINDS = ('bn', 'bias', 'depthwise', 'predictor', 'head')
+KINDS = ('bn', 'bias', 'depthwise', 'predictor', 'last_head_conv',
+         'head_convs', 'decoder', 'head')
+# Kinds defined by layers of the model's parts rather than by variable names.
+_LAYER_KINDS = ('predictor', 'last_head_conv', 'head_convs', 'decoder', 'head')
 # Model Garden's dense prediction heads keep their output layers here.
 _PREDICTOR_ATTRIBUTES = ('_classifier', '_box_regressor', '_att_predictors')
+# ... and their conv towers here: a list of convs shared by the levels, a list
+# of such lists (one per level), or a dict of lists (attribute towers).
+_TOWER_ATTRIBUTES = ('_cls_convs', '_box_convs', '_att_convs')
 # Model Garden's heads use SyncBatchNormalization, not a BatchNormalization.
 NORM_LAYERS = (tf_keras.layers.BatchNormalization,
                tf_keras.layers.experimental.SyncBatchNormalization)
@@ -114,12 +133,18 @@ def _flatten_layers(value) -> list[tf_keras.layers.Layer]:
   return [value] if isinstance(value, tf_keras.layers.Layer) else []
 
 
-def _head(model: tf_keras.Model, spec: str) -> tf_keras.layers.Layer:
-  head = getattr(model, 'head', None)
-  if head is None:
+def _part(model: tf_keras.Model, name: str,
+          spec: str) -> tf_keras.layers.Layer:
+  """`model.<name>` (e.g. the head), or a ValueError naming the patch."""
+  part = getattr(model, name, None)
+  if part is None:
     raise ValueError(f'Patch {spec!r}: {type(model).__name__} has no '
-                     '`head` attribute.')
-  return head
+                     f'`{name}` attribute.')
+  return part
+
+
+def _head(model: tf_keras.Model, spec: str) -> tf_keras.layers.Layer:
+  return _part(model, 'head', spec)
 
 
 def predictor_layers(model: tf_keras.Model,
@@ -139,11 +164,58 @@ def predictor_layers(model: tf_keras.Model,
   return layers
 
 
-def _head_variable_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
-  """ids of the variables of kind `head` or `predictor`."""
-  if kind == 'head':
-    return {id(v) for v in _head(model, spec).weights}
-  return {id(v) for l in predictor_layers(model, spec) for v in l.weights}
+def _towers(value) -> list[list[tf_keras.layers.Layer]]:
+  """The conv towers in one of `_TOWER_ATTRIBUTES`, each input side first."""
+  if isinstance(value, dict):
+    return [tower for item in value.values() for tower in _towers(item)]
+  if isinstance(value, (list, tuple)) and value and all(
+      isinstance(item, (list, tuple)) for item in value):
+    return [_flatten_layers(item) for item in value]  # One per level.
+  return [_flatten_layers(value)]
+
+
+def tower_convs(model: tf_keras.Model,
+                spec: str = 'head_convs') -> list[list[tf_keras.layers.Layer]]:
+  """The head's conv towers (class, box, attributes), each in call order.
+
+  A head without towers (`num_convs: 0`) gives an empty list.
+
+  Raises:
+    ValueError: naming `spec` if the model has no head.
+  """
+  head = _head(model, spec)
+  towers = [tower for a in _TOWER_ATTRIBUTES
+            for tower in _towers(getattr(head, a, None))]
+  return [tower for tower in towers if tower]
+
+
+def _kind_layers(model: tf_keras.Model, kind: str,
+                 spec: str) -> list[tf_keras.layers.Layer]:
+  """The layers whose variables make up a kind of `_LAYER_KINDS`."""
+  if kind == 'predictor':
+    return predictor_layers(model, spec)
+  if kind in ('head', 'decoder'):
+    return [_part(model, kind, spec)]
+  towers = tower_convs(model, spec)
+  if kind == 'last_head_conv':
+    return [tower[-1] for tower in towers]
+  return [layer for tower in towers for layer in tower]  # 'head_convs'
+
+
+def _layer_kind_ids(model: tf_keras.Model, kind: str, spec: str) -> set[int]:
+  """ids of the variables of a kind of `_LAYER_KINDS`.
+
+  Raises:
+    ValueError: naming the kind, the patch and the model if the kind selects
+      no variable of the model.
+  """
+  ids = {id(v) for layer in _kind_layers(model, kind, spec)
+         for v in layer.weights}
+  if not ids:
+    raise ValueError(f'Patch {spec!r}: kind {kind!r} selects no variable of '
+                     f'{type(model).__name__} {model.name!r} (e.g. a head '
+                     'without conv towers, num_convs 0).')
+  return ids
 
 
 def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
@@ -155,19 +227,20 @@ def _in_kind(kind: str, variable: tf.Variable, layer, kind_ids) -> bool:
     return name == 'bias' and not is_norm
   if kind == 'depthwise':
     return name == 'depthwise_kernel'
-  return id(variable) in kind_ids[kind]  # 'head', 'predictor'
+  return id(variable) in kind_ids[kind]  # `_LAYER_KINDS`
 
 
 def select(model: tf_keras.Model, spec: str) -> list[tf.Variable]:
   """The variables of patch `spec`, in `all_variables` order.
 
   Raises:
-    ValueError: for an unknown kind, or `head` / `predictor` on a model
-      without a Model Garden style `.head`.
+    ValueError: for an unknown kind, a head or decoder kind on a model
+      without a Model Garden style `.head` / `.decoder`, or a kind that
+      selects nothing on the model.
   """
   kinds = parse_kinds(spec)
-  kind_ids = {k: _head_variable_ids(model, k, spec)
-              for k in kinds if k in ('head', 'predictor')}
+  kind_ids = {k: _layer_kind_ids(model, k, spec)
+              for k in kinds if k in _LAYER_KINDS}
   owners = _owners(model)
   return [v for v in all_variables(model)
           if any(_in_kind(k, v, owners.get(id(v)), kind_ids) for k in kinds)]
