@@ -119,8 +119,10 @@ def test_corrupt_patch_file_is_named(detector, tmp_path):
 def test_predictor_patch_is_the_heads_output_layers(detector):
   selected = patches.select(detector, 'predictor')
   names = sorted(v.name.split('/')[-2] + '/' + _short(v) for v in selected)
-  assert names == ['boxes/bias', 'boxes/kernel', 'scores/bias',
-                   'scores/kernel']
+  # The composites detector's head is separable (a mobile RetinaNet).
+  assert names == [f'{layer}/{variable}' for layer in ('boxes', 'scores')
+                   for variable in ('bias', 'depthwise_kernel',
+                                    'pointwise_kernel')]
   head_ids = {id(v) for v in patches.select(detector, 'head')}
   assert {id(v) for v in selected} < head_ids
 
@@ -166,18 +168,21 @@ def _names(variables):
   return sorted(v.name.split('/')[-2] + '/' + _short(v) for v in variables)
 
 
+_SEPARABLE = ('bias', 'depthwise_kernel', 'pointwise_kernel')
+
+
 def test_last_head_conv_is_the_last_conv_of_each_tower(detector):
-  # The composites head: 4 convs per tower, shared by the levels.
+  # The composites head: 4 separable convs per tower, shared by the levels.
   assert _names(patches.select(detector, 'last_head_conv')) == [
-      'boxnet-conv_3/bias', 'boxnet-conv_3/kernel',
-      'classnet-conv_3/bias', 'classnet-conv_3/kernel']
+      f'{net}-conv_3/{name}' for net in ('boxnet', 'classnet')
+      for name in _SEPARABLE]
 
 
 def test_head_convs_are_the_towers_without_norms_or_predictor(detector):
   selected = patches.select(detector, 'head_convs')
   assert _names(selected) == sorted(
       f'{net}-conv_{i}/{name}' for net in ('boxnet', 'classnet')
-      for i in range(4) for name in ('bias', 'kernel'))
+      for i in range(4) for name in _SEPARABLE)
   ids = {id(v) for v in selected}
   assert not ids & {id(v) for v in patches.select(detector, 'bn+predictor')}
   # Towers, their norms and the predictor make up the whole head.
