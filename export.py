@@ -10,8 +10,8 @@ latest checkpoint). A detector for one task of a model-patch study is the
 shared base plus that task's patch:
 
   python export.py --experiment=mnv4_retinanet_composites \
-    --checkpoint_path=runs/retinanet_tops_fmnist \
-    --patch=results/model_patches/patches/tree_crowns/bn+predictor.npz \
+    --checkpoint_path=results/model_patches/runs/base \
+    --patch=results/model_patches/patches/tree_crowns/seed0/bn+predictor.npz \
     --export_dir=exports/tree_crowns --tflite_path=exports/tree_crowns.tflite
 
 With `--patch` the export folder also gets the patch file alone
