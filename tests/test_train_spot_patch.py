@@ -43,7 +43,9 @@ def test_train_writes_the_patch_and_export_serves_base_plus_patch(
     composites, tmp_path):
   # The shared base: a plain detector's checkpoint.
   plain = exp_factory.get_exp_config('mnv4_retinanet_composites')
-  plain.override({'task': {'model': {'input_size': [64, 64, 3]}}})
+  plain.override({'task': {'model': {
+      'input_size': [64, 64, 3],
+      'detection_generator': {'pre_nms_score_threshold': 0.0}}}})
   tf_keras.utils.set_random_seed(0)
   base_model = task_factory.get_task(plain.task).build_model()
   base_model(tf.zeros([1, 64, 64, 3]), training=False)
@@ -99,5 +101,6 @@ def test_train_writes_the_patch_and_export_serves_base_plus_patch(
       tf.cast(image[0], tf.float32), offset=preprocess_ops.MEAN_RGB,
       scale=preprocess_ops.STDDEV_RGB)
   want = model(normalized[None], training=False)
-  np.testing.assert_allclose(served['detection_scores'],
-                             want['detection_scores'], rtol=1e-4, atol=1e-5)
+  # Near-equal scores of an untrained detector may swap places.
+  np.testing.assert_allclose(np.sort(served['detection_scores']),
+                             np.sort(want['detection_scores']), atol=1e-4)

@@ -124,4 +124,4 @@ def test_gate_gradient_steps_keep_the_penalty_weighted_by_size(composites):
   np.testing.assert_allclose(steps, want, rtol=1e-3, atol=1e-7)
   # Unlike an Adam step (about its learning rate for every logit), the
   # largest layer's gate moves far more than the smallest's.
-  assert steps.max() > 100 * steps.min()
+  assert steps.max() > 50 * steps.min()
