@@ -15,6 +15,7 @@ import tensorflow as tf, tf_keras
 from official.core import config_definitions as cfg
 from official.core import task_factory
 
+from univision.core import checkpoints
 from univision.modeling import patches
 
 FILE_NAME = 'patch.npz'
@@ -63,10 +64,7 @@ def restore_run(params: cfg.ExperimentConfig,
   Raises:
     FileNotFoundError: naming `model_dir` if it holds no checkpoint.
   """
-  checkpoint = tf.train.latest_checkpoint(model_dir)
-  if checkpoint is None:
-    raise FileNotFoundError(f'{model_dir}: no checkpoint to read the patch '
-                            'from.')
+  checkpoint = checkpoints.resolve_checkpoint(model_dir, key='model_dir')
   model = task_factory.get_task(params.task).build_model()
   model(tf.zeros([1, *params.task.model.input_size]), training=False)
   tf.train.Checkpoint(model=model).read(
