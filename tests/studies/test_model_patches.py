@@ -5,6 +5,7 @@ The report's statistics and wording: test_model_patches_report.py.
 import json
 import logging
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -127,6 +128,9 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
     assert params.trainer.optimizer_config.learning_rate.cosine.decay_steps \
         == 5  # One schedule over the whole base.
     trained.append(steps)
+    model = task_factory.get_task(params.task).build_model()
+    model(tf.zeros([1, 64, 64, 3]), training=False)
+    tf.train.Checkpoint(model=model).save(os.path.join(model_dir, 'ckpt'))
     return rows.Run(*key, steps / 100, 0.5, 0.1, 9, 100.0, 36, None, steps,
                   10.0)
 
@@ -136,9 +140,10 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
   out = str(tmp_path / 'study')
   base = mp.Base(task=composites, backbone_checkpoint='/backbone', steps=5,
                  eval_every=2)
+  small = mp.Settings(params_override='task.model.input_size=[64,64,3]')
   with pytest.raises(RuntimeError, match='killed'):
-    mp.study(out, mp.Plan([]), base)
-  mp.study(out, mp.Plan([]), base)
+    mp.study(out, mp.Plan([]), base, small)
+  mp.study(out, mp.Plan([]), base, small)
   assert trained == [2, 4, 5]  # Chunk 2 ran once.
   assert [p.steps for p in mp.read_curve(os.path.join(out, 'base_curve.csv'))
           ] == [2, 4, 5]
@@ -148,7 +153,22 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
   summary = open(os.path.join(out, 'summary.md')).read()
   assert 'Trained here: 5 steps in 3 chunks, 0.5 min.' in summary
   assert "Last chunk's AP gain: +0.010 (>= 0.01: still rising)." in summary
-  mp.study(out, mp.Plan([]), base)  # Finished: nothing trains again.
+  # The base's last checkpoint, kept as weights alone outside runs/.
+  kept = os.path.join(out, 'base', 'weights')
+  last = tf.train.latest_checkpoint(os.path.join(out, 'runs', 'base'))
+  for name, _ in tf.train.list_variables(kept):
+    if name.startswith('model/') and 'OPTIMIZER_SLOT' not in name:
+      np.testing.assert_array_equal(tf.train.load_variable(kept, name),
+                                    tf.train.load_variable(last, name))
+  # On another machine runs/ is gone: the study goes on from the kept base.
+  shutil.rmtree(os.path.join(out, 'runs'))
+  assert mp.study(out, mp.Plan([]), base, small)[0].ap == 0.05
+  assert trained == [2, 4, 5]  # Finished: nothing trains again.
+  # Without either, training a new base under the old one's rows would mix
+  # two bases, so the study stops.
+  shutil.rmtree(os.path.join(out, 'base'))
+  with pytest.raises(FileNotFoundError, match='move runs.csv and '):
+    mp.study(out, mp.Plan([]), base, small)
   assert trained == [2, 4, 5]
 
 
@@ -202,3 +222,9 @@ def test_small_study_end_to_end_and_resume(tmp_path, composites, caplog,
   for key in saved:
     if key != '__meta__':  # Holds variable names, which may differ.
       np.testing.assert_array_equal(again[key], saved[key])
+  # A patch file whose run folder is gone too (another machine) stays
+  # missing: its row keeps the numbers, and the study still finishes.
+  os.remove(spot_file)
+  shutil.rmtree(os.path.join(out, 'runs', 'tops_on_photos', 'spot@0.2'))
+  assert mp.study(out, plan, given, settings) == runs
+  assert not os.path.exists(spot_file)

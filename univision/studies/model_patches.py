@@ -63,9 +63,11 @@ Flags:
 Outputs in `--output_dir`: `runs.csv` (a row per finished run, appended as
 it finishes: a restarted study skips finished runs, resumes an unfinished
 one from its checkpoint and rewrites a missing patch file from its run's
-checkpoint), `base_curve.csv`, `summary.md`, `ap_vs_patch_size.png`,
+checkpoint where that is still there), `base_curve.csv`, `summary.md`, `ap_vs_patch_size.png`,
 `patches/<task>/seed<seed>/<method>.npz` and each run's model folder under
-`runs/` (the base's is `runs/base`). Runs go seed by seed, so a study
+`runs/` (the base's is `runs/base`); a base trained here also as weights
+alone in `base/`, which the task runs start from (commit it with the rows:
+a study resumed on another machine then goes on from the same base). Runs go seed by seed, so a study
 stopped early has whole seeds.
 """
 import dataclasses
@@ -361,15 +363,39 @@ class _Study:
             *self.plan.keys()]
 
   def base_checkpoint(self) -> str:
-    """The shared base: given, or trained (resuming) and evaluated."""
+    """The shared base: given, or trained (resuming) and evaluated.
+
+    A base trained here is kept as a weights-only checkpoint in
+    `<output_dir>/base/` (small enough to commit), and every task run starts
+    from it: run folders stay on the machine that made them, and a study
+    resumed elsewhere must go on from the same base, not a retrained one.
+    """
     if self.base.checkpoint:
       if self.base.task and self.base_key() not in self.done:
         self._evaluate_given_base()
       return self.base.checkpoint
+    kept = os.path.join(self.output_dir, rows.BASE, 'weights')
+    if tf.io.gfile.exists(kept + '.index'):
+      if self.base_key() not in self.done:
+        raise FileExistsError(
+            f'{kept} holds a base but {self.log.path} has no base row: '
+            'move the base/ folder aside to train a new base.')
+      return kept
     model_dir = os.path.join(self.output_dir, 'runs', rows.BASE)
     if self.base_key() not in self.done:
       self._train_base(model_dir)
-    return model_dir
+    elif tf.train.latest_checkpoint(model_dir) is None:
+      raise FileNotFoundError(
+          f'{self.log.path} has the base row but neither {kept} nor '
+          f'{model_dir} holds its weights. A base trained again is another '
+          'base, and the rows made with the old one cannot be mixed with '
+          'new ones: move runs.csv and base_curve.csv aside to start the '
+          'study again, or give the old base as --base_checkpoint.')
+    params = self._base_config(self.base.steps, BASE_SEED, '', 'all')
+    tf.train.Checkpoint(model=patch_outputs.restore_run(
+        params, model_dir)).write(kept)
+    _reset()
+    return kept
 
   def _base_config(self, train_steps: int, seed: int,
                    init: str, modules: str) -> cfg.ExperimentConfig:
@@ -434,7 +460,8 @@ class _Study:
                            patch_path)
       self.log.append(run)
       self.progress.finish(f'{task}/{method}/seed {seed}', {'AP': run.ap})
-    elif patch_path and not tf.io.gfile.exists(patch_path):
+    elif (patch_path and not tf.io.gfile.exists(patch_path)
+          and tf.train.latest_checkpoint(model_dir) is not None):
       patch_outputs.write_patch_of_run(params, model_dir, patch_path)
       _reset()
 
