@@ -267,6 +267,8 @@ def test_query_yaml_sets_the_joint_loss_weights():
   assert params.task.query.standard_weight == 1.0
   assert params.task.query.query_weight == 2.0
   assert params.task.query.modulation == 'concat'
+  assert params.task.query.backbone_levels == [4, 5]
+  assert params.task.query.decoder
   assert params.task.init_checkpoint_modules == 'backbone'
 
 

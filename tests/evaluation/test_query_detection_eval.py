@@ -27,10 +27,12 @@ def test_evaluation_writes_both_query_aps_and_a_plot(composites, tmp_path):
   out = str(tmp_path / 'eval')
   results = query_detection_eval.evaluate(params, checkpoint, out,
                                           num_plot_images=2)
-  for name in ('query_head', 'standard_head_filtered'):
+  for name in ('query_pass', 'standard_filtered'):
     assert 0.0 <= results[name]['query_AP'] <= 1.0
+  # Zero modulation: the query pass is the standard pass filtered to q.
+  assert results['query_pass'] == results['standard_filtered']
   with open(os.path.join(out, 'query_ap.json')) as f:
     saved = json.load(f)
-  assert saved['query_head']['query_AP'] == results['query_head']['query_AP']
+  assert saved['query_pass']['query_AP'] == results['query_pass']['query_AP']
   with open(os.path.join(out, 'detections.png'), 'rb') as f:
     assert f.read(4) == b'\x89PNG'

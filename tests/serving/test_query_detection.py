@@ -1,5 +1,6 @@
-"""Query detector SavedModel: (image, query id or vector) -> detections."""
+"""Query detector SavedModel: (image, query id or vector, or none) -> detections."""
 import numpy as np
+import pytest
 import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
@@ -18,7 +19,7 @@ def test_saved_model_serves_query_ids_and_vectors(tmp_path):
         training=False)
   rng = np.random.default_rng(0)
   model.modulation.set_weights([0.3 * rng.normal(size=w.shape)
-                          for w in model.modulation.get_weights()])
+                                for w in model.modulation.get_weights()])
   checkpoint = tf.train.Checkpoint(**model.checkpoint_items).save(
       str(tmp_path / 'ckpt' / 'ckpt'))
   path = query_detection.export(params, checkpoint, str(tmp_path / 'sm'),
@@ -31,11 +32,27 @@ def test_saved_model_serves_query_ids_and_vectors(tmp_path):
                          by_id[3]['detection_scores'])
   np.testing.assert_allclose(by_id[1]['standard_detection_scores'],
                              by_id[3]['standard_detection_scores'])
+  # Detections of the queried class; the standard signature serves the
+  # standard pass; a vector query, the modulated pass's every class.
+  for q in (1, 3):
+    n = int(by_id[q]['num_detections'][0])
+    assert n > 0
+    np.testing.assert_array_equal(by_id[q]['detection_classes'][0][:n], q)
+  standard = served.signatures['serving_standard'](images=image)
+  np.testing.assert_allclose(standard['detection_scores'],
+                             by_id[1]['standard_detection_scores'])
   vector = model.query_embedding(tf.constant([3])).numpy()
   by_vector = served.signatures['serving_query_vector'](
       images=image, query_vectors=tf.constant(vector))
-  np.testing.assert_allclose(by_vector['detection_scores'],
-                             by_id[3]['detection_scores'], atol=1e-5)
+  keras_vector = model(tf.zeros([1, 64, 64, 3]), query_vectors=vector,
+                       training=False)
+  assert by_vector['detection_scores'].shape == (1, 100)
+  assert set(np.unique(keras_vector['query_detection_classes'])) != {3}
+  # An id that is no class is an error, not an empty result.
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match='query ids must be class ids'):
+    served.signatures['serving_default'](
+        images=image, query_ids=tf.constant([0], tf.int32))
   # The same top score as the Keras model on the same normalization (with
   # a score threshold of 0 the tail of ~0.01 scores is ordered by
   # rounding, and Keras clips no boxes without an image shape).

@@ -1,5 +1,6 @@
 """Joint standard + query-modulated training on composite detection data."""
 import numpy as np
+import pytest
 import tensorflow as tf, tf_keras
 from official.core import exp_factory
 from official.core import task_factory
@@ -21,7 +22,8 @@ def _task(folder, **query):
   return task_factory.get_task(params.task), params
 
 
-def test_joint_step_trains_both_heads_and_the_modulation(composites):
+def test_joint_step_trains_the_shared_detector_and_the_modulation(
+    composites):
   task, params = _task(composites)
   model = task.build_model()
   batch = next(iter(task.build_inputs(params.task.train_data)))
@@ -36,24 +38,50 @@ def test_joint_step_trains_both_heads_and_the_modulation(composites):
                          metrics=task.build_metrics(training=True))
   assert np.isfinite(float(logs['total_loss']))
   assert float(logs['query_loss']) > 0
-  for layer in (model.modulation, model.query_head, model.head):
+  for layer in (model.modulation, model.head, model.backbone):
     assert changed(layer), layer.name
-  # FiLM starts at zero, so the embeddings get gradients from step 2 on.
+  # The modulations start at zero, so the embeddings get gradients from
+  # step 2 on.
   assert not changed(model.query_embedding)
   task.train_step(batch, model, optimizer,
                   metrics=task.build_metrics(training=True))
   assert changed(model.query_embedding)
 
 
-def test_query_weight_zero_leaves_the_query_branch_alone(composites):
+def test_query_loss_reads_only_the_queried_class(composites):
+  task, params = _task(composites)
+  model = task.build_model()
+  images, labels = next(iter(task.build_inputs(params.task.train_data)))
+  outputs = model(images, query_ids=labels['query'], training=True)
+  num_classes = params.task.model.num_classes
+  query = labels['query'].numpy()
+
+  def shifted(columns):
+    """query_cls_outputs + 1 in each image's given class column."""
+    out = dict(outputs)
+    out['query_cls_outputs'] = {}
+    for level, s in outputs['query_cls_outputs'].items():
+      mask = np.zeros(s.shape[-1], np.float32).reshape(-1, num_classes)
+      shift = np.stack([mask + np.eye(num_classes)[c] for c in columns])
+      out['query_cls_outputs'][level] = s + shift.reshape(
+          len(columns), 1, 1, -1)
+    return out
+
+  loss = lambda out: float(task.query_losses(out, labels)[0])
+  others = [(q % (num_classes - 1)) + 1 for q in query]
+  assert loss(shifted(others)) == pytest.approx(loss(outputs), rel=1e-6)
+  assert loss(shifted(query)) != pytest.approx(loss(outputs), rel=1e-3)
+
+
+def test_query_weight_zero_leaves_the_modulation_alone(composites):
   task, params = _task(composites, query_weight=0.0)
   model = task.build_model()
   batch = next(iter(task.build_inputs(params.task.train_data)))
   model(batch[0], query_ids=batch[1]['query'], training=False)
-  before = [v.numpy() for v in model.query_head.trainable_variables]
+  before = [v.numpy() for v in model.modulation.trainable_variables]
   task.train_step(batch, model, tf_keras.optimizers.SGD(0.01),
                   metrics=task.build_metrics(training=True))
-  for v, b in zip(model.query_head.trainable_variables, before):
+  for v, b in zip(model.modulation.trainable_variables, before):
     np.testing.assert_array_equal(v.numpy(), b)
 
 

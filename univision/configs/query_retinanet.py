@@ -3,7 +3,7 @@
 The task is Model Garden's RetinaNet task config plus `query`; the model is
 any univision RetinaNet model config (MobileNetV4 backbone, FPN or SSDLite
 features), to which `univision.modeling.detectors.query_retinanet` adds the
-query head, FiLM and the query embeddings.
+query's modulations and embeddings.
 """
 import dataclasses
 
@@ -16,7 +16,7 @@ from univision.configs import retinanet as retinanet_cfg
 
 @dataclasses.dataclass
 class Query(hyperparams.Config):
-  """Query embeddings, synthesis and the joint loss.
+  """Query embeddings and modulation, synthesis and the joint loss.
 
   Attributes:
     embedding_dim: Size of the learned query table.
@@ -25,10 +25,14 @@ class Query(hyperparams.Config):
     trainable_vectors: Whether the file's vectors are fine-tuned.
     absent_probability: Chance that a training example queries a class it
       does not contain.
-    standard_weight: Weight of the standard head's loss.
-    query_weight: Weight of the query head's loss.
-    modulation: 'film' (per-channel scale and shift from the query) or
-      'concat' (residual 1x1 conv over features and the tiled query).
+    standard_weight: Weight of the standard pass's loss.
+    query_weight: Weight of the query pass's loss.
+    modulation: 'film' (per-channel scale and shift from the query, the
+      default), 'gate' (per-channel scale in (0, 2)) or 'concat' (residual
+      1x1 conv over features and the tiled query).
+    backbone_levels: Levels of the MobileNetV4 blocks whose outputs the
+      query modulates (default the last two stages); [] for none.
+    decoder: Whether the query modulates every decoder level too.
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -37,17 +41,20 @@ class Query(hyperparams.Config):
   standard_weight: float = 1.0
   query_weight: float = 1.0
   modulation: str = 'film'
+  backbone_levels: list[int] = dataclasses.field(
+      default_factory=lambda: [4, 5])
+  decoder: bool = True
 
 
 @dataclasses.dataclass
 class QueryRetinaNetTask(retinanet_cfg.RetinaNetTask):
-  """RetinaNet task with a query-modulated head trained jointly."""
+  """RetinaNet task trained jointly with and without a query."""
   query: Query = dataclasses.field(default_factory=Query)
 
 
 @exp_factory.register_config_factory('mnv4_query_ssdlite_composites')
 def mnv4_query_ssdlite_composites() -> cfg.ExperimentConfig:
-  """`mnv4_ssdlite_composites` with a query head, on one composite task."""
+  """`mnv4_ssdlite_composites`, query-modulated, on one composite task."""
   config = retinanet_cfg.mnv4_ssdlite_composites()
   config.task = QueryRetinaNetTask(**config.task.as_dict())
   return config

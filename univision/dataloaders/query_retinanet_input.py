@@ -1,7 +1,7 @@
 """Model Garden's RetinaNet parser, plus a synthesized query per example.
 
 Training examples get a query (`query_synthesis.synthesize`: a present
-class, or with `absent_probability` an absent one) and the query head's
+class, or with `absent_probability` an absent one) and the query pass's
 targets (`query_synthesis.query_labels`) next to Model Garden's standard
 targets, which keep every box. The query is drawn before augmentation; if
 cropping removes its boxes the example becomes an absent-class query, and

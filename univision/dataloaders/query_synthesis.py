@@ -52,12 +52,13 @@ def synthesize(classes: tf.Tensor, num_classes: int,
 
 
 def query_labels(labels: dict, query: tf.Tensor) -> dict:
-  """Query-head targets from Model Garden's RetinaNet training labels.
+  """Query-pass targets from Model Garden's RetinaNet training labels.
 
-  Anchors matched to a box of the query class become class 1 ("the queried
-  object"); every other anchor is background (-1, as Model Garden encodes
-  it); ignored anchors keep weight 0 through the shared `cls_weights`. Box
-  targets are shared; box weights keep the query's positives only.
+  Anchors matched to a box of the query class become 1 (positives of the
+  head's class-q logit); every other anchor is background (-1, as Model
+  Garden encodes it); ignored anchors keep weight 0 through the shared
+  `cls_weights`. Box targets are shared; box weights keep the query's
+  positives only.
 
   Args:
     labels: One example's labels from `retinanet_input.Parser` (levels in

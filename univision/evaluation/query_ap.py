@@ -3,7 +3,7 @@
 For query-modulated detection (arXiv 2106.10258) every evaluation image is
 run once per query class (present or absent). For class c, all (image,
 query=c) runs are pooled: the ground truth is the image's boxes of class c
-(none if absent), the detections are what the query head returned. AP is
+(none if absent), the detections are what the query pass returned. AP is
 COCO's: detections greedily matched by descending score at each IoU
 threshold (0.50:0.05:0.95), precision interpolated at 101 recall points.
 Query-AP is the mean over query classes that have at least one ground-truth

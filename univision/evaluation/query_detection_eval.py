@@ -6,9 +6,11 @@
 
 Every validation image is run once per query class (the classes of the
 task's `label_map.json` next to the validation TFRecords, or all classes).
-Query-AP (`univision.evaluation.query_ap`) scores the query head's
-detections; the baseline is the same model's standard head with its
-detections filtered to the queried class. Writes `query_ap.json` and
+Query-AP (`univision.evaluation.query_ap`) scores the query pass's
+detections of the queried class (`query_pass`); the baseline is the same
+model's standard pass with its detections filtered to the queried class
+(`standard_filtered`, made as the query pass's are:
+`QueryRetinaNetModel.class_detections`). Writes `query_ap.json` and
 `detections.png` (query detections on a few images, one row per query).
 """
 import json
@@ -43,21 +45,16 @@ def _gt_boxes(labels, i: int, cls: int) -> np.ndarray:
   return boxes[truth['classes'][i][:n].numpy() == cls]
 
 
-def _detections(outputs, prefix: str, i: int, scale: np.ndarray,
-                cls: int | None = None):
+def _detections(outputs, prefix: str, i: int, scale: np.ndarray):
   n = int(outputs[prefix + 'num_detections'][i])
   boxes = outputs[prefix + 'detection_boxes'][i][:n].numpy() / np.tile(
       scale, 2)
-  scores = outputs[prefix + 'detection_scores'][i][:n].numpy()
-  if cls is not None:
-    keep = outputs[prefix + 'detection_classes'][i][:n].numpy() == cls
-    boxes, scores = boxes[keep], scores[keep]
-  return boxes, scores
+  return boxes, outputs[prefix + 'detection_scores'][i][:n].numpy()
 
 
 def evaluate(params, checkpoint: str, output_dir: str,
              num_plot_images: int = 3) -> dict[str, dict[str, float]]:
-  """Query-AP of the query head and of the filtered standard head."""
+  """Query-AP of the query pass and of the filtered standard pass."""
   task = task_factory.get_task(params.task)
   model = task.build_model()
   size = params.task.model.input_size
@@ -67,27 +64,31 @@ def evaluate(params, checkpoint: str, output_dir: str,
       checkpoints.resolve_checkpoint(checkpoint)
   ).expect_partial().assert_existing_objects_matched()
   classes = query_classes(params)
-  runs = {'query_head': {c: [] for c in classes},
-          'standard_head_filtered': {c: [] for c in classes}}
+  runs = {'query_pass': {c: [] for c in classes},
+          'standard_filtered': {c: [] for c in classes}}
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
   seen = 0
   # One graph per input signature instead of eager calls: ~(1 + classes)
   # forward passes per batch.
   predict = tf.function(lambda images, **kwargs: model(images, **kwargs))
+  filtered = tf.function(model.class_detections)
   for images, labels in task.build_inputs(params.task.validation_data):
     batch = int(tf.shape(images)[0])
     kwargs = dict(image_shape=labels['image_info'][:, 1, :],
                   anchor_boxes=labels['anchor_boxes'], training=False)
     standard = predict(images, **kwargs)
     for cls in classes:
-      queried = predict(images, query_ids=tf.fill([batch], cls), **kwargs)
+      ids = tf.fill([batch], cls)
+      queried = predict(images, query_ids=ids, **kwargs)
+      standard_q = filtered(standard, '', ids, kwargs['image_shape'],
+                            kwargs['anchor_boxes'])
       for i in range(batch):
         scale = labels['image_info'][i, 2].numpy()
         gt = _gt_boxes(labels, i, cls)
-        runs['query_head'][cls].append(
+        runs['query_pass'][cls].append(
             (gt, *_detections(queried, 'query_', i, scale)))
-        runs['standard_head_filtered'][cls].append(
-            (gt, *_detections(standard, '', i, scale, cls)))
+        runs['standard_filtered'][cls].append(
+            (gt, *_detections(standard_q, '', i, scale)))
         if seen + i < num_plot_images:
           shown.append((images[i].numpy(), cls, gt,
                          *_detections(queried, 'query_', i, scale)))

@@ -4,14 +4,16 @@ Model Garden's detection export module serves images only; this module
 adds the query. Signatures:
 
 - `serving_default`: `images` uint8 [B, H, W, 3] and `query_ids` int32 [B]
-  (class ids, as in the label map);
+  (class ids, as in the label map): the detections of the queried class
+  from the query-modulated pass (`detection_*`), and the standard pass's
+  detections of every class (`standard_detection_*`). An id that is not a
+  class (0, the background, or >= num_classes) fails with an error naming
+  the valid range, never an empty result.
+- `serving_standard`: `images` only: the standard detector (`detection_*`).
 - `serving_query_vector`: `images` and `query_vectors` float32 [B, D] (e.g.
   a text embedding of a class name, in the space of the query vectors the
-  model was trained with).
+  model was trained with): the modulated pass's detections of every class.
 
-Both return the query head's detections (`detection_boxes`,
-`detection_scores`, `detection_classes` (1 = the queried object),
-`num_detections`) and the standard head's under `standard_detection_*`.
 Boxes are in input-image pixels (Model Garden's preprocessing: normalize,
 resize to the model size; boxes scaled back).
 """
@@ -30,11 +32,8 @@ class QueryDetectionModule(detection.DetectionModule):
   """Model Garden's detection module with a query input."""
 
   def _build_model(self) -> tf_keras.Model:
-    query = self.params.task.query
-    model = query_retinanet.build(
-        super()._build_model(), self.params.task.model.num_classes,
-        query.embedding_dim, query.vectors_path or None,
-        query.trainable_vectors, query.modulation)
+    model = query_retinanet.build_for_task(super()._build_model(),
+                                           self.params.task)
     size = [self._batch_size or 1, *self._padded_size, 3]
     model(tf.zeros(size), query_ids=tf.ones([size[0]], tf.int32),
           training=False)
@@ -42,15 +41,18 @@ class QueryDetectionModule(detection.DetectionModule):
 
   def serve_query(self, images: tf.Tensor, query_ids=None,
                   query_vectors=None) -> dict[str, tf.Tensor]:
-    """Detections of the queried object (and the standard ones)."""
+    """Detections of the query (and the standard ones), or the standard."""
     images, anchor_boxes, image_info = self.preprocess(images)
     outputs = self.model(images, query_ids=query_ids,
                          query_vectors=query_vectors,
                          image_shape=image_info[:, 1, :],
                          anchor_boxes=anchor_boxes, training=False)
     scale = tf.tile(image_info[:, 2:3, :], [1, 1, 2])
+    queried = query_ids is not None or query_vectors is not None
+    renamed = ((('query_', ''), ('', 'standard_')) if queried
+               else (('', ''),))
     served = {}
-    for prefix, out in (('query_', ''), ('', 'standard_')):
+    for prefix, out in renamed:
       for key in _KEYS:
         value = outputs[prefix + key]
         served[out + key] = value / scale if key == 'detection_boxes' else (
@@ -65,10 +67,12 @@ class QueryDetectionModule(detection.DetectionModule):
         images, query_ids=query_ids))
     by_vector = tf.function(lambda images, query_vectors: self.serve_query(
         images, query_vectors=query_vectors))
+    standard = tf.function(self.serve_query)
     dim = self.model.query_embedding.table.shape[-1]
     return {
         'serving_default': by_id.get_concrete_function(
             images, tf.TensorSpec([batch], tf.int32, name='query_ids')),
+        'serving_standard': standard.get_concrete_function(images),
         'serving_query_vector': by_vector.get_concrete_function(
             images, tf.TensorSpec([batch, dim], tf.float32,
                                   name='query_vectors')),

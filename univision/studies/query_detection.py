@@ -184,8 +184,8 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
       seconds = time.time() - start
       results = query_detection_eval.evaluate(
           params, model_dir, os.path.join(model_dir, 'query_eval'))
-      run = Run(name, seed, results['query_head']['query_AP'],
-                results['standard_head_filtered']['query_AP'], steps,
+      run = Run(name, seed, results['query_pass']['query_AP'],
+                results['standard_filtered']['query_AP'], steps,
                 round(seconds, 1))
       log.append(run)
       progress.finish(f'{name} seed {seed}', {

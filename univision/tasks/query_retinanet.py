@@ -2,14 +2,18 @@
 
 Model Garden's RetinaNet task does inputs, standard losses, evaluation and
 COCO metrics; this task adds what it lacks: the query parser
-(`dataloaders.query_retinanet_input`), the model with a query head
-(`modeling.detectors.query_retinanet`), and the joint loss
+(`dataloaders.query_retinanet_input`), the query-modulated model
+(`modeling.detectors.query_retinanet`: modulation inside the backbone and
+on the decoder levels, one shared multi-class head), and the joint loss
 
-  total = standard_weight * (standard loss) + query_weight * (query loss),
+  total = standard_weight * (standard loss) + query_weight * (query loss).
 
-the query loss being RetinaNet's focal + Huber loss on the query head's
-one-class targets, normalized by the query's positives. Evaluation runs the
-standard head (the model without a query is the standard detector).
+Each batch runs the standard pass (no query; Model Garden's focal + Huber
+losses on every box) and the query pass (query q per image, synthesized
+from its boxes, absent classes at `absent_probability`): focal loss on the
+head's class-q logit, whose positives are q's boxes only, and Huber loss on
+their boxes, normalized by the query's positives. Evaluation runs the
+standard pass (the model without a query is the standard detector).
 `build_inputs` restates Model Garden's parser construction for training
 data because Model Garden builds its parser inline (no hook to swap it).
 """
@@ -36,11 +40,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
   """Trains the standard and the query-modulated heads together."""
 
   def build_model(self) -> tf_keras.Model:
-    query = self.task_config.query
-    return query_retinanet.build(
-        super().build_model(), self.task_config.model.num_classes,
-        query.embedding_dim, query.vectors_path or None,
-        query.trainable_vectors, query.modulation)
+    return query_retinanet.build_for_task(super().build_model(),
+                                          self.task_config)
 
   def build_inputs(self, params, input_context=None):
     if not params.is_training:
@@ -76,18 +77,27 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     return reader.read(input_context=input_context)
 
   def query_losses(self, outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
-    """Focal and Huber losses of the query head (summed, normalized)."""
+    """Focal loss of the class-q logit and Huber loss of q's boxes.
+
+    The query pass's head predicts every class, but only the queried
+    class's column is read (and trained): anchors matched to a box of class
+    q are its positives, every other anchor its negative (ignored anchors
+    keep weight 0 through the shared `cls_weights`).
+    """
     losses = self.task_config.losses
-    classes = query_retinanet.QUERY_CLASSES
+    num_classes = self.task_config.model.num_classes
     box_weights = labels['query_box_weights']
     positives = tf.reduce_sum(box_weights) + 1.0
+    logits = tf.gather(
+        loss_utils.multi_level_flatten(outputs['query_cls_outputs'],
+                                       last_dim=num_classes),
+        tf.cast(labels['query'], tf.int32), axis=2, batch_dims=1)
+    targets = tf.cast(loss_utils.multi_level_flatten(
+        labels['query_cls_targets'], last_dim=None) > 0, logits.dtype)
     cls_loss = focal_loss.FocalLoss(
         alpha=losses.focal_loss_alpha, gamma=losses.focal_loss_gamma,
         reduction=tf_keras.losses.Reduction.SUM)(
-            y_true=tf.one_hot(loss_utils.multi_level_flatten(
-                labels['query_cls_targets'], last_dim=None), classes),
-            y_pred=loss_utils.multi_level_flatten(
-                outputs['query_cls_outputs'], last_dim=classes),
+            y_true=targets[..., None], y_pred=logits[..., None],
             sample_weight=labels['cls_weights'] / positives)
     box_loss = tf_keras.losses.Huber(
         losses.huber_loss_delta, reduction=tf_keras.losses.Reduction.SUM)(
@@ -121,3 +131,4 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
               'box_loss': box_loss, 'model_loss': model_loss}
     return gradient_steps.update_metrics(
         {self.loss: joint, 'query_loss': query_loss}, losses, metrics)
+

@@ -1,4 +1,4 @@
-"""Query-modulated RetinaNet: the query steers only the query head."""
+"""Query-modulated RetinaNet: modulation inside the backbone, one shared head."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,65 +9,114 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.modeling.detectors import query_retinanet
 
 SIZE = 64
+CLASSES = 5
+
+
+def _detector(threshold=0.0):
+  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
+  params.override({'task': {'model': {
+      'input_size': [SIZE, SIZE, 3], 'num_classes': CLASSES,
+      'detection_generator': {'pre_nms_score_threshold': threshold}}}})
+  return task_factory.get_task(params.task).build_model()
+
+
+def _build(**kwargs):
+  model = query_retinanet.build(_detector(), CLASSES, embedding_dim=8,
+                                **kwargs)
+  images = tf.random.stateless_normal([2, SIZE, SIZE, 3], [0, 1])
+  model(images, query_ids=tf.constant([1, 2]), training=False)
+  return model, images
 
 
 @pytest.fixture(scope='module')
 def model():
-  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
-  params.override({'task': {'model': {'input_size': [SIZE, SIZE, 3]}}})
-  detector = task_factory.get_task(params.task).build_model()
-  query_model = query_retinanet.build(detector, num_classes=5,
-                                      embedding_dim=8)
-  images = tf.random.stateless_normal([2, SIZE, SIZE, 3], [0, 1])
-  query_model(images, query_ids=tf.constant([1, 2]), training=False)
-  return query_model, images
+  return _build()
 
 
-def _randomize_modulation(model, seed=3):
+def _randomize(model, seed=3):
   rng = np.random.default_rng(seed)
   weights = model.modulation.get_weights()
-  model.modulation.set_weights([0.3 * rng.normal(size=w.shape) for w in weights])
+  model.modulation.set_weights(
+      [0.3 * rng.normal(size=w.shape) for w in weights])
   return weights
 
 
-def test_zero_modulation_equals_the_unmodulated_query_head(model):
-  query_model, images = model
-  out = query_model(images, query_ids=tf.constant([1, 3]), training=False)
-  features = query_model.decoder(query_model.backbone(images, training=False),
-                                 training=False)
-  scores, boxes, _ = query_model.query_head(features, training=False)
-  for level in scores:
-    np.testing.assert_allclose(out['query_cls_outputs'][level], scores[level],
-                               rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(out['query_box_outputs'][level], boxes[level],
-                               rtol=1e-5, atol=1e-6)
-  # With zero FiLM the query does not matter yet.
-  other = query_model(images, query_ids=tf.constant([4, 2]), training=False)
-  np.testing.assert_allclose(other['query_cls_outputs']['3'],
-                             out['query_cls_outputs']['3'], atol=1e-6)
+def test_sites_are_the_last_two_stages_blocks_and_every_decoder_level(model):
+  query_model, _ = model
+  levels = query_retinanet.block_levels(query_model.backbone)
+  assert query_model.modulation.block_indices == [
+      i for i, level in enumerate(levels) if level in (4, 5)]
+  assert sorted(query_model.modulation.levels) == ['3', '4', '5', '6']
 
 
-def test_query_changes_query_outputs_and_not_standard_ones(model):
+def test_zero_modulation_query_detections_are_the_standard_ones_of_q(model):
   query_model, images = model
-  saved = _randomize_modulation(query_model)
+  ids = tf.constant([1, 3])
+  out = query_model(images, query_ids=ids, training=False)
+  for key in ('cls_outputs', 'box_outputs'):
+    for level in out[key]:
+      np.testing.assert_array_equal(out['query_' + key][level],
+                                    out[key][level])
+  anchors = query_model._anchors(images)  # pylint: disable=protected-access
+  filtered = query_model.class_detections(out, '', ids, None, anchors)
+  for key, value in filtered.items():
+    np.testing.assert_array_equal(out['query_' + key], value)
+  for i, q in enumerate([1, 3]):
+    n = int(out['query_num_detections'][i])
+    assert n > 0
+    np.testing.assert_array_equal(out['query_detection_classes'][i][:n], q)
+    # The standard detections of class q (after NMS over every class) are
+    # the query's best ones.
+    keep = out['detection_classes'][i][:int(out['num_detections'][i])] == q
+    standard = out['detection_scores'][i][:len(keep)].numpy()[keep.numpy()]
+    np.testing.assert_array_equal(
+        standard, out['query_detection_scores'][i][:len(standard)])
+
+
+def test_query_steers_the_last_stages_and_not_the_early_ones(model):
+  query_model, images = model
+  saved = _randomize(query_model)
   try:
-    a = query_model(images, query_ids=tf.constant([1, 1]), training=False)
-    b = query_model(images, query_ids=tf.constant([3, 3]), training=False)
+    query = query_model.query_embedding(tf.constant([1, 1]))
+    standard, queried = query_model._backbone_passes(  # pylint: disable=protected-access
+        images, query, training=False)
+    other = query_model(images, query_ids=tf.constant([4, 4]),
+                        training=False)
+    first = query_model(images, query_ids=tf.constant([1, 1]),
+                        training=False)
   finally:
     query_model.modulation.set_weights(saved)
-  assert not np.allclose(a['query_cls_outputs']['3'],
-                         b['query_cls_outputs']['3'])
-  np.testing.assert_array_equal(a['cls_outputs']['3'], b['cls_outputs']['3'])
-  for prefix in ('', 'query_'):
-    assert a[prefix + 'detection_boxes'].shape[:2] == (2, 100)
-  # The query head has one foreground class; the standard head five.
-  assert a['query_cls_outputs']['3'].shape[-1] * 5 == (
-      a['cls_outputs']['3'].shape[-1] * 2)
+  for level in ('2', '3'):
+    np.testing.assert_array_equal(standard[level], queried[level])
+  for level in ('4', '5'):
+    assert not np.allclose(standard[level], queried[level])
+  # The standard pass is the plain detector whatever the query.
+  np.testing.assert_array_equal(first['cls_outputs']['4'],
+                                other['cls_outputs']['4'])
+  plain = query_model.detector(images, training=False)
+  np.testing.assert_allclose(first['cls_outputs']['4'],
+                             plain['cls_outputs']['4'], atol=1e-5)
+  assert not np.allclose(first['query_cls_outputs']['4'],
+                         other['query_cls_outputs']['4'])
+
+
+def test_decoder_only_ablation_leaves_the_backbone_alone():
+  query_model, images = _build(backbone_levels=[])
+  assert query_model.modulation.block_indices == []
+  _randomize(query_model)
+  query = query_model.query_embedding(tf.constant([2, 2]))
+  standard, queried = query_model._backbone_passes(  # pylint: disable=protected-access
+      images, query, training=False)
+  for level in standard:
+    np.testing.assert_array_equal(standard[level], queried[level])
+  out = query_model(images, query_ids=tf.constant([2, 2]), training=False)
+  assert not np.allclose(out['query_cls_outputs']['4'],
+                         out['cls_outputs']['4'])
 
 
 def test_query_vectors_instead_of_ids(model):
   query_model, images = model
-  saved = _randomize_modulation(query_model)
+  saved = _randomize(query_model)
   try:
     by_id = query_model(images, query_ids=tf.constant([2, 4]), training=True)
     vectors = query_model.query_embedding(tf.constant([2, 4]))
@@ -81,9 +130,14 @@ def test_query_vectors_instead_of_ids(model):
                 training=True)
   standard = query_model(images, training=False)
   assert 'query_cls_outputs' not in standard
-  np.testing.assert_allclose(standard['detection_scores'],
-                             query_model.detector(images, training=False)[
-                                 'detection_scores'], atol=1e-6)
+
+
+def test_a_query_id_that_is_no_class_is_an_error(model):
+  query_model, images = model
+  for bad in (0, CLASSES):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r'query ids must be class ids 1\.\.4'):
+      query_model(images, query_ids=tf.constant([1, bad]), training=False)
 
 
 def test_checkpoint_items_cover_every_variable(model):
@@ -93,25 +147,27 @@ def test_checkpoint_items_cover_every_variable(model):
   assert covered == {id(v) for v in query_model.weights}
 
 
-@pytest.mark.parametrize('modulation', ['film', 'concat'])
-def test_both_modulations_start_as_identity_and_then_follow_the_query(
+@pytest.mark.parametrize('modulation', ['gate', 'concat'])
+def test_other_modulations_start_as_identity_and_then_follow_the_query(
     modulation):
-  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
-  params.override({'task': {'model': {'input_size': [SIZE, SIZE, 3]}}})
-  detector = task_factory.get_task(params.task).build_model()
-  query_model = query_retinanet.build(detector, num_classes=5,
-                                      embedding_dim=8, modulation=modulation)
-  images = tf.random.stateless_normal([1, SIZE, SIZE, 3], [0, 2])
-  outputs = lambda q: query_model(images, query_ids=tf.constant([q]),
+  query_model, images = _build(modulation=modulation)
+  outputs = lambda q: query_model(images[:1], query_ids=tf.constant([q]),
                                   training=False)['query_cls_outputs']['4']
-  np.testing.assert_allclose(outputs(1), outputs(3), atol=1e-6)
-  _randomize_modulation(query_model)
-  assert not np.allclose(outputs(1), outputs(3))
+  level5 = lambda q: query_model._backbone_passes(  # pylint: disable=protected-access
+      images[:1], query_model.query_embedding(tf.constant([q])),
+      training=False)[1]['5']
+  np.testing.assert_array_equal(outputs(1), outputs(3))
+  np.testing.assert_array_equal(level5(1), level5(3))
+  _randomize(query_model)
+  assert not np.allclose(level5(1), level5(3))
+  assert not np.array_equal(outputs(1), outputs(3))
 
 
-def test_unknown_modulation_is_named():
-  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
-  params.override({'task': {'model': {'input_size': [SIZE, SIZE, 3]}}})
-  detector = task_factory.get_task(params.task).build_model()
+def test_bad_sites_are_named():
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
-    query_retinanet.build(detector, 5, modulation='add')
+    query_retinanet.build(_detector(), CLASSES, modulation='add')
+  with pytest.raises(ValueError, match=r'backbone_levels: \[4, 7\].*\[7\]'):
+    query_retinanet.build(_detector(), CLASSES, backbone_levels=[4, 7])
+  with pytest.raises(ValueError, match='would change nothing'):
+    query_retinanet.build(_detector(), CLASSES, backbone_levels=[],
+                          decoder=False)

@@ -1,63 +1,109 @@
-"""Query-modulated RetinaNet: a standard head and a query head on one trunk.
+"""Query-modulated RetinaNet: the query steers the features, one shared head.
 
-Fornoni et al., "Bridging the Gap Between Object Detection and User Intent via
-Query-Modulation" (arXiv 2106.10258): the detector is trained jointly for
-standard detection and for detection modulated by a query. Here one backbone +
-decoder (any Model Garden RetinaNet, e.g. MobileNetV4 + FPN or SSDLite
-features) feeds
+Fornoni et al., "Bridging the Gap Between Object Detection and User Intent
+via Query-Modulation" (arXiv 2106.10258): a capacity-constrained mobile
+detector modulated by an embedding of the user's query finds the objects of
+the queried label better than the standard detector, and one model can be
+trained for query-modulated and standard detection at once. Here, on any
+Model Garden RetinaNet whose backbone is univision's MobileNetV4 (FPN or
+SSDLite features):
 
-- the standard RetinaNet head (all classes), on the decoder features;
-- a query head, a second RetinaNet head with one foreground class ("what
-  the query asks for"), on the decoder features modulated by the query's
-  embedding (`QueryEmbedding`, or a query vector given directly): FiLM
-  (`QueryFiLM`, default) or concat-and-project (`QueryConcat`).
+- The query (a class id through `QueryEmbedding`, or a vector given
+  directly, e.g. a text embedding) modulates the features inside the
+  feature extractor: the output of every backbone block of the levels
+  `backbone_levels` (default 4 and 5, the last two stages) and every
+  decoder level, each site by its own zero-initialised modulation (FiLM by
+  default; `QueryModulationSites`).
+- One multi-class head, shared: the standard pass (no query) and the query
+  pass run the same backbone blocks (those before the first modulated block
+  once, for both), decoder and head. The query pass reads class q's scores.
+  With zero modulation its detections for q are exactly the standard
+  detector's detections of class q; training can only specialise the
+  features to the query.
 
-Box decoding and NMS are Model Garden's detection generator for both heads;
-query detections come out under `query_detection_*`.
+"Detections of class q" mask the other classes' logits before Model
+Garden's detection generator (`class_scores`), so q's boxes do not compete
+with other classes' for the `max_num_detections` slots: query detections
+and the standard detector filtered to q are made the same way.
 """
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import tensorflow as tf, tf_keras
 from official.vision.modeling import retinanet_model
-from official.vision.modeling.heads import dense_prediction_heads
 from official.vision.modeling.layers import detection_generator
 from official.vision.ops import anchor
 
-from univision.modeling.layers import query_concat
 from univision.modeling.layers import query_embedding as embedding_lib
-from univision.modeling.layers import query_film
+from univision.modeling.layers import query_modulation_sites as sites_lib
 
-QUERY_CLASSES = 2  # Background + "the queried object".
-# Query modulation of the decoder levels, by name.
-MODULATIONS = {'film': query_film.QueryFiLM,
-               'concat': query_concat.QueryConcat}
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections')
+_MASKED_LOGIT = -1e4  # sigmoid: exactly 0 in float32 and float16.
+
+
+def block_levels(backbone: tf_keras.Model) -> list[int]:
+  """The feature level (log2 of the stride) of each backbone block's output.
+
+  Raises:
+    ValueError: if the backbone is not a chain of blocks with a spec table
+      (univision's MobileNetV4).
+  """
+  spec = getattr(backbone, 'model_spec', None)
+  if spec is None or not hasattr(backbone, 'blocks'):
+    raise ValueError(
+        f'Query modulation inside the backbone needs univision\'s '
+        f'MobileNetV4 (task.model.backbone.type mobilenet_v4); got '
+        f'{type(backbone).__name__}.')
+  stride, levels = 1, []
+  for block in spec.blocks:
+    stride *= block.strides
+    levels.append(stride.bit_length() - 1)
+  return levels
+
+
+def class_scores(scores: Mapping[str, tf.Tensor], classes: tf.Tensor,
+                 num_classes: int) -> dict[str, tf.Tensor]:
+  """Per-level head logits with every class but `classes` [B] masked.
+
+  The head's last axis is anchor-major ([A * num_classes], as Model Garden's
+  RetinaNet head and losses lay it out); masked logits are -1e4, whose
+  sigmoid score is 0, below any score threshold and not counted by the
+  detection generator.
+  """
+  one_hot = tf.one_hot(tf.cast(classes, tf.int32), num_classes,
+                       on_value=True, off_value=False)[:, None, None, :]
+  masked = {}
+  for level, s in scores.items():
+    anchors = s.shape[-1] // num_classes
+    keep = tf.tile(one_hot, [1, 1, 1, anchors])
+    masked[level] = tf.where(keep, s, tf.constant(_MASKED_LOGIT, s.dtype))
+  return masked
 
 
 class QueryRetinaNetModel(tf_keras.Model):
-  """Standard + query-modulated detection from one backbone and decoder."""
+  """Standard and query-modulated detection with one backbone and head."""
 
   def __init__(self, detector: retinanet_model.RetinaNetModel,
-               query_head: tf_keras.layers.Layer,
-               modulation: tf_keras.layers.Layer,
-               query_embedding: embedding_lib.QueryEmbedding, **kwargs):
+               modulation: sites_lib.QueryModulationSites,
+               query_embedding: embedding_lib.QueryEmbedding,
+               num_classes: int, **kwargs):
     """Initializes the model.
 
     Args:
-      detector: A Model Garden RetinaNet (backbone, decoder, head, detection
-        generator, anchor settings); its head is the standard head.
-      query_head: A RetinaNet head with `QUERY_CLASSES` classes.
-      modulation: The query modulation of the decoder levels
-        (`MODULATIONS`).
+      detector: A Model Garden RetinaNet with univision's MobileNetV4
+        backbone (its blocks run one by one here) and its multi-class head.
+      modulation: The query's sites and modulations.
       query_embedding: Class id -> query vector.
+      num_classes: The head's classes (background included).
       **kwargs: `tf_keras.Model` arguments.
     """
     super().__init__(**kwargs)
     self.detector = detector
-    self.query_head = query_head
     self.modulation = modulation
     self.query_embedding = query_embedding
+    self._num_classes = num_classes
+    self._block_levels = block_levels(detector.backbone)
+    self._endpoints = list(detector.backbone.output_specs)
 
   @property
   def backbone(self):
@@ -73,8 +119,8 @@ class QueryRetinaNetModel(tf_keras.Model):
 
   @property
   def checkpoint_items(self) -> Mapping[str, Any]:
-    return {**self.detector.checkpoint_items, 'query_head': self.query_head,
-            'modulation': self.modulation, 'query_embedding': self.query_embedding}
+    return {**self.detector.checkpoint_items, 'modulation': self.modulation,
+            'query_embedding': self.query_embedding}
 
   def _anchors(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
     config = self.detector.get_config()
@@ -89,86 +135,174 @@ class QueryRetinaNetModel(tf_keras.Model):
     return {level: tf.tile(b[None], [batch, 1, 1, 1])
             for level, b in boxes.items()}
 
+  def _backbone_passes(self, images: tf.Tensor, query: tf.Tensor | None,
+                       training: bool | None) -> list[dict[str, tf.Tensor]]:
+    """Backbone endpoints: [standard] or [standard, query-modulated].
+
+    The blocks before the first modulated one run once for both passes.
+    """
+    blocks = self.detector.backbone.blocks
+    first = (self.modulation.block_indices[0]
+             if query is not None and self.modulation.block_indices
+             else len(blocks))
+    x, levels = images, {}
+    for index in range(first):
+      x = blocks[index](x, training=training)
+      levels[str(self._block_levels[index])] = x
+    passes = [(x, dict(levels), None)]
+    if query is not None:
+      passes.append((x, dict(levels), query))
+    endpoints = []
+    for x, levels, q in passes:
+      for index in range(first, len(blocks)):
+        x = blocks[index](x, training=training)
+        if q is not None:
+          x = self.modulation.block(index, x, q)
+        levels[str(self._block_levels[index])] = x
+      endpoints.append({k: levels[k] for k in self._endpoints})
+    return endpoints
+
+  def _query(self, query_ids, query_vectors) -> tf.Tensor | None:
+    if query_ids is not None and query_vectors is not None:
+      raise ValueError('Give one of query_ids or query_vectors, not both.')
+    if query_ids is not None:
+      return self.query_embedding(query_ids)
+    return query_vectors
+
   def call(self, images: tf.Tensor, query_ids: tf.Tensor | None = None,
            query_vectors: tf.Tensor | None = None,
            image_shape: tf.Tensor | None = None,
            anchor_boxes: Mapping[str, tf.Tensor] | None = None,
            training: bool | None = None) -> dict[str, Any]:
-    """Runs the standard head, and the query head if a query is given.
+    """Runs the standard pass, and the query pass if a query is given.
 
     Args:
       images: [B, H, W, 3] normalized images.
-      query_ids: [B] int query class ids (1..num_classes-1).
+      query_ids: [B] int query class ids (1..num_classes-1); an id outside
+        that range raises `InvalidArgumentError`.
       query_vectors: [B, D] query vectors, instead of `query_ids`.
       image_shape: [B, 2] unpadded image sizes, for box clipping.
       anchor_boxes: Anchors for inference; default: made for `images`.
       training: Training mode.
 
     Returns:
-      Raw outputs `cls_outputs`, `box_outputs` (and with a query
-      `query_cls_outputs`, `query_box_outputs`); in inference also the
-      standard detections (`detection_*`) and the query's
-      (`query_detection_*`). Without a query the model is the standard
+      The head's raw outputs `cls_outputs`, `box_outputs` (with a query
+      also the query pass's, `query_cls_outputs`, `query_box_outputs`, all
+      classes); in inference also the standard detections (`detection_*`)
+      and the query pass's (`query_detection_*`): of class q for
+      `query_ids`, of every class for `query_vectors` (a vector names no
+      class of the head). Without a query the model is the standard
       detector (Model Garden's evaluation calls it so).
     """
-    if query_ids is not None and query_vectors is not None:
-      raise ValueError('Give one of query_ids or query_vectors, not both.')
-    features = self.detector.backbone(images, training=training)
-    if self.detector.decoder:
-      features = self.detector.decoder(features, training=training)
-    scores, boxes, _ = self.detector.head(features, training=training)
-    heads = {'': (boxes, scores)}
-    if query_ids is not None or query_vectors is not None:
-      query = (query_vectors if query_vectors is not None
-               else self.query_embedding(query_ids))
-      query_scores, query_boxes, _ = self.query_head(
-          self.modulation(features, query), training=training)
-      heads['query_'] = (query_boxes, query_scores)
-    outputs = {}
-    for prefix, (b, s) in heads.items():
-      outputs.update({prefix + 'cls_outputs': s, prefix + 'box_outputs': b})
+    query = self._query(query_ids, query_vectors)
+    passes = self._backbone_passes(images, query, training)
+    prefixes = ['', 'query_'][:len(passes)]
+    outputs, heads = {}, {}
+    for prefix, features in zip(prefixes, passes):
+      if self.detector.decoder:
+        features = self.detector.decoder(features, training=training)
+      if prefix:
+        features = self.modulation(features, query)
+      scores, boxes, _ = self.detector.head(features, training=training)
+      heads[prefix] = (boxes, scores)
+      outputs.update({prefix + 'cls_outputs': scores,
+                      prefix + 'box_outputs': boxes})
     if training:
       return outputs
     anchors = anchor_boxes if anchor_boxes is not None else self._anchors(
         images)
-    for prefix, (b, s) in heads.items():
-      results = self.detector.detection_generator(b, s, anchors, image_shape)
+    for prefix, (boxes, scores) in heads.items():
+      if prefix and query_ids is not None:
+        scores = class_scores(scores, query_ids, self._num_classes)
+      results = self.detector.detection_generator(boxes, scores, anchors,
+                                                  image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
     return outputs
+
+  def class_detections(self, outputs: Mapping[str, Any], prefix: str,
+                       classes: tf.Tensor, image_shape: tf.Tensor | None,
+                       anchor_boxes: Mapping[str, tf.Tensor]
+                       ) -> dict[str, tf.Tensor]:
+    """Detections of class `classes` [B] from one pass's raw outputs.
+
+    E.g. `prefix=''`: the standard detector filtered to the queried class,
+    made exactly as the query pass's detections are.
+    """
+    results = self.detector.detection_generator(
+        outputs[prefix + 'box_outputs'],
+        class_scores(outputs[prefix + 'cls_outputs'], classes,
+                     self._num_classes), anchor_boxes, image_shape)
+    return {k: results[k] for k in _DETECTION_KEYS}
 
 
 def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           embedding_dim: int | None = 64, vectors_path: str | None = None,
-          trainable_vectors: bool = False,
-          modulation: str = 'film') -> QueryRetinaNetModel:
-  """Adds a query head, FiLM and query embeddings to a Model Garden RetinaNet.
+          trainable_vectors: bool = False, modulation: str = 'film',
+          backbone_levels: Sequence[int] = (4, 5),
+          decoder: bool = True) -> QueryRetinaNetModel:
+  """Adds query modulation and query embeddings to a Model Garden RetinaNet.
 
   Args:
-    detector: The standard detector (e.g. from Model Garden's factory).
+    detector: The standard detector (e.g. from Model Garden's factory), its
+      backbone univision's MobileNetV4.
     num_classes: Its `num_classes` (query ids are class ids).
     embedding_dim: Size of a learned query table (None with
       `vectors_path`: the file's size).
     vectors_path: A `.npy` of fixed [num_classes, dim] query vectors.
     trainable_vectors: Whether the file's vectors are fine-tuned.
-    modulation: A key of `MODULATIONS`.
+    modulation: A key of `query_modulation_sites.MODULATIONS`.
+    backbone_levels: Levels whose backbone blocks are modulated (every
+      block whose output has that stride).
+    decoder: Whether every decoder level (those the head reads) is
+      modulated too.
+
+  Raises:
+    ValueError: naming the config key, for an unknown modulation, a level
+      the backbone lacks, no site at all, or a detector this cannot wrap.
   """
-  if modulation not in MODULATIONS:
-    raise ValueError(f'task.query.modulation: {modulation!r}; choose from '
-                     f'{sorted(MODULATIONS)}.')
   if not isinstance(detector.detection_generator,
                     detection_generator.MultilevelDetectionGenerator):
     raise ValueError('The detector needs Model Garden\'s multilevel '
                      'detection generator.')
-  head_config = dict(detector.head.get_config(), num_classes=QUERY_CLASSES)
-  query_head = dense_prediction_heads.RetinaNetHead.from_config(head_config)
-  levels = [str(l) for l in range(head_config['min_level'],
-                                  head_config['max_level'] + 1)]
-  widths = {int(detector.decoder.output_specs[l][-1]) for l in levels}
-  if len(widths) != 1:
-    raise ValueError(f'Decoder levels {levels} differ in width {widths}; '
-                     'the heads need one width.')
-  layer = MODULATIONS[modulation](levels, widths.pop())
+  levels = block_levels(detector.backbone)
+  unknown = sorted(set(backbone_levels) - set(levels))
+  if unknown:
+    raise ValueError(f'task.query.backbone_levels: {list(backbone_levels)}; '
+                     f'the backbone has no block at level(s) {unknown} '
+                     f'(its blocks end at levels {sorted(set(levels))}).')
+  if not backbone_levels and not decoder:
+    raise ValueError('task.query: backbone_levels is empty and decoder is '
+                     'false: the query would change nothing.')
+  blocks = {i: int(b.output_shape[-1])
+            for i, (b, level) in enumerate(zip(detector.backbone.blocks,
+                                               levels))
+            if level in backbone_levels}
+  head = detector.head.get_config()
+  decoder_levels = {}
+  if decoder:
+    specs = (detector.decoder.output_specs if detector.decoder
+             else detector.backbone.output_specs)
+    decoder_levels = {str(l): int(specs[str(l)][-1])
+                      for l in range(head['min_level'],
+                                     head['max_level'] + 1)}
+  sites = sites_lib.QueryModulationSites(modulation, blocks, decoder_levels,
+                                         name='query_modulation')
   embedding = embedding_lib.QueryEmbedding(
       num_classes, None if vectors_path else embedding_dim, vectors_path,
       trainable_vectors)
-  return QueryRetinaNetModel(detector, query_head, layer, embedding)
+  return QueryRetinaNetModel(detector, sites, embedding, num_classes)
+
+
+def build_for_task(detector: retinanet_model.RetinaNetModel,
+                   task_config: Any) -> QueryRetinaNetModel:
+  """`build` with a query task config's `model.num_classes` and `query`.
+
+  Args:
+    detector: The task's standard detector.
+    task_config: A `configs.query_retinanet.QueryRetinaNetTask` (read, not
+      imported: modeling imports no config module).
+  """
+  query = task_config.query
+  return build(detector, task_config.model.num_classes, query.embedding_dim,
+               query.vectors_path or None, query.trainable_vectors,
+               query.modulation, list(query.backbone_levels), query.decoder)

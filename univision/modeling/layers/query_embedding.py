@@ -74,7 +74,21 @@ class QueryEmbedding(tf_keras.layers.Layer):
     super().build(input_shape)
 
   def call(self, query_ids: tf.Tensor) -> tf.Tensor:
-    return tf.gather(self.table, tf.cast(query_ids, tf.int32))
+    """Query vectors [B, dim] of class ids [B].
+
+    Raises:
+      tf.errors.InvalidArgumentError: for an id outside 1..num_classes-1
+        (0 is the background; a gather on a GPU would silently return a
+        row of zeros, i.e. a query for nothing).
+    """
+    ids = tf.cast(query_ids, tf.int32)
+    valid = tf.reduce_all((ids >= 1) & (ids < self._num_classes))
+    check = tf.debugging.Assert(valid, [
+        f'{self.name}: query ids must be class ids 1..'
+        f'{self._num_classes - 1} (0 is the background); got', ids],
+                                summarize=16)
+    with tf.control_dependencies([check]):
+      return tf.gather(self.table, ids)
 
   def get_config(self) -> dict[str, Any]:
     return {**super().get_config(), 'num_classes': self._num_classes,
