@@ -56,11 +56,37 @@ def test_boxes_are_the_tight_boxes_of_the_pasted_objects(bank, task):
     assert not (painted & ~covered).any()
 
 
-def test_every_task_has_at_most_four_labels_and_a_stream():
+def test_every_task_has_a_stream_and_patch_tasks_at_most_four_labels():
   assert sorted(dc.STREAMS) == sorted(dc.TASKS)
   assert dc.STREAMS[:len(ORIGINAL_TASKS)] == ORIGINAL_TASKS
-  assert all(1 <= len(s.classes) <= 4 for s in dc.TASKS.values())
+  assert all(1 <= len(s.classes) <= 4 for name, s in dc.TASKS.items()
+             if name != 'crowded_clothing')
   assert dc.TASKS['base_clothing'].num_train == 3000
+
+
+def test_crowded_clothing_has_eleven_classes_and_crowded_images(bank):
+  spec = dc.TASKS['crowded_clothing']
+  assert len(spec.classes) == 11 and spec.num_train == 3000
+  photos = {name: dc.rgb(dc.BACKGROUNDS[name]()) for name in spec.backgrounds}
+  rng = dc.split_rng('crowded_clothing', 'val')
+  labels = [dc.compose(rng, spec, bank, photos)[2] for _ in range(40)]
+  assert min(len(l) for l in labels) >= 4
+  assert max(len(l) for l in labels) <= 8
+  assert np.mean([len(set(l.tolist())) for l in labels]) >= 3
+  assert set(np.concatenate(labels).tolist()) == set(range(1, 12))
+
+
+def test_min_objects_that_cannot_fit_are_an_error():
+  spec = dc.TaskSpec(('bag',), ('black',), (40, 40), min_objects=8,
+                     max_objects=8, image_size=64)
+  photos = {'black': np.zeros((64, 64, 3), np.uint8)}
+  class Square40:
+    def sample(self, rng, name, size):
+      del rng, name, size
+      return np.ones((40, 40)), np.ones((40, 40), bool)
+
+  with pytest.raises(ValueError, match='8 objects of .* do not fit in 64'):
+    dc.compose(np.random.default_rng(0), spec, Square40(), photos)
 
 
 class _ClassShapedBank:
@@ -104,7 +130,11 @@ def test_a_label_of_one_class_draws_no_random_number():
      "Unknown object class 't-shirt' \\(label 'top'\\)"),
     (dict(classes=('bag',), groups={'top': ('shirt',)}),
      r"groups\['top'\] is not a label"),
-    (dict(classes=dc.DIGITS[:5]), 'A task has 1 to 4 labels, got 5'),
+    (dict(classes=(*dc.DIGITS, 'bag', 'coat')),
+     'A task has 1 to 11 labels, got 12'),
+    (dict(classes=('bag',), min_objects=5),
+     r'min_objects 5 must be in 1..max_objects \(4\)'),
+    (dict(classes=('bag',), min_objects=0), 'min_objects 0 must be'),
 ])
 def test_bad_task_spec_is_named(kwargs, match):
   with pytest.raises(ValueError, match=match):

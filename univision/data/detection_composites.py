@@ -28,6 +28,13 @@ objects or add a new one; `footwear_on_textures` puts known objects on
 textures the base never shows (brick, grass, gravel); `digits_on_textures`
 is the far task: new objects on those textures.
 
+`crowded_clothing` serves query-modulated detection (issue #20): all 11
+object classes of Fashion-MNIST and the horse, 4 to 8 objects per image (so
+several classes per image), with look-alike groups (the four tops; sandal,
+sneaker and ankle boot), 3000 train images:
+
+  crowded_clothing        10 Fashion-MNIST + horse     PHOTOS           16-36
+
 A label may stand for a group of object classes (`TaskSpec.groups`):
 `base_clothing`'s 'top' is any of the four tops, and so on.
 
@@ -58,8 +65,10 @@ from univision.data import tfrecords
 HORSE = 'horse'
 DIGITS = tuple(f'digit {d}' for d in range(10))
 OBJECT_CLASSES = (*fashion_mnist.CLASS_NAMES, HORSE, *DIGITS)
-# The study's detectors have 5 class outputs, background included.
-MAX_LABELS = 4
+# Labels of one task: at most every object class but the digits. (The
+# model-patch study's detectors have 5 class outputs, background included;
+# it refuses task folders with more labels itself.)
+MAX_LABELS = 11
 # Photos bundled in the wheels (no download): name -> loader.
 BACKGROUNDS = {
     'astronaut': skimage.data.astronaut, 'coffee': skimage.data.coffee,
@@ -87,6 +96,8 @@ class TaskSpec:
     backgrounds: Names in `BACKGROUNDS`.
     object_size: (min, max) longer side of a pasted object, in pixels.
     max_objects: At most this many objects per image (at least 1).
+    min_objects: At least this many objects per image (placement is tried
+      again until they fit).
     image_size: Side of the square output images.
     groups: Label name -> the object classes it stands for; each object of
       that label is one of them, drawn uniformly.
@@ -94,8 +105,8 @@ class TaskSpec:
 
   Raises:
     ValueError: naming the value, for no or more than `MAX_LABELS` labels,
-      a `groups` key that is not a label, or an object class not in
-      `OBJECT_CLASSES`.
+      a `groups` key that is not a label, an object class not in
+      `OBJECT_CLASSES`, or `min_objects` not in 1..`max_objects`.
   """
   classes: tuple[str, ...]
   backgrounds: tuple[str, ...]
@@ -105,8 +116,12 @@ class TaskSpec:
   groups: Mapping[str, tuple[str, ...]] = dataclasses.field(
       default_factory=dict)
   num_train: int = 1000
+  min_objects: int = 1
 
   def __post_init__(self):
+    if not 1 <= self.min_objects <= self.max_objects:
+      raise ValueError(f'min_objects {self.min_objects} must be in 1..'
+                       f'max_objects ({self.max_objects}).')
     if not 1 <= len(self.classes) <= MAX_LABELS:
       raise ValueError(f'A task has 1 to {MAX_LABELS} labels, got '
                        f'{len(self.classes)}: {self.classes}.')
@@ -153,12 +168,18 @@ TASKS = {
     'digits_on_textures': TaskSpec(
         ('digit 0', 'digit 1', 'digit 7', 'digit 8'), TEXTURES, (16, 40),
         max_objects=5),
+    'crowded_clothing': TaskSpec(
+        (*fashion_mnist.CLASS_NAMES, HORSE), PHOTOS, (16, 36),
+        min_objects=4, max_objects=8, num_train=3000),
 }
 # A task's position here numbers its random stream: the first four are the
 # original tasks in their original (sorted) order; new tasks are appended, so
 # adding a task never changes another task's images.
 STREAMS = ('footwear_on_textures', 'horses_and_bags', 'small_items_on_scenery',
-           'tops_on_photos', 'base_clothing', 'digits_on_textures')
+           'tops_on_photos', 'base_clothing', 'digits_on_textures',
+           'crowded_clothing')
+# Extra placements allowed to reach a task's `min_objects`.
+_TOP_UP_TRIES = 50
 
 
 def rgb(image: np.ndarray) -> np.ndarray:
@@ -236,32 +257,49 @@ def compose(rng: np.random.Generator, spec: TaskSpec, bank: ObjectBank,
   name = spec.backgrounds[rng.integers(len(spec.backgrounds))]
   image = background_crop(rng, photos[name], size).astype(np.float32)
   boxes, labels = [], []
-  for _ in range(int(rng.integers(1, spec.max_objects + 1))):
-    label = int(rng.integers(len(spec.classes)))
-    object_class = spec.object_class(rng, label)
-    intensity, mask = bank.sample(
-        rng, object_class,
-        int(rng.integers(spec.object_size[0], spec.object_size[1] + 1)))
-    if not mask.any():
-      continue
-    h, w = mask.shape
-    rows, cols = np.nonzero(mask)
-    for _ in range(20):  # Find a free place; give up on this object else.
-      top = int(rng.integers(size - h + 1))
-      left = int(rng.integers(size - w + 1))
-      box = (top + rows.min(), left + cols.min(), top + rows.max() + 1,
-             left + cols.max() + 1)
-      if not _overlaps(box, boxes):
-        break
-    else:
-      continue
-    color = rng.uniform(80, 255, 3)
-    region = image[top:top + h, left:left + w]
-    region[mask] = intensity[mask, None] * color
-    boxes.append(box)
-    labels.append(label + 1)
+  for _ in range(int(rng.integers(spec.min_objects, spec.max_objects + 1))):
+    _paste(rng, spec, bank, image, boxes, labels)
+  # Objects that found no free place are tried again up to `min_objects`
+  # (with min_objects 1 only an image left empty draws more).
+  tries = 0
+  while len(boxes) < spec.min_objects:
+    if tries == _TOP_UP_TRIES:
+      raise ValueError(f'{spec.min_objects} objects of {spec.object_size} '
+                       f'px do not fit in {size} px images; lower '
+                       'min_objects or object_size.')
+    _paste(rng, spec, bank, image, boxes, labels)
+    tries += 1
   return (image.clip(0, 255).astype(np.uint8), np.array(boxes, np.int64),
           np.array(labels, np.int64))
+
+
+def _paste(rng: np.random.Generator, spec: TaskSpec, bank: ObjectBank,
+           image: np.ndarray, boxes: list, labels: list) -> None:
+  """Pastes one random object where it overlaps no box (or gives up)."""
+  size = spec.image_size
+  label = int(rng.integers(len(spec.classes)))
+  object_class = spec.object_class(rng, label)
+  intensity, mask = bank.sample(
+      rng, object_class,
+      int(rng.integers(spec.object_size[0], spec.object_size[1] + 1)))
+  if not mask.any():
+    return
+  h, w = mask.shape
+  rows, cols = np.nonzero(mask)
+  for _ in range(20):  # Find a free place; give up on this object else.
+    top = int(rng.integers(size - h + 1))
+    left = int(rng.integers(size - w + 1))
+    box = (top + rows.min(), left + cols.min(), top + rows.max() + 1,
+           left + cols.max() + 1)
+    if not _overlaps(box, boxes):
+      break
+  else:
+    return
+  color = rng.uniform(80, 255, 3)
+  region = image[top:top + h, left:left + w]
+  region[mask] = intensity[mask, None] * color
+  boxes.append(box)
+  labels.append(label + 1)
 
 
 def split_rng(task: str, split: str, seed: int = 0) -> np.random.Generator:
