@@ -28,7 +28,8 @@ def test_evaluation_writes_both_query_aps_and_a_plot(composites, tmp_path):
   results = query_detection_eval.evaluate(params, checkpoint, out,
                                           num_plot_images=2)
   for name in ('query_pass', 'standard_filtered'):
-    assert 0.0 <= results[name]['query_AP'] <= 1.0
+    for key in ('query_AP', 'query_AP_present', 'AP/1', 'AP_present/4'):
+      assert 0.0 <= results[name][key] <= 1.0
   # Zero modulation: the query pass is the standard pass filtered to q.
   assert results['query_pass'] == results['standard_filtered']
   with open(os.path.join(out, 'query_ap.json')) as f:

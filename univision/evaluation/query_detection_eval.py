@@ -10,7 +10,8 @@ Query-AP (`univision.evaluation.query_ap`) scores the query pass's
 detections of the queried class (`query_pass`); the baseline is the same
 model's standard pass with its detections filtered to the queried class
 (`standard_filtered`, made as the query pass's are:
-`QueryRetinaNetModel.class_detections`). Writes `query_ap.json` and
+`QueryRetinaNetModel.class_detections`), over all runs and over the runs
+whose image holds the queried class (`scores`). Writes `query_ap.json` and
 `detections.png` (query detections on a few images, one row per query).
 """
 import json
@@ -50,6 +51,19 @@ def _detections(outputs, prefix: str, i: int, scale: np.ndarray):
   boxes = outputs[prefix + 'detection_boxes'][i][:n].numpy() / np.tile(
       scale, 2)
   return boxes, outputs[prefix + 'detection_scores'][i][:n].numpy()
+
+
+def scores(by_class) -> dict[str, float]:
+  """Query-AP over every (image, query) run and over present-class runs.
+
+  Keys: `query_AP`, `AP/<class>` (all runs) and `query_AP_present`,
+  `AP_present/<class>` (runs whose image holds the queried class).
+  """
+  present = query_ap.query_ap(by_class, present_only=True)
+  return {**query_ap.query_ap(by_class),
+          **{key.replace('AP', 'AP_present', 1) if key.startswith('AP/')
+             else 'query_AP_present': value
+             for key, value in present.items()}}
 
 
 def evaluate(params, checkpoint: str, output_dir: str,
@@ -93,8 +107,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
           shown.append((images[i].numpy(), cls, gt,
                          *_detections(queried, 'query_', i, scale)))
     seen += batch
-  results = {name: query_ap.query_ap(by_class)
-             for name, by_class in runs.items()}
+  results = {name: scores(by_class) for name, by_class in runs.items()}
   os.makedirs(output_dir, exist_ok=True)
   with open(os.path.join(output_dir, 'query_ap.json'), 'w') as f:
     json.dump({'classes': classes, **results}, f, indent=1)
