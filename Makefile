@@ -97,17 +97,19 @@ patch-study: $(VENV)/.runtime detection-data
 	  --spot_override=trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.002 \
 	  --tasks=data/composites/tops_on_photos,data/composites/footwear_on_textures,data/composites/small_items_on_scenery,data/composites/horses_and_bags,data/composites/digits_on_textures,data/tree_crowns
 
-# Query-modulated detection (issue #6): query head vs the standard head
-# filtered to the query, 4 settings x 3 seeds on tops_on_photos. Resumable.
+# Query-modulated detection (issue #20): on crowded_clothing (11 classes,
+# 4-8 objects per image), a 64-channel SSDLite on MNv4-Conv-S from the
+# `make demo` backbone; the standard detector trained alone, the joint model
+# (query modulating the last two backbone stages and every decoder level)
+# and the decoder-only ablation, 3 seeds each, 6000 steps, test APs at 6
+# checkpoints per run (curve.csv). Resumable; results/query_detection/ holds
+# the earlier design's study (before issue #20).
 query-study: $(VENV)/.runtime detection-data
 	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.query_detection \
-	  --output_dir=results/query_detection \
-	  --task=data/composites/tops_on_photos --init_checkpoint=$(DEMO_RUN) \
-	  --setting=film= --setting=concat=task.query.modulation=concat \
-	  --setting=film_qw2=task.query.query_weight=2.0 \
-	  --setting=film_absent0.5=task.query.absent_probability=0.5 \
-	  --replicates=3 --steps=1200
+	  --output_dir=results/query_modulation \
+	  --task=data/composites/crowded_clothing --init_checkpoint=$(DEMO_RUN) \
+	  --seeds=0,1,2 --steps=6000 --curve_points=6
 
 wsol-data: $(VENV)/.runtime fashion-mnist
 	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites

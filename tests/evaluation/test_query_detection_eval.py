@@ -32,6 +32,9 @@ def test_evaluation_writes_both_query_aps_and_a_plot(composites, tmp_path):
       assert 0.0 <= results[name][key] <= 1.0
   # Zero modulation: the query pass is the standard pass filtered to q.
   assert results['query_pass'] == results['standard_filtered']
+  assert 0.0 <= results['standard']['mAP'] <= 1.0
+  assert set(results['standard']) - {'mAP'} <= {f'AP/{c}' for c in range(
+      1, 5)}
   with open(os.path.join(out, 'query_ap.json')) as f:
     saved = json.load(f)
   assert saved['query_pass']['query_AP'] == results['query_pass']['query_AP']

@@ -1,46 +1,88 @@
-"""Query-detection study: settings, summary, one tiny study end to end."""
+"""Query-modulation study: settings, configs, summary, a tiny study."""
+import os
+
 import pytest
 import tensorflow as tf
 from official.core import task_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.studies import query_detection as qd
+from univision.studies import query_detection_report as report
 
 
 def test_settings_parse_and_bad_ones_are_named():
-  assert qd.parse_setting('film=') == ('film', '')
+  assert qd.parse_setting('joint=') == ('joint', '')
   assert qd.parse_setting('qw2=task.query.query_weight=2.0') == (
       'qw2', 'task.query.query_weight=2.0')
-  for bad in ('film', '=x', 'a/b=x'):
+  for bad in ('joint', '=x', 'a/b=x'):
     with pytest.raises(ValueError, match='--setting'):
       qd.parse_setting(bad)
 
 
-def test_run_config_applies_seed_schedule_and_overrides(composites, tmp_path):
-  params = qd.run_config(composites, '/ckpt', 40, 2,
-                         'task.query.query_weight=2.0')
-  assert params.task.train_data.seed == 2
-  assert params.task.query.query_weight == 2.0
-  assert params.task.init_checkpoint_modules == 'backbone'
-  assert params.trainer.train_steps == 40
-  assert params.trainer.optimizer_config.learning_rate.cosine.decay_steps == 40
+def test_default_settings_are_the_issues_baselines(composites):
+  params = {name: qd.run_config(composites, '/ckpt', 60, 2, overrides, 3)
+            for name, overrides in map(qd.parse_setting,
+                                       qd.DEFAULT_SETTINGS)}
+  assert list(params) == ['standard_only', 'joint', 'joint_decoder_only']
+  assert params['standard_only'].task.query.query_weight == 0.0
+  assert params['joint'].task.query.backbone_levels == [4, 5]
+  assert params['joint_decoder_only'].task.query.backbone_levels == []
+  joint = params['joint']
+  assert joint.task.model.num_classes == 12
+  assert joint.task.model.decoder.ssdlite.num_filters == 64
+  assert joint.task.train_data.seed == 2
+  assert joint.task.init_checkpoint_modules == 'backbone'
+  assert joint.trainer.train_steps == 60
+  assert joint.trainer.checkpoint_interval == 20
+  assert joint.trainer.max_to_keep == 4
+  assert joint.trainer.optimizer_config.learning_rate.cosine.decay_steps == 60
+
+
+def test_bad_configs_and_folders_are_named(composites, tmp_path):
   with pytest.raises(ValueError, match=r'unknown config key.*task.qurey'):
     qd.run_config(composites, '/ckpt', 40, 0, 'task.qurey.x=1')
   with pytest.raises(ValueError, match='has no train'):
     qd.run_config(str(tmp_path), '/ckpt', 40, 0)
+  with pytest.raises(ValueError, match='two settings of one name'):
+    qd.study(str(tmp_path / 'out'), composites, '/ckpt', ['a=', 'a='])
 
 
-def test_summary_pairs_the_heads_per_run():
-  runs = [qd.Run('a', 0, 0.30, 0.20, 10, 1.0),
-          qd.Run('a', 1, 0.10, 0.20, 10, 1.0),
-          qd.Run('b', 0, 0.25, 0.50, 10, 1.0)]
-  text = qd.summary_markdown(runs)
-  # a: mean 0.2 / 0.2, differences +0.1 and -0.1 (sd 0.1414).
-  assert '| a | 2 | 0.200 ± 0.141 | 0.200 ± 0.000 | 0.000 ± 0.141 | 1 of 2 |' in text
-  assert '| b | 1 | 0.250 | 0.500 | -0.250 | 0 of 1 |' in text
+def _run(setting, seed, map_, filtered, query):
+  return qd.Run(setting, seed, map_, filtered, filtered - 0.1, query,
+                None if query is None else query - 0.1, 10, 1.0)
 
 
-def test_tiny_study_end_to_end_and_resume(composites, tmp_path):
+def test_summary_states_the_targets_with_the_seed_spread():
+  runs = [_run('standard_only', 0, 0.50, 0.40, None),
+          _run('standard_only', 1, 0.52, 0.42, None),
+          _run('joint', 0, 0.505, 0.41, 0.50),
+          _run('joint', 1, 0.515, 0.41, 0.48)]
+  curve = [qd.CurvePoint('joint', 0, 5, 0.40, 0.3, 0.35),
+           qd.CurvePoint('joint', 0, 10, 0.505, 0.41, 0.50),
+           qd.CurvePoint('standard_only', 0, 5, 0.505, 0.4, None),
+           qd.CurvePoint('standard_only', 0, 10, 0.50, 0.4, None)]
+  text = report.summary_markdown(runs, curve, ['standard_only', 'joint'],
+                                 [0, 1, 2])
+  assert ('| joint | 2 | 0.510 ± 0.007 | 0.410 ± 0.000 | 0.310 ± 0.000 | '
+          '0.490 ± 0.014 | 0.390 ± 0.014 | 0.080 ± 0.014 | 2 of 2 |') in text
+  assert '| standard_only | 2 | 0.510 ± 0.014 | 0.410 ± 0.014 |' in text
+  # Gain 0.490 - 0.410 = 0.080 > hypot(0.014, 0.014) = 0.020.
+  assert 'gain +0.080 against a seed spread of 0.020: **met**' in text
+  assert '(+0.000; within 0.01: **met**)' in text
+  assert 'Missing runs (study in progress): standard_only/seed 2' in text
+  assert '| joint | 5, 10 | +0.105 | +0.150 | no |' in text
+  assert '| standard_only | 5, 10 | -0.005 | - | yes |' in text
+  worse = [_run('standard_only', 0, 0.50, 0.45, None),
+           _run('joint', 0, 0.45, 0.40, 0.44)]
+  text = report.summary_markdown(worse, [], ['standard_only', 'joint'], [0])
+  assert 'gain -0.010 against a seed spread of 0.000: **missed**' in text
+  assert '(-0.050; within 0.01: **missed**)' in text
+  assert '| joint | [] | - | - | not known |' in text
+  assert 'Not assessed' in report.summary_markdown(
+      worse[:1], [], ['standard_only'], [0])
+
+
+def test_tiny_study_end_to_end_and_resume(composites, tmp_path, monkeypatch):
   params = qd.run_config(composites, '', 2, 0)
   params.override({'task': {'model': {'input_size': [64, 64, 3]}}})
   # A backbone checkpoint for the runs to start from.
@@ -49,15 +91,33 @@ def test_tiny_study_end_to_end_and_resume(composites, tmp_path):
   backbone = tf.train.Checkpoint(backbone=model.backbone).save(
       str(tmp_path / 'backbone' / 'ckpt'))
   out = str(tmp_path / 'study')
-  settings = ['small=task.model.input_size=[64,64,3],'
-              'task.train_data.global_batch_size=4,'
-              'task.validation_data.global_batch_size=4']
-  runs = qd.study(out, composites, backbone, settings, replicates=2, steps=2)
-  assert [(r.setting, r.seed) for r in runs] == [('small', 0), ('small', 1)]
+  small = ('task.model.input_size=[64,64,3],'
+           'task.train_data.global_batch_size=4,'
+           'task.validation_data.global_batch_size=4')
+  settings = [f'standard_only=task.query.query_weight=0.0,{small}',
+              f'joint={small}']
+  runs = qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
+                  curve_points=2)
+  assert [(r.setting, r.seed) for r in runs] == [('standard_only', 0),
+                                                 ('joint', 0)]
+  alone, joint = runs
+  assert alone.query_present is None and alone.query_all is None
   for r in runs:
-    assert 0.0 <= r.query_head <= 1.0 and 0.0 <= r.filtered <= 1.0
+    for value in (r.map, r.filtered_present, r.filtered_all):
+      assert 0.0 <= value <= 1.0
+  assert 0.0 <= joint.query_present <= 1.0
+  curve = qd.read_curve(os.path.join(out, 'curve.csv'))
+  assert [(p.setting, p.steps) for p in curve] == [
+      ('standard_only', 1), ('standard_only', 2), ('joint', 1), ('joint', 2)]
+  assert curve[1].map == alone.map
+  eval_dir = os.path.join(out, 'runs', 'joint', 'seed0', 'query_eval')
+  assert os.path.exists(os.path.join(eval_dir, 'detections.png'))
   assert (tmp_path / 'study' / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
-  assert '| small | 2 |' in (tmp_path / 'study' / 'summary.md').read_text()
-  # Restarted: nothing is trained again, the rows stay as they were.
-  assert qd.study(out, composites, backbone, settings, 2, 2) == runs
-  assert len(qd.read_runs(str(tmp_path / 'study' / 'runs.csv'))) == 2
+  assert '| joint | 1 |' in (tmp_path / 'study' / 'summary.md').read_text()
+  # Restarted: nothing is trained or evaluated again.
+  monkeypatch.setattr(qd.training, 'run', lambda *a, **k: pytest.fail(
+      'A finished run trained again.'))
+  monkeypatch.setattr(qd, 'evaluate_run', lambda *a, **k: pytest.fail(
+      'A finished run was evaluated again.'))
+  assert qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
+                  curve_points=2) == runs

@@ -12,7 +12,6 @@ from univision.efficiency import nas_log
 from univision.studies import label_granularity
 from univision.studies import maws
 from univision.studies import model_patches
-from univision.studies import query_detection
 from univision.studies import runs
 
 COLUMNS = {'setting': str, 'seed': int, 'ap': runs.optional(float)}
@@ -124,8 +123,10 @@ def _committed(*parts: str) -> str:
 
 @pytest.mark.parametrize('open_log, folder', [
     (label_granularity.open_log, 'label_granularity'),
-    (maws.open_log, 'maws'), (model_patches.open_log, 'model_patches'),
-    (query_detection.open_log, 'query_detection')])
+    (maws.open_log, 'maws'), (model_patches.open_log, 'model_patches')])
+# results/query_detection/runs.csv is the record of the design before
+# issue #20, in columns the rebuilt study no longer reads; the rebuilt
+# study's log (results/query_modulation/) joins here once it has rows.
 def test_committed_study_logs_read_and_write_back_byte_for_byte(
     tmp_path, open_log, folder):
   committed = open_log(_committed(folder, 'runs.csv'))

@@ -73,14 +73,19 @@ def test_query_loss_reads_only_the_queried_class(composites):
   assert loss(shifted(query)) != pytest.approx(loss(outputs), rel=1e-3)
 
 
-def test_query_weight_zero_leaves_the_modulation_alone(composites):
+def test_query_weight_zero_trains_the_standard_detector_alone(composites):
   task, params = _task(composites, query_weight=0.0)
   model = task.build_model()
   batch = next(iter(task.build_inputs(params.task.train_data)))
   model(batch[0], query_ids=batch[1]['query'], training=False)
   before = [v.numpy() for v in model.modulation.trainable_variables]
-  task.train_step(batch, model, tf_keras.optimizers.SGD(0.01),
-                  metrics=task.build_metrics(training=True))
+  calls = []
+  call = model.call
+  model.call = lambda *a, **k: calls.append(k.get('query_ids')) or call(
+      *a, **k)
+  logs = task.train_step(batch, model, tf_keras.optimizers.SGD(0.01),
+                         metrics=task.build_metrics(training=True))
+  assert calls == [None] and float(logs['query_loss']) == 0.0
   for v, b in zip(model.modulation.trainable_variables, before):
     np.testing.assert_array_equal(v.numpy(), b)
 

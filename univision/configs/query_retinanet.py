@@ -26,7 +26,8 @@ class Query(hyperparams.Config):
     absent_probability: Chance that a training example queries a class it
       does not contain.
     standard_weight: Weight of the standard pass's loss.
-    query_weight: Weight of the query pass's loss.
+    query_weight: Weight of the query pass's loss; 0 trains the standard
+      detector alone (no query pass runs).
     modulation: 'film' (per-channel scale and shift from the query, the
       default), 'gate' (per-channel scale in (0, 2)) or 'concat' (residual
       1x1 conv over features and the tiled query).
@@ -57,4 +58,22 @@ def mnv4_query_ssdlite_composites() -> cfg.ExperimentConfig:
   """`mnv4_ssdlite_composites`, query-modulated, on one composite task."""
   config = retinanet_cfg.mnv4_ssdlite_composites()
   config.task = QueryRetinaNetTask(**config.task.as_dict())
+  return config
+
+
+@exp_factory.register_config_factory('mnv4_query_ssdlite_crowded')
+def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
+  """Query-modulated detection on `crowded_clothing` (issue #20's task).
+
+  11 classes (Fashion-MNIST's 10 and the horse; `num_classes` 12 with the
+  background), 4 to 8 objects per image, and a capacity-bound detector:
+  MNv4-Conv-S with 64-channel SSDLite features and predictors, 128 px.
+  """
+  config = mnv4_query_ssdlite_composites()
+  folder = 'data/composites/crowded_clothing'
+  config.task.model.num_classes = 12
+  config.task.model.decoder.ssdlite.num_filters = 64
+  config.task.model.head.num_filters = 64
+  config.task.train_data.input_path = f'{folder}/train-*'
+  config.task.validation_data.input_path = f'{folder}/val-*'
   return config

@@ -1,32 +1,45 @@
-"""Query-detection study: query head vs the filtered standard head, over seeds.
+"""Query-modulated detection study: the query pass vs filtering a detector.
 
   python -m univision.studies.query_detection \
-    --output_dir=results/query_detection/study \
-    --task=data/composites/tops_on_photos --init_checkpoint=runs/demo/ckpt-5000 \
-    --setting=film= --setting=concat=task.query.modulation=concat \
-    --replicates=3 --steps=1200
+    --output_dir=results/query_modulation \
+    --task=data/composites/crowded_clothing --init_checkpoint=runs/demo \
+    [--steps=6000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
 
-Fornoni et al. (arXiv 2106.10258) claim that a detector modulated by the
-user's query beats a standard detector whose detections are filtered to the
-queried class. One run of `mnv4_query_ssdlite_composites` trains both heads
-jointly, so each run gives both numbers (`query_detection_eval`): the
-comparison is paired per run. Each setting (a name and Model Garden
-overrides, e.g. `task.query.query_weight=2.0`) trains `--replicates` times
-with seeds 0, 1, ... (Keras/TF/NumPy seeds and the input pipeline's seed),
-all from the same backbone checkpoint on the same schedule.
+Fornoni et al. (arXiv 2106.10258) claim that a capacity-constrained detector
+modulated by the user's query finds the queried objects better than the
+standard detector filtered to the queried class, and that one model can be
+trained for both at once. Each setting trains `mnv4_query_ssdlite_crowded`
+(MNv4-Conv-S, 64-channel SSDLite, 11 classes) from the same backbone
+checkpoint, on the same schedule, for each seed; the default settings are
+the issue's baselines:
 
-Outputs in `--output_dir`: `runs.csv` (a row per finished run, appended as
-it finishes; a restarted study skips finished runs and resumes an
-unfinished one from its checkpoint), `summary.md` (mean and sample standard
-deviation per setting, and of the paired difference), `query_ap.png`, and
-each run's model folder with its `query_eval/` under `runs/`.
+- `standard_only`: the standard detector trained alone (query weight 0: no
+  query pass runs). Its detections filtered to q are baseline (a).
+- `joint`: standard and query passes trained jointly, the query modulating
+  the last two backbone stages and every decoder level (FiLM). Its
+  standard pass filtered to q is baseline (b), its query pass (c).
+- `joint_decoder_only`: the ablation, the query modulating the decoder
+  levels only.
+
+Every run is evaluated on the task's held-out test split
+(`query_detection_eval`): the standard pass's COCO mAP, and query-AP
+(pycocotools, each class queried on every image) of the standard pass
+filtered to q and of the query pass, over present-class queries and over
+all. Checkpoints every `steps / curve_points` steps are evaluated too, so
+`curve.csv` shows whether AP levelled off.
+
+Outputs in `--output_dir`: `runs.csv` (a `Run` per finished (setting,
+seed), appended as it finishes; a restarted study skips finished runs and
+resumes an unfinished one from its checkpoint), `curve.csv`, `summary.md`
+(`query_detection_report`), `query_ap.png`, and each run's folder under
+`runs/` with its `query_eval/` (`query_ap.json`, `detections.png`: the
+query pass's detections for every query on the same images).
 """
 import dataclasses
 import gc
-import itertools
 import os
-import statistics
 import time
+from typing import Sequence
 
 from absl import app
 from absl import flags
@@ -38,21 +51,45 @@ import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import config_parsing
 from univision.core import training
 from univision.evaluation import query_detection_eval
+from univision.studies import query_detection_report as report
 from univision.studies import runs as runs_lib
 from univision.studies import schedule
 
-EXPERIMENT = 'mnv4_query_ssdlite_composites'
+EXPERIMENT = 'mnv4_query_ssdlite_crowded'
+DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
+                    f'{report.JOINT}=',
+                    f'{report.JOINT}_decoder_only='
+                    'task.query.backbone_levels=[]')
+SPLITS = ('train', 'val', 'test')
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """One finished run (a row of `runs.csv`)."""
+  """One finished run (a row of `runs.csv`); APs on the test split.
+
+  `query_*` are None for a setting without a query pass (its query pass
+  would be its filtered standard pass exactly).
+  """
   setting: str
   seed: int
-  query_head: float  # Query-AP of the query head.
-  filtered: float  # Query-AP of the standard head filtered to the query.
+  map: float  # The standard pass's COCO mAP.
+  filtered_present: float  # Standard pass filtered to q, present queries.
+  filtered_all: float  # The same over every query.
+  query_present: float | None  # The query pass, present queries.
+  query_all: float | None  # The same over every query.
   steps: int
   seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvePoint:
+  """One evaluated checkpoint of a run (a row of `curve.csv`)."""
+  setting: str
+  seed: int
+  steps: int
+  map: float
+  filtered_present: float
+  query_present: float | None
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -65,12 +102,23 @@ def parse_setting(text: str) -> tuple[str, str]:
 
 
 def run_config(task_folder: str, init_checkpoint: str, steps: int, seed: int,
-               overrides: str = '') -> cfg.ExperimentConfig:
-  """The experiment config of one run (schedule scaled to `steps`)."""
-  for split in ('train', 'val'):
+               overrides: str = '', curve_points: int = 1
+               ) -> cfg.ExperimentConfig:
+  """The experiment config of one run (schedule scaled to `steps`).
+
+  Raises:
+    ValueError: naming the folder, if a split's TFRecords are missing.
+  """
+  for split in SPLITS:
     if not tf.io.gfile.glob(os.path.join(task_folder, f'{split}-*')):
       raise ValueError(f'--task: {task_folder} has no {split}-* TFRecords.')
   params = exp_factory.get_exp_config(EXPERIMENT)
+  trainer = schedule.trainer_override(steps, checkpoints=curve_points,
+                                      validation_steps=-1)
+  # Checkpoints fall at host-loop ends: every curve point needs one.
+  trainer['steps_per_loop'] = trainer['summary_interval'] = min(
+      trainer['steps_per_loop'], trainer['checkpoint_interval'])
+  trainer['max_to_keep'] = curve_points + 1
   params.override({
       'task': {
           'init_checkpoint': init_checkpoint,
@@ -80,7 +128,7 @@ def run_config(task_folder: str, init_checkpoint: str, steps: int, seed: int,
           'validation_data': {'input_path': os.path.join(task_folder,
                                                          'val-*')},
       },
-      'trainer': schedule.trainer_override(steps, validation_steps=-1),
+      'trainer': trainer,
   })
   if overrides:
     params = config_parsing.apply_override(params, overrides)
@@ -99,114 +147,145 @@ def read_runs(path: str) -> list[Run]:
   return [Run(**row) for row in open_log(path).rows()]
 
 
-def _mean_sd(values: list[float]) -> str:
-  mean = round(statistics.mean(values), 3) + 0.0  # No '-0.000'.
-  if len(values) < 2:
-    return f'{mean:.3f}'
-  return f'{mean:.3f} ± {statistics.stdev(values):.3f}'
+def open_curve(path: str) -> runs_lib.RunLog:
+  """The study's `curve.csv`: a `CurvePoint` per evaluated checkpoint."""
+  return runs_lib.RunLog(path, runs_lib.columns_of(CurvePoint),
+                         key=('setting', 'seed', 'steps'))
 
 
-def summary_markdown(runs: list[Run]) -> str:
-  """Per setting: both heads' query-AP and their paired difference."""
-  lines = ['| setting | runs | query head | standard head filtered | '
-           'query - filtered | query head better in |',
-           '|---|---:|---:|---:|---:|---:|']
-  for setting in dict.fromkeys(r.setting for r in runs):
-    rows = [r for r in runs if r.setting == setting]
-    gains = [r.query_head - r.filtered for r in rows]
-    lines.append(
-        f'| {setting} | {len(rows)} | '
-        f'{_mean_sd([r.query_head for r in rows])} | '
-        f'{_mean_sd([r.filtered for r in rows])} | {_mean_sd(gains)} | '
-        f'{sum(g > 0 for g in gains)} of {len(rows)} |')
-  lines.append('')
-  lines.append('Mean ± sample standard deviation over seeds; the difference '
-               'is paired (both heads come from the same run).')
-  return '\n'.join(lines) + '\n'
+def read_curve(path: str) -> list[CurvePoint]:
+  return [CurvePoint(**row) for row in open_curve(path).rows()]
 
 
-def plot(runs: list[Run], path: str) -> None:
-  """Both heads' query-AP per setting, one point per run."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use('Agg')
-  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
-  settings = list(dict.fromkeys(r.setting for r in runs))
-  figure, axes = pyplot.subplots(figsize=(1.6 * len(settings) + 3, 4))
-  for offset, (field, label, color) in zip(
-      (-0.12, 0.12), (('query_head', 'query head', 'tab:red'),
-                      ('filtered', 'standard head filtered', 'tab:blue'))):
-    xs, ys = [], []
-    for i, setting in enumerate(settings):
-      for r in runs:
-        if r.setting == setting:
-          xs.append(i + offset)
-          ys.append(getattr(r, field))
-    axes.scatter(xs, ys, color=color, label=label, s=18)
-  for r in runs:
-    i = settings.index(r.setting)
-    axes.plot([i - 0.12, i + 0.12], [r.query_head, r.filtered],
-              color='gray', lw=0.6)
-  axes.set_xticks(range(len(settings)), settings)
-  axes.set_ylabel('query-AP')
-  axes.legend(fontsize=8)
-  axes.set_title('Query head vs standard head filtered to the query '
-                 '(lines pair one run)', fontsize=9)
-  figure.tight_layout()
-  figure.savefig(path, dpi=110)
-  pyplot.close(figure)
-
-
-def _seed(seed: int) -> None:
+def _reset(seed: int) -> None:
   tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(seed)
   gc.collect()
 
 
+def _checkpoints(model_dir: str) -> list[tuple[int, str]]:
+  """(step, prefix) of the run's kept checkpoints, in step order."""
+  state = tf.train.get_checkpoint_state(model_dir)
+  paths = list(state.all_model_checkpoint_paths) if state else []
+  # Model Garden numbers a training checkpoint by its step: ckpt-<step>.
+  return sorted((int(p.rsplit('-', 1)[1]), p) for p in paths)
+
+
+def _on_test(params: cfg.ExperimentConfig,
+             task_folder: str) -> cfg.ExperimentConfig:
+  return params.replace(task={'validation_data': {
+      'input_path': os.path.join(task_folder, 'test-*')}})
+
+
+def evaluate_run(params: cfg.ExperimentConfig, task_folder: str,
+                 checkpoint: str, output_dir: str,
+                 queried: bool) -> dict[str, float | None]:
+  """A checkpoint's test APs, in the `Run` columns' names."""
+  results = query_detection_eval.evaluate(
+      _on_test(params, task_folder), checkpoint, output_dir)
+  query, filtered = results['query_pass'], results['standard_filtered']
+  return {'map': results['standard']['mAP'],
+          'filtered_present': filtered['query_AP_present'],
+          'filtered_all': filtered['query_AP'],
+          'query_present': query['query_AP_present'] if queried else None,
+          'query_all': query['query_AP'] if queried else None}
+
+
+class _Study:
+  """One study folder: its logs, progress and the runs still to do."""
+
+  def __init__(self, output_dir: str, task_folder: str, init_checkpoint: str,
+               settings: list[tuple[str, str]], seeds: Sequence[int],
+               steps: int, curve_points: int):
+    self.output_dir, self.task_folder = output_dir, task_folder
+    self.init_checkpoint, self.settings = init_checkpoint, settings
+    self.seeds, self.steps, self.curve_points = seeds, steps, curve_points
+    self.log = open_log(os.path.join(output_dir, 'runs.csv'))
+    self.curve = open_curve(os.path.join(output_dir, 'curve.csv'))
+    planned = {(name, seed) for name, _ in settings for seed in seeds}
+    self.progress = runs_lib.RunProgress(
+        len(planned), len(planned & self.log.done()))
+
+  def run(self, name: str, overrides: str, seed: int) -> None:
+    """Trains (or resumes) one run and evaluates its checkpoints on test."""
+    params = run_config(self.task_folder, self.init_checkpoint, self.steps,
+                        seed, overrides, self.curve_points)
+    queried = params.task.query.query_weight > 0
+    model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
+    _reset(seed)
+    start = time.time()
+    training.run(params, model_dir, mode='train')
+    seconds = time.time() - start
+    _reset(seed)
+    curve_done = self.curve.done()
+    final = None
+    for step, checkpoint in _checkpoints(model_dir):
+      last = step == self.steps
+      if (name, seed, step) in curve_done and not last:
+        continue
+      folder = os.path.join(model_dir, 'query_eval' if last
+                            else f'query_eval_{step}')
+      aps = evaluate_run(params, self.task_folder, checkpoint, folder,
+                         queried)
+      _reset(seed)
+      if (name, seed, step) not in curve_done:
+        self.curve.append(CurvePoint(name, seed, step, aps['map'],
+                                     aps['filtered_present'],
+                                     aps['query_present']))
+      if last:
+        final = aps
+    if final is None:
+      raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
+    run = Run(name, seed, **final, steps=self.steps,
+              seconds=round(seconds, 1))
+    self.log.append(run)
+    self.progress.finish(f'{name} seed {seed}', {
+        'mAP': run.map, 'filtered': run.filtered_present,
+        **({'query': run.query_present} if queried else {})})
+
+
 def study(output_dir: str, task_folder: str, init_checkpoint: str,
-          settings: list[str], replicates: int, steps: int) -> list[Run]:
+          settings: Sequence[str] = DEFAULT_SETTINGS,
+          seeds: Sequence[int] = (0, 1, 2), steps: int = 6000,
+          curve_points: int = 6) -> list[Run]:
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`."""
   parsed = [parse_setting(s) for s in settings]
+  names = [name for name, _ in parsed]
+  if len(set(names)) != len(names):
+    raise ValueError(f'--setting: two settings of one name in {names}.')
+  if steps < 1 or curve_points < 1:
+    raise ValueError(f'--steps {steps}, --curve_points {curve_points}: both '
+                     'must be >= 1.')
+  for name, overrides in parsed:  # Refuse bad overrides before training.
+    run_config(task_folder, init_checkpoint, steps, 0, overrides)
   os.makedirs(output_dir, exist_ok=True)
-  log = open_log(os.path.join(output_dir, 'runs.csv'))
-  done = log.done()
-  planned = set(itertools.product(dict(parsed), range(replicates)))
-  progress = runs_lib.RunProgress(len(planned), len(planned & done))
-  for name, overrides in parsed:
-    for seed in range(replicates):
-      if (name, seed) in done:
-        continue
-      params = run_config(task_folder, init_checkpoint, steps, seed,
-                          overrides)
-      model_dir = os.path.join(output_dir, 'runs', name, f'seed{seed}')
-      _seed(seed)
-      start = time.time()
-      training.run(params, model_dir, mode='train')
-      seconds = time.time() - start
-      results = query_detection_eval.evaluate(
-          params, model_dir, os.path.join(model_dir, 'query_eval'))
-      run = Run(name, seed, results['query_pass']['query_AP'],
-                results['standard_filtered']['query_AP'], steps,
-                round(seconds, 1))
-      log.append(run)
-      progress.finish(f'{name} seed {seed}', {
-          'query-AP': run.query_head, 'filtered': run.filtered})
-      _seed(seed)
-  runs = [r for r in read_runs(log.path)
-          if r.setting in dict(parsed) and r.seed < replicates]
+  state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
+                 steps, curve_points)
+  done = state.log.done()
+  for seed in seeds:  # Seed by seed: a study stopped early has whole seeds.
+    for name, overrides in parsed:
+      if (name, seed) not in done:
+        state.run(name, overrides, seed)
+  runs = [r for r in read_runs(state.log.path)
+          if r.setting in names and r.seed in seeds]
+  curve = read_curve(state.curve.path)
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
-    f.write(summary_markdown(runs))
-  plot(runs, os.path.join(output_dir, 'query_ap.png'))
+    f.write(report.summary_markdown(runs, curve, names, list(seeds)))
+  report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
   return runs
 
 
 def _define_flags() -> None:
   flags.DEFINE_string('output_dir', None, 'Where the study writes.')
   flags.DEFINE_string('task', None, 'Detection TFRecord folder (train-*, '
-                      'val-*, label_map.json).')
+                      'val-*, test-*, label_map.json).')
   flags.DEFINE_string('init_checkpoint', None, 'Backbone checkpoint.')
-  flags.DEFINE_multi_string('setting', ['film='], 'name=overrides, repeated.')
-  flags.DEFINE_integer('replicates', 3, 'Seeds per setting.')
-  flags.DEFINE_integer('steps', 1200, 'Training steps per run.')
+  flags.DEFINE_multi_string('setting', list(DEFAULT_SETTINGS),
+                            'name=overrides, repeated.')
+  flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds of every setting.')
+  flags.DEFINE_integer('steps', 6000, 'Training steps per run.')
+  flags.DEFINE_integer('curve_points', 6,
+                       'Checkpoints per run evaluated on test.')
   flags.mark_flags_as_required(['output_dir', 'task', 'init_checkpoint'])
 
 
@@ -215,8 +294,8 @@ def main(_):
   from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   runs = study(f.output_dir, f.task, f.init_checkpoint, f.setting,
-               f.replicates, f.steps)
-  print(summary_markdown(runs))
+               [int(s) for s in f.seeds], f.steps, f.curve_points)
+  print(f'{len(runs)} runs; {os.path.join(f.output_dir, "summary.md")}')
 
 
 if __name__ == '__main__':

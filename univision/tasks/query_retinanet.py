@@ -114,15 +114,20 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     """One joint step; logs Model Garden's losses plus the query's."""
     features, labels = inputs
     query = self.task_config.query
+    # Without a query loss no query pass runs: the standard detector alone,
+    # whose batch-norm statistics see standard features only.
+    query_ids = labels['query'] if query.query_weight else None
     with tf.GradientTape() as tape:
       outputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32),
-          model(features, query_ids=labels['query'], training=True))
+          model(features, query_ids=query_ids, training=True))
       total, cls_loss, box_loss, model_loss = self.build_losses(
           outputs=outputs, labels=labels, aux_losses=model.losses)
-      query_cls, query_box = self.query_losses(outputs, labels)
-      query_loss = query_cls + (self.task_config.losses.box_loss_weight *
-                                query_box)
+      query_loss = tf.constant(0.0)
+      if query_ids is not None:
+        query_cls, query_box = self.query_losses(outputs, labels)
+        query_loss = query_cls + (self.task_config.losses.box_loss_weight *
+                                  query_box)
       joint = query.standard_weight * total + query.query_weight * query_loss
       scaled = gradient_steps.scaled_loss(joint, optimizer)
     gradient_steps.apply_gradients(tape, scaled, model.trainable_variables,

@@ -297,12 +297,19 @@ def build_for_task(detector: retinanet_model.RetinaNetModel,
                    task_config: Any) -> QueryRetinaNetModel:
   """`build` with a query task config's `model.num_classes` and `query`.
 
+  The model is run once with a query on zeros, so that every variable
+  exists before training: a run that never takes the query pass (query
+  weight 0) still checkpoints the (zero) modulations its evaluation loads.
+
   Args:
     detector: The task's standard detector.
     task_config: A `configs.query_retinanet.QueryRetinaNetTask` (read, not
       imported: modeling imports no config module).
   """
   query = task_config.query
-  return build(detector, task_config.model.num_classes, query.embedding_dim,
-               query.vectors_path or None, query.trainable_vectors,
-               query.modulation, list(query.backbone_levels), query.decoder)
+  model = build(detector, task_config.model.num_classes, query.embedding_dim,
+                query.vectors_path or None, query.trainable_vectors,
+                query.modulation, list(query.backbone_levels), query.decoder)
+  model(tf.zeros([1, *task_config.model.input_size]),
+        query_ids=tf.ones([1], tf.int32), training=False)
+  return model

@@ -1,0 +1,154 @@
+"""The query-modulation study's summary and figure, from its rows.
+
+`summary_markdown` states, with the seed spread (mean ± sample standard
+deviation over seeds), per setting: the standard pass's COCO mAP, query-AP
+of the standard pass filtered to the query and of the query pass (present-
+class queries and all queries), and the paired query-pass gain; then issue
+#20's targets, each marked met or missed:
+
+- the joint model's query pass beats the standard-only detector filtered to
+  the query on present-class query-AP beyond the seed spread: the gain of
+  the means exceeds sqrt(sd_a^2 + sd_b^2) of the two settings;
+- the joint model's standard mAP is within 1 point (0.01) of the
+  standard-only detector's.
+
+And whether AP levelled off: each setting's mean mAP (and query-AP) gain
+over its last curve interval, below 0.01 counting as levelled off.
+"""
+import math
+import statistics
+
+JOINT = 'joint'
+STANDARD_ONLY = 'standard_only'
+LEVEL_OFF = 0.01
+
+
+def _mean_sd(values: list[float]) -> str:
+  mean = round(statistics.mean(values), 3) + 0.0  # No '-0.000'.
+  if len(values) < 2:
+    return f'{mean:.3f}'
+  return f'{mean:.3f} ± {statistics.stdev(values):.3f}'
+
+
+def _sd(values: list[float]) -> float:
+  return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _column(rows, field: str) -> list[float]:
+  return [getattr(r, field) for r in rows if getattr(r, field) is not None]
+
+
+def _cell(rows, field: str) -> str:
+  values = _column(rows, field)
+  return _mean_sd(values) if values else '-'
+
+
+def _targets(by_setting: dict) -> list[str]:
+  lines = ['## Targets (issue #20)', '']
+  joint, alone = by_setting.get(JOINT), by_setting.get(STANDARD_ONLY)
+  if not joint or not alone:
+    return lines + [f'Not assessed: the `{JOINT}` and `{STANDARD_ONLY}` '
+                    'settings both need rows.', '']
+  query = _column(joint, 'query_present')
+  filtered = _column(alone, 'filtered_present')
+  gain = statistics.mean(query) - statistics.mean(filtered)
+  spread = math.hypot(_sd(query), _sd(filtered))
+  lines.append(
+      f'- Query pass vs standard-only filtered (present-class query-AP): '
+      f'{statistics.mean(query):.3f} vs {statistics.mean(filtered):.3f}, '
+      f'gain {gain:+.3f} against a seed spread of {spread:.3f}: '
+      f'**{"met" if gain > spread else "missed"}**.')
+  maps = _column(joint, 'map'), _column(alone, 'map')
+  delta = statistics.mean(maps[0]) - statistics.mean(maps[1])
+  lines.append(
+      f'- Joint standard mAP vs standard-only: {statistics.mean(maps[0]):.3f}'
+      f' vs {statistics.mean(maps[1]):.3f} ({delta:+.3f}; within 0.01: '
+      f'**{"met" if abs(delta) <= 0.01 else "missed"}**).')
+  return lines + ['']
+
+
+def _levelled(curve, settings: list[str]) -> list[str]:
+  lines = ['## Did AP level off?', '',
+           '| setting | steps evaluated | last interval mAP gain | '
+           'last interval query-AP gain | levelled off (< 0.01) |',
+           '|---|---|---:|---:|---|']
+  for setting in settings:
+    points = [p for p in curve if p.setting == setting]
+    steps = sorted({p.steps for p in points})
+    if len(steps) < 2:
+      lines.append(f'| {setting} | {steps} | - | - | not known |')
+      continue
+    mean_at = lambda field, step: statistics.mean(
+        _column([p for p in points if p.steps == step], field) or [0.0])
+    gains = [mean_at(f, steps[-1]) - mean_at(f, steps[-2])
+             for f in ('map', 'query_present')]
+    has_query = bool(_column(points, 'query_present'))
+    levelled = all(g < LEVEL_OFF for g in gains[:1 + has_query])
+    lines.append(
+        f'| {setting} | {", ".join(map(str, steps))} | {gains[0]:+.3f} | '
+        f'{f"{gains[1]:+.3f}" if has_query else "-"} | '
+        f'{"yes" if levelled else "no"} |')
+  return lines + ['']
+
+
+def summary_markdown(runs, curve, settings: list[str],
+                     seeds: list[int]) -> str:
+  """The study's `summary.md` (see the module docstring)."""
+  by_setting = {s: [r for r in runs if r.setting == s] for s in settings}
+  lines = ['# Query-modulated detection study', '',
+           'Test split; mean ± sample sd over seeds. Query-AP: COCO AP '
+           '(pycocotools) of the queried class, each class queried on '
+           'every test image; "present": only queries whose class is in '
+           'the image.', '',
+           '| setting | runs | standard mAP | filtered, present | '
+           'filtered, all | query pass, present | query pass, all | '
+           'query - filtered (present, paired) | query better in |',
+           '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+  for setting, rows in by_setting.items():
+    paired = [r.query_present - r.filtered_present for r in rows
+              if r.query_present is not None]
+    lines.append(
+        f'| {setting} | {len(rows)} | {_cell(rows, "map")} | '
+        f'{_cell(rows, "filtered_present")} | {_cell(rows, "filtered_all")} '
+        f'| {_cell(rows, "query_present")} | {_cell(rows, "query_all")} | '
+        f'{_mean_sd(paired) if paired else "-"} | '
+        f'{f"{sum(g > 0 for g in paired)} of {len(paired)}" if paired else "-"}'
+        ' |')
+  missing = [f'{s}/seed {seed}' for s in settings for seed in seeds
+             if not any(r.seed == seed for r in by_setting[s])]
+  lines.append('')
+  if missing:
+    lines += [f'Missing runs (study in progress): {", ".join(missing)}.', '']
+  lines += _targets(by_setting)
+  lines += _levelled(curve, settings)
+  return '\n'.join(lines)
+
+
+def plot(runs, path: str) -> None:
+  """Present-class query-AP per setting: filtered and query pass per run."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  settings = list(dict.fromkeys(r.setting for r in runs))
+  figure, axes = pyplot.subplots(figsize=(1.8 * len(settings) + 3, 4))
+  for offset, (field, label, color) in zip(
+      (-0.12, 0.12), (('filtered_present', 'standard pass filtered to q',
+                       'tab:blue'),
+                      ('query_present', 'query pass', 'tab:red'))):
+    points = [(settings.index(r.setting) + offset, getattr(r, field))
+              for r in runs if getattr(r, field) is not None]
+    if points:
+      axes.scatter(*zip(*points), color=color, label=label, s=18)
+  for r in runs:
+    if r.query_present is not None:
+      i = settings.index(r.setting)
+      axes.plot([i - 0.12, i + 0.12], [r.filtered_present, r.query_present],
+                color='gray', lw=0.6)
+  axes.set_xticks(range(len(settings)), settings)
+  axes.set_ylabel('query-AP, present-class queries (test)')
+  axes.legend(fontsize=8)
+  axes.set_title('Query pass vs the standard pass filtered to the query '
+                 '(lines pair one run)', fontsize=9)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  pyplot.close(figure)
