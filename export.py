@@ -10,7 +10,7 @@ latest checkpoint). A detector for one task of a model-patch study is the
 shared base plus that task's patch:
 
   python export.py --experiment=mnv4_retinanet_composites \
-    --checkpoint_path=results/model_patches/runs/base \
+    --checkpoint_path=results/model_patches/base/weights \
     --patch=results/model_patches/patches/tree_crowns/seed0/bn+predictor.npz \
     --export_dir=exports/tree_crowns --tflite_path=exports/tree_crowns.tflite
 
