@@ -82,42 +82,74 @@ def test_summary_states_the_targets_with_the_seed_spread():
       worse[:1], [], ['standard_only'], [0])
 
 
-def test_tiny_study_end_to_end_and_resume(composites, tmp_path, monkeypatch):
+def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
+                                                           tmp_path,
+                                                           monkeypatch):
+  trained, evaluated, killed = [], [], []
+
+  def fake_train(params, model_dir, mode):
+    assert mode == 'train'
+    trained.append(params.task.query.query_weight)
+    manager = tf.train.CheckpointManager(
+        tf.train.Checkpoint(step=tf.Variable(0)), model_dir, max_to_keep=4)
+    for step in (2, 4):
+      manager.save(checkpoint_number=step)
+
+  def fake_evaluate(params, folder, checkpoint, output_dir, queried):
+    step = int(checkpoint.rsplit('-', 1)[1])
+    if step == 4 and queried and not killed:  # Dies before its last eval.
+      killed.append(step)
+      raise RuntimeError('killed')
+    evaluated.append((queried, step, os.path.basename(output_dir)))
+    return {'map': step / 10, 'filtered_present': 0.2, 'filtered_all': 0.1,
+            'query_present': 0.3 if queried else None,
+            'query_all': 0.2 if queried else None}
+
+  monkeypatch.setattr(qd.training, 'run', fake_train)
+  monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  out = str(tmp_path / 'study')
+  settings = ['standard_only=task.query.query_weight=0.0', 'joint=']
+  with pytest.raises(RuntimeError, match='killed'):
+    qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
+             curve_points=2)
+  runs = qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
+                  curve_points=2)
+  assert trained == [0.0, 1.0, 1.0]  # The killed run resumes its training.
+  assert evaluated == [(False, 2, 'query_eval_2'), (False, 4, 'query_eval'),
+                       (True, 2, 'query_eval_2'), (True, 4, 'query_eval')]
+  assert runs == [qd.Run('standard_only', 0, 0.4, 0.2, 0.1, None, None, 4,
+                         runs[0].seconds),
+                  qd.Run('joint', 0, 0.4, 0.2, 0.1, 0.3, 0.2, 4,
+                         runs[1].seconds)]
+  assert [(p.setting, p.steps, p.query_present) for p in qd.read_curve(
+      os.path.join(out, 'curve.csv'))] == [
+          ('standard_only', 2, None), ('standard_only', 4, None),
+          ('joint', 2, 0.3), ('joint', 4, 0.3)]
+  # Finished: a restart trains and evaluates nothing.
+  assert qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
+                  curve_points=2) == runs
+  assert len(trained) == 3 and len(evaluated) == 4
+
+
+def test_tiny_study_end_to_end(composites, tmp_path):
   params = qd.run_config(composites, '', 2, 0)
   params.override({'task': {'model': {'input_size': [64, 64, 3]}}})
   # A backbone checkpoint for the runs to start from.
   model = task_factory.get_task(params.task).build_model()
-  model(tf.zeros([1, 64, 64, 3]), training=False)
   backbone = tf.train.Checkpoint(backbone=model.backbone).save(
       str(tmp_path / 'backbone' / 'ckpt'))
   out = str(tmp_path / 'study')
-  small = ('task.model.input_size=[64,64,3],'
-           'task.train_data.global_batch_size=4,'
-           'task.validation_data.global_batch_size=4')
-  settings = [f'standard_only=task.query.query_weight=0.0,{small}',
-              f'joint={small}']
-  runs = qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
-                  curve_points=2)
-  assert [(r.setting, r.seed) for r in runs] == [('standard_only', 0),
-                                                 ('joint', 0)]
-  alone, joint = runs
-  assert alone.query_present is None and alone.query_all is None
-  for r in runs:
-    for value in (r.map, r.filtered_present, r.filtered_all):
-      assert 0.0 <= value <= 1.0
-  assert 0.0 <= joint.query_present <= 1.0
-  curve = qd.read_curve(os.path.join(out, 'curve.csv'))
-  assert [(p.setting, p.steps) for p in curve] == [
-      ('standard_only', 1), ('standard_only', 2), ('joint', 1), ('joint', 2)]
-  assert curve[1].map == alone.map
+  settings = ['joint=task.model.input_size=[64,64,3],'
+              'task.train_data.global_batch_size=4,'
+              'task.validation_data.global_batch_size=4']
+  (run,) = qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
+                    curve_points=1)
+  for value in (run.map, run.filtered_present, run.filtered_all,
+                run.query_present, run.query_all):
+    assert 0.0 <= value <= 1.0
+  (point,) = qd.read_curve(os.path.join(out, 'curve.csv'))
+  assert (point.steps, point.map) == (2, run.map)
   eval_dir = os.path.join(out, 'runs', 'joint', 'seed0', 'query_eval')
   assert os.path.exists(os.path.join(eval_dir, 'detections.png'))
   assert (tmp_path / 'study' / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
   assert '| joint | 1 |' in (tmp_path / 'study' / 'summary.md').read_text()
-  # Restarted: nothing is trained or evaluated again.
-  monkeypatch.setattr(qd.training, 'run', lambda *a, **k: pytest.fail(
-      'A finished run trained again.'))
-  monkeypatch.setattr(qd, 'evaluate_run', lambda *a, **k: pytest.fail(
-      'A finished run was evaluated again.'))
-  assert qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
-                  curve_points=2) == runs
