@@ -392,8 +392,10 @@ class _Study:
           'new ones: move runs.csv and base_curve.csv aside to start the '
           'study again, or give the old base as --base_checkpoint.')
     params = self._base_config(self.base.steps, BASE_SEED, '', 'all')
-    tf.train.Checkpoint(model=patch_outputs.restore_run(
-        params, model_dir)).write(kept)
+    model = patch_outputs.restore_run(params, model_dir)
+    # Laid out as a training checkpoint (Model Garden's RetinaNet task
+    # initialises from `checkpoint_items`, univision's restores `model`).
+    tf.train.Checkpoint(model=model, **model.checkpoint_items).write(kept)
     _reset()
     return kept
 
