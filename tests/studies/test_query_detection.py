@@ -107,6 +107,8 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
 
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  # Nothing to clear between fake runs (gc in a long-lived worker is slow).
+  monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
   settings = ['standard_only=task.query.query_weight=0.0', 'joint=']
   with pytest.raises(RuntimeError, match='killed'):
