@@ -22,13 +22,14 @@ from univision.studies import model_patches_rows as rows
 LR = 'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'
 
 
-def test_plan_runs_seed_by_seed_every_method_of_every_task():
+def test_plan_runs_seed_by_seed_learned_patches_before_fixed_ones():
   plan = mp.Plan(['data/a', 'data/b/'], ['predictor'], [0.2, 1.0], [0, 1])
-  assert plan.methods() == ['full', 'predictor', 'spot@0.2', 'spot@1']
+  assert plan.methods() == ['full', 'spot@0.2', 'spot@1', 'predictor']
   keys = plan.keys()
-  assert len(keys) == 2 * 4 * 2 and keys[:5] == [
-      ('a', 'full', 0), ('a', 'predictor', 0), ('a', 'spot@0.2', 0),
-      ('a', 'spot@1', 0), ('b', 'full', 0)]
+  assert len(keys) == len(set(keys)) == 2 * 4 * 2 and keys[:9] == [
+      ('a', 'full', 0), ('a', 'spot@0.2', 0), ('a', 'spot@1', 0),
+      ('b', 'full', 0), ('b', 'spot@0.2', 0), ('b', 'spot@1', 0),
+      ('a', 'predictor', 0), ('b', 'predictor', 0), ('a', 'full', 1)]
   assert rows.spot_lambda('spot@0.05') == 0.05
   assert rows.spot_lambda('bn+predictor') is None
   assert mp.chunk_ends(3000, 500) == [500, 1000, 1500, 2000, 2500, 3000]

@@ -125,13 +125,20 @@ class Plan:
   steps: int = 400
 
   def methods(self) -> list[str]:
-    return [rows.FULL, *self.patches,
-            *map(rows.spot_method, self.spot_lambdas)]
+    return [rows.FULL, *map(rows.spot_method, self.spot_lambdas),
+            *self.patches]
 
   def keys(self) -> list[tuple[str, str, int]]:
-    """(task, method, seed) of every run, in the order they run."""
+    """(task, method, seed) of every run, in the order they run.
+
+    Seed by seed; within a seed, the full fine-tune and the learned patches
+    of every task come before the fixed-patch baselines, so a study cut
+    short has the method's comparison on every task first.
+    """
+    learned = [rows.FULL, *map(rows.spot_method, self.spot_lambdas)]
     return [(task_name(folder), method, seed) for seed in self.seeds
-            for folder in self.tasks for method in self.methods()]
+            for group in (learned, list(self.patches))
+            for folder in self.tasks for method in group]
 
 
 @dataclasses.dataclass(frozen=True)
