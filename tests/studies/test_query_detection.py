@@ -30,6 +30,8 @@ def test_default_settings_are_the_issues_baselines(composites):
   joint = params['joint']
   assert joint.task.model.num_classes == 12
   assert joint.task.model.decoder.ssdlite.num_filters == 64
+  assert joint.task.query.referring_rules == ['largest', 'leftmost']
+  assert 0 < joint.task.query.referring_probability < 1
   assert joint.task.train_data.seed == 2
   assert joint.task.init_checkpoint_modules == 'backbone'
   assert joint.trainer.train_steps == 60
@@ -47,9 +49,9 @@ def test_bad_configs_and_folders_are_named(composites, tmp_path):
     qd.study(str(tmp_path / 'out'), composites, '/ckpt', ['a=', 'a='])
 
 
-def _run(setting, seed, map_, filtered, query):
+def _run(setting, seed, map_, filtered, query, referring=(None, None)):
   return qd.Run(setting, seed, map_, filtered, filtered - 0.1, query,
-                None if query is None else query - 0.1, 10, 1.0)
+                None if query is None else query - 0.1, *referring, 10, 1.0)
 
 
 def test_summary_states_the_targets_with_the_seed_spread():
@@ -80,6 +82,18 @@ def test_summary_states_the_targets_with_the_seed_spread():
   assert '| joint | [] | - | - | not known |' in text
   assert 'Not assessed' in report.summary_markdown(
       worse[:1], [], ['standard_only'], [0])
+  assert '## Referring queries' not in text  # No rules: no section.
+
+
+def test_summary_compares_referring_queries_with_select_by_rule():
+  runs = [_run('standard_only', 0, 0.5, 0.4, None, (None, 0.30)),
+          _run('standard_only', 1, 0.5, 0.4, None, (None, 0.34)),
+          _run('joint', 0, 0.5, 0.4, 0.45, (0.60, 0.32)),
+          _run('joint', 1, 0.5, 0.4, 0.45, (0.64, 0.30))]
+  text = report.summary_markdown(runs, [], ['standard_only', 'joint'], [0, 1])
+  assert '## Referring queries' in text
+  assert '| standard_only | - | 0.320 ± 0.028 | - |' in text
+  assert '| joint | 0.620 ± 0.028 | 0.310 ± 0.014 | 0.310 ± 0.042 |' in text
 
 
 def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
@@ -95,15 +109,19 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
     for step in (2, 4):
       manager.save(checkpoint_number=step)
 
-  def fake_evaluate(params, folder, checkpoint, output_dir, queried):
+  def fake_evaluate(params, folder, checkpoint, output_dir, queried,
+                    referring):
     step = int(checkpoint.rsplit('-', 1)[1])
+    assert referring == (step == 4)  # Referring queries: last step only.
     if step == 4 and queried and not killed:  # Dies before its last eval.
       killed.append(step)
       raise RuntimeError('killed')
     evaluated.append((queried, step, os.path.basename(output_dir)))
     return {'map': step / 10, 'filtered_present': 0.2, 'filtered_all': 0.1,
             'query_present': 0.3 if queried else None,
-            'query_all': 0.2 if queried else None}
+            'query_all': 0.2 if queried else None,
+            'referring_query': 0.5 if queried else None,
+            'referring_rule': 0.4}
 
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
@@ -119,9 +137,9 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   assert trained == [0.0, 1.0, 1.0]  # The killed run resumes its training.
   assert evaluated == [(False, 2, 'query_eval_2'), (False, 4, 'query_eval'),
                        (True, 2, 'query_eval_2'), (True, 4, 'query_eval')]
-  assert runs == [qd.Run('standard_only', 0, 0.4, 0.2, 0.1, None, None, 4,
-                         runs[0].seconds),
-                  qd.Run('joint', 0, 0.4, 0.2, 0.1, 0.3, 0.2, 4,
+  assert runs == [qd.Run('standard_only', 0, 0.4, 0.2, 0.1, None, None,
+                         None, 0.4, 4, runs[0].seconds),
+                  qd.Run('joint', 0, 0.4, 0.2, 0.1, 0.3, 0.2, 0.5, 0.4, 4,
                          runs[1].seconds)]
   assert [(p.setting, p.steps, p.query_present) for p in qd.read_curve(
       os.path.join(out, 'curve.csv'))] == [
@@ -147,7 +165,8 @@ def test_tiny_study_end_to_end(composites, tmp_path):
   (run,) = qd.study(out, composites, backbone, settings, seeds=[0], steps=2,
                     curve_points=1)
   for value in (run.map, run.filtered_present, run.filtered_all,
-                run.query_present, run.query_all):
+                run.query_present, run.query_all, run.referring_query,
+                run.referring_rule):
     assert 0.0 <= value <= 1.0
   (point,) = qd.read_curve(os.path.join(out, 'curve.csv'))
   assert (point.steps, point.map) == (2, run.map)

@@ -124,9 +124,10 @@ def _committed(*parts: str) -> str:
 @pytest.mark.parametrize('open_log, folder', [
     (label_granularity.open_log, 'label_granularity'),
     (maws.open_log, 'maws'), (model_patches.open_log, 'model_patches')])
-# results/query_detection/runs.csv is the record of the design before
-# issue #20, in columns the rebuilt study no longer reads; the rebuilt
-# study's log (results/query_modulation/) joins here once it has rows.
+# results/query_detection_earlier_design/runs.csv is the record of the
+# design before issue #20, in columns the rebuilt study no longer reads;
+# the rebuilt study's log (results/query_detection/) joins here once it
+# has rows.
 def test_committed_study_logs_read_and_write_back_byte_for_byte(
     tmp_path, open_log, folder):
   committed = open_log(_committed(folder, 'runs.csv'))

@@ -48,13 +48,20 @@ def test_joint_step_trains_the_shared_detector_and_the_modulation(
   assert changed(model.query_embedding)
 
 
-def test_query_loss_reads_only_the_queried_class(composites):
-  task, params = _task(composites)
+@pytest.mark.parametrize('referring', [False, True])
+def test_query_loss_reads_only_the_queried_class(composites, referring):
+  # With referring_probability 1, every present-class query is "the
+  # largest c" or "the leftmost c": its loss reads class c's column.
+  task, params = _task(composites, **(
+      {'referring_rules': ['largest', 'leftmost'],
+       'referring_probability': 1.0, 'absent_probability': 0.0}
+      if referring else {}))
   model = task.build_model()
   images, labels = next(iter(task.build_inputs(params.task.train_data)))
   outputs = model(images, query_ids=labels['query'], training=True)
   num_classes = params.task.model.num_classes
-  query = labels['query'].numpy()
+  query = model.vocabulary.query_class(labels['query']).numpy()
+  assert (labels['query'].numpy() >= num_classes).all() == referring
 
   def shifted(columns):
     """query_cls_outputs + 1 in each image's given class column."""

@@ -20,8 +20,9 @@ class Query(hyperparams.Config):
 
   Attributes:
     embedding_dim: Size of the learned query table.
-    vectors_path: A `.npy` of fixed [num_classes, dim] query vectors (e.g.
-      text embeddings of the class names) instead of the learned table.
+    vectors_path: A `.npy` of fixed query vectors, one row per query id
+      (`core.query_vocabulary`; e.g. text embeddings of the class names),
+      instead of the learned table.
     trainable_vectors: Whether the file's vectors are fine-tuned.
     absent_probability: Chance that a training example queries a class it
       does not contain.
@@ -34,6 +35,10 @@ class Query(hyperparams.Config):
     backbone_levels: Levels of the MobileNetV4 blocks whose outputs the
       query modulates (default the last two stages); [] for none.
     decoder: Whether the query modulates every decoder level too.
+    referring_rules: Referring-style queries besides class queries, by
+      rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
+    referring_probability: Chance that a training query for a present
+      class refers to one of its boxes by a rule (drawn uniformly).
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -45,6 +50,8 @@ class Query(hyperparams.Config):
   backbone_levels: list[int] = dataclasses.field(
       default_factory=lambda: [4, 5])
   decoder: bool = True
+  referring_rules: list[str] = dataclasses.field(default_factory=list)
+  referring_probability: float = 0.0
 
 
 @dataclasses.dataclass
@@ -68,12 +75,16 @@ def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
   11 classes (Fashion-MNIST's 10 and the horse; `num_classes` 12 with the
   background), 4 to 8 objects per image, and a capacity-bound detector:
   MNv4-Conv-S with 64-channel SSDLite features and predictors, 128 px.
+  A third of the training queries for present classes are referring ones
+  ("the largest c", "the leftmost c").
   """
   config = mnv4_query_ssdlite_composites()
   folder = 'data/composites/crowded_clothing'
   config.task.model.num_classes = 12
   config.task.model.decoder.ssdlite.num_filters = 64
   config.task.model.head.num_filters = 64
+  config.task.query.referring_rules = ['largest', 'leftmost']
+  config.task.query.referring_probability = 1 / 3
   config.task.train_data.input_path = f'{folder}/train-*'
   config.task.validation_data.input_path = f'{folder}/val-*'
   return config

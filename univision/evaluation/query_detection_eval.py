@@ -13,7 +13,11 @@ model's standard pass with its detections filtered to the queried class
 `QueryRetinaNetModel.class_detections`), over all runs and over the runs
 whose image holds the queried class (`scores`); and the standard pass's
 COCO mAP over the query classes (`standard`: each image's every-class
-detections, by class). Writes `query_ap.json` and
+detections, by class). A model with referring queries (`the largest c`,
+`core.query_vocabulary`) is also asked each of them for every class an
+image holds: `referring` compares its query pass's top detection with
+detect-then-select-by-rule on its standard pass
+(`evaluation.referring_accuracy`). Writes `query_ap.json` and
 `detections.png` (query detections on a few images, one row per query).
 """
 import json
@@ -28,7 +32,9 @@ from official.core import task_factory
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.core import query_vocabulary
 from univision.evaluation import query_ap
+from univision.evaluation import referring_accuracy
 
 
 def query_classes(params) -> dict[int, str]:
@@ -75,8 +81,13 @@ def scores(by_class) -> dict[str, float]:
 
 
 def evaluate(params, checkpoint: str, output_dir: str,
-             num_plot_images: int = 3) -> dict[str, dict[str, float]]:
-  """Query-AP of the query pass and of the filtered standard pass."""
+             num_plot_images: int = 3,
+             referring: bool = True) -> dict[str, dict[str, float]]:
+  """Query-AP of the query pass and of the filtered standard pass.
+
+  With `referring` and a model with referring queries, also their
+  accuracies (`referring`).
+  """
   task = task_factory.get_task(params.task)
   model = task.build_model()
   size = params.task.model.input_size
@@ -89,6 +100,9 @@ def evaluate(params, checkpoint: str, output_dir: str,
   runs = {'query_pass': {c: [] for c in classes},
           'standard_filtered': {c: [] for c in classes}}
   standard_runs = {c: [] for c in classes}  # Its every-class detections.
+  vocabulary = model.vocabulary
+  rules = vocabulary.rules if referring else ()
+  cases = []  # referring_accuracy.Case per (image, class, rule).
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
   seen = 0
   # One graph per input signature instead of eager calls: ~(1 + classes)
@@ -117,6 +131,18 @@ def evaluate(params, checkpoint: str, output_dir: str,
         if seen + i < num_plot_images:
           shown.append((images[i].numpy(), cls, gt,
                          *_detections(queried, 'query_', i, scale)))
+      for rule in rules:
+        queried = predict(images, query_ids=tf.fill(
+            [batch], vocabulary.query_id(cls, rule)), **kwargs)
+        for i in range(batch):
+          gt = _gt_boxes(labels, i, cls)
+          if not len(gt):
+            continue
+          scale = labels['image_info'][i, 2].numpy()
+          cases.append(referring_accuracy.Case(
+              rule, gt[query_vocabulary.select(gt, rule)],
+              _detections(queried, 'query_', i, scale)[0],
+              *_detections(standard_q, '', i, scale)))
     seen += batch
   results = {name: scores(by_class) for name, by_class in runs.items()}
   # COCO mAP of the standard detector: per class, every image's detections
@@ -124,6 +150,8 @@ def evaluate(params, checkpoint: str, output_dir: str,
   results['standard'] = {
       key.replace('query_AP', 'mAP'): value
       for key, value in query_ap.query_ap(standard_runs).items()}
+  if cases:
+    results['referring'] = referring_accuracy.accuracies(cases)
   os.makedirs(output_dir, exist_ok=True)
   with open(os.path.join(output_dir, 'query_ap.json'), 'w') as f:
     json.dump({'classes': classes, **results}, f, indent=1)
@@ -183,8 +211,16 @@ def main(_):
   f = flags.FLAGS
   params = config_parsing.parse_experiment(f.experiment, f.config_file,
                                            f.params_override)
-  for name, result in evaluate(params, f.checkpoint, f.output_dir).items():
-    print(f'{name}: query-AP {result["query_AP"]:.4f}')
+  results = evaluate(params, f.checkpoint, f.output_dir)
+  referring = results.pop('referring', None)
+  print(f'standard: mAP {results.pop("standard")["mAP"]:.4f}')
+  for name, result in results.items():
+    print(f'{name}: query-AP {result["query_AP"]:.4f} (present-class '
+          f'queries {result["query_AP_present"]:.4f})')
+  if referring:
+    print(f'referring queries: query pass {referring["query_pass"]:.4f}, '
+          f'select by rule {referring["select_by_rule"]:.4f} (threshold '
+          f'{referring["select_by_rule_threshold"]})')
 
 
 if __name__ == '__main__':

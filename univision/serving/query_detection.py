@@ -4,11 +4,13 @@ Model Garden's detection export module serves images only; this module
 adds the query. Signatures:
 
 - `serving_default`: `images` uint8 [B, H, W, 3] and `query_ids` int32 [B]
-  (class ids, as in the label map): the detections of the queried class
-  from the query-modulated pass (`detection_*`), and the standard pass's
-  detections of every class (`standard_detection_*`). An id that is not a
-  class (0, the background, or >= num_classes) fails with an error naming
-  the valid range, never an empty result.
+  (class ids as in the label map, or referring queries' ids,
+  `core.query_vocabulary`): the detections of the query's class from the
+  query-modulated pass (`detection_*`; for a referring query its best
+  detection is the answer), and the standard pass's detections of every
+  class (`standard_detection_*`). An id outside the vocabulary (0, the
+  background, or too large) fails with an error naming the valid range,
+  never an empty result.
 - `serving_standard`: `images` only: the standard detector (`detection_*`).
 - `serving_query_vector`: `images` and `query_vectors` float32 [B, D] (e.g.
   a text embedding of a class name, in the space of the query vectors the

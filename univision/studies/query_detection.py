@@ -1,7 +1,7 @@
 """Query-modulated detection study: the query pass vs filtering a detector.
 
   python -m univision.studies.query_detection \
-    --output_dir=results/query_modulation \
+    --output_dir=results/query_detection \
     --task=data/composites/crowded_clothing --init_checkpoint=runs/demo \
     [--steps=6000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
 
@@ -25,7 +25,10 @@ Every run is evaluated on the task's held-out test split
 (`query_detection_eval`): the standard pass's COCO mAP, and query-AP
 (pycocotools, each class queried on every image) of the standard pass
 filtered to q and of the query pass, over present-class queries and over
-all. Checkpoints every `steps / curve_points` steps are evaluated too, so
+all; and, for referring queries ("the largest c", "the leftmost c"), the
+accuracy of the query pass's top detection and of detect-then-select-by-
+rule on the standard pass (`evaluation.referring_accuracy`). Checkpoints
+every `steps / curve_points` steps are evaluated too (APs only), so
 `curve.csv` shows whether AP levelled off.
 
 Outputs in `--output_dir`: `runs.csv` (a `Run` per finished (setting,
@@ -77,6 +80,10 @@ class Run:
   filtered_all: float  # The same over every query.
   query_present: float | None  # The query pass, present queries.
   query_all: float | None  # The same over every query.
+  # Referring queries: accuracy of the query pass's top detection, and of
+  # detect-then-select-by-rule on the standard pass (None: no rules).
+  referring_query: float | None
+  referring_rule: float | None
   steps: int
   seconds: float
 
@@ -179,16 +186,31 @@ def _on_test(params: cfg.ExperimentConfig,
 
 def evaluate_run(params: cfg.ExperimentConfig, task_folder: str,
                  checkpoint: str, output_dir: str,
-                 queried: bool) -> dict[str, float | None]:
-  """A checkpoint's test APs, in the `Run` columns' names."""
+                 queried: bool,
+                 referring: bool = True) -> dict[str, float | None]:
+  """A checkpoint's test scores, in the `Run` columns' names.
+
+  Args:
+    params: The run's config.
+    task_folder: The task's TFRecords (its test split is evaluated).
+    checkpoint: The checkpoint.
+    output_dir: Where the evaluation writes.
+    queried: Whether the run trained a query pass (else its query columns
+      are None: its query pass would be its filtered standard pass).
+    referring: Whether referring queries are asked too.
+  """
   results = query_detection_eval.evaluate(
-      _on_test(params, task_folder), checkpoint, output_dir)
+      _on_test(params, task_folder), checkpoint, output_dir,
+      referring=referring)
   query, filtered = results['query_pass'], results['standard_filtered']
+  refer = results.get('referring', {})
   return {'map': results['standard']['mAP'],
           'filtered_present': filtered['query_AP_present'],
           'filtered_all': filtered['query_AP'],
           'query_present': query['query_AP_present'] if queried else None,
-          'query_all': query['query_AP'] if queried else None}
+          'query_all': query['query_AP'] if queried else None,
+          'referring_query': refer.get('query_pass') if queried else None,
+          'referring_rule': refer.get('select_by_rule')}
 
 
 class _Study:
@@ -226,7 +248,7 @@ class _Study:
       folder = os.path.join(model_dir, 'query_eval' if last
                             else f'query_eval_{step}')
       aps = evaluate_run(params, self.task_folder, checkpoint, folder,
-                         queried)
+                         queried, referring=last)
       _reset(seed)
       if (name, seed, step) not in curve_done:
         self.curve.append(CurvePoint(name, seed, step, aps['map'],

@@ -12,8 +12,12 @@ class queries and all queries), and the paired query-pass gain; then issue
 - the joint model's standard mAP is within 1 point (0.01) of the
   standard-only detector's.
 
-And whether AP levelled off: each setting's mean mAP (and query-AP) gain
-over its last curve interval, below 0.01 counting as levelled off.
+Then referring-style queries ("the largest c", "the leftmost c"): the
+accuracy (IoU >= 0.5 of one answer box) of each setting's query pass and of
+detect-then-select-by-rule on its standard pass, the comparison the paper
+draws with referring-expression systems; and whether AP levelled off: each
+setting's mean mAP (and query-AP) gain over its last curve interval, below
+0.01 counting as levelled off.
 """
 import math
 import statistics
@@ -64,6 +68,29 @@ def _targets(by_setting: dict) -> list[str]:
       f'- Joint standard mAP vs standard-only: {statistics.mean(maps[0]):.3f}'
       f' vs {statistics.mean(maps[1]):.3f} ({delta:+.3f}; within 0.01: '
       f'**{"met" if abs(delta) <= 0.01 else "missed"}**).')
+  return lines + ['']
+
+
+def _referring(by_setting: dict) -> list[str]:
+  rows = [r for rs in by_setting.values() for r in rs]
+  if not _column(rows, 'referring_rule'):
+    return []
+  lines = ['## Referring queries', '',
+           'One answer per (image, "the largest c" / "the leftmost c") for '
+           'every class c the image holds; right if its IoU with the box the '
+           'rule selects among the ground truth is >= 0.5. Query pass: its '
+           'top detection. Select by rule: the rule applied to the standard '
+           'pass\'s detections of c above a score threshold, the best of '
+           'eight on the test cases themselves (favouring the baseline).', '',
+           '| setting | query pass | select by rule (standard pass) | '
+           'query - rule (paired) |', '|---|---:|---:|---:|']
+  for setting, rs in by_setting.items():
+    paired = [r.referring_query - r.referring_rule for r in rs
+              if r.referring_query is not None and
+              r.referring_rule is not None]
+    lines.append(f'| {setting} | {_cell(rs, "referring_query")} | '
+                 f'{_cell(rs, "referring_rule")} | '
+                 f'{_mean_sd(paired) if paired else "-"} |')
   return lines + ['']
 
 
@@ -120,6 +147,7 @@ def summary_markdown(runs, curve, settings: list[str],
   if missing:
     lines += [f'Missing runs (study in progress): {", ".join(missing)}.', '']
   lines += _targets(by_setting)
+  lines += _referring(by_setting)
   lines += _levelled(curve, settings)
   return '\n'.join(lines)
 

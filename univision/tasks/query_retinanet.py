@@ -10,9 +10,11 @@ on the decoder levels, one shared multi-class head), and the joint loss
 
 Each batch runs the standard pass (no query; Model Garden's focal + Huber
 losses on every box) and the query pass (query q per image, synthesized
-from its boxes, absent classes at `absent_probability`): focal loss on the
-head's class-q logit, whose positives are q's boxes only, and Huber loss on
-their boxes, normalized by the query's positives. Evaluation runs the
+from its boxes, absent classes at `absent_probability`, referring queries
+at `referring_probability`): focal loss on the head's logit of q's class,
+whose positives are q's boxes only (a referring query's: the one box its
+rule selects), and Huber loss on their boxes, normalized by the query's
+positives. Evaluation runs the
 standard pass (the model without a query is the standard detector).
 `build_inputs` restates Model Garden's parser construction for training
 data because Model Garden builds its parser inline (no hook to swap it).
@@ -30,6 +32,7 @@ from official.vision.losses import loss_utils
 from official.vision.tasks import retinanet as mg_retinanet_task
 
 from univision.configs import query_retinanet as query_cfg
+from univision.core import query_vocabulary
 from univision.dataloaders import query_retinanet_input
 from univision.modeling.detectors import query_retinanet
 from univision.tasks import gradient_steps
@@ -57,6 +60,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     parser = query_retinanet_input.Parser(
         num_classes=model.num_classes,
         absent_probability=self.task_config.query.absent_probability,
+        referring_rules=tuple(self.task_config.query.referring_rules),
+        referring_probability=self.task_config.query.referring_probability,
         output_size=model.input_size[:2], min_level=model.min_level,
         max_level=model.max_level, num_scales=model.anchor.num_scales,
         aspect_ratios=model.anchor.aspect_ratios,
@@ -81,17 +86,20 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
 
     The query pass's head predicts every class, but only the queried
     class's column is read (and trained): anchors matched to a box of class
-    q are its positives, every other anchor its negative (ignored anchors
-    keep weight 0 through the shared `cls_weights`).
+    q (for a referring query, to the box its rule selects) are its
+    positives, every other anchor its negative (ignored anchors keep weight
+    0 through the shared `cls_weights`).
     """
     losses = self.task_config.losses
     num_classes = self.task_config.model.num_classes
+    vocabulary = query_vocabulary.QueryVocabulary(
+        num_classes, tuple(self.task_config.query.referring_rules))
     box_weights = labels['query_box_weights']
     positives = tf.reduce_sum(box_weights) + 1.0
     logits = tf.gather(
         loss_utils.multi_level_flatten(outputs['query_cls_outputs'],
                                        last_dim=num_classes),
-        tf.cast(labels['query'], tf.int32), axis=2, batch_dims=1)
+        vocabulary.query_class(labels['query']), axis=2, batch_dims=1)
     targets = tf.cast(loss_utils.multi_level_flatten(
         labels['query_cls_targets'], last_dim=None) > 0, logits.dtype)
     cls_loss = focal_loss.FocalLoss(

@@ -136,8 +136,39 @@ def test_a_query_id_that_is_no_class_is_an_error(model):
   query_model, images = model
   for bad in (0, CLASSES):
     with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r'query ids must be class ids 1\.\.4'):
+                       match=r'query ids must be 1\.\.4'):
       query_model(images, query_ids=tf.constant([1, bad]), training=False)
+
+
+def test_referring_queries_read_their_class_and_steer_apart_from_it():
+  query_model, images = _build(referring_rules=['largest', 'leftmost'])
+  vocab = query_model.vocabulary
+  assert query_model.query_embedding.table.shape[0] == vocab.size == 13
+  largest, leftmost = vocab.query_id(3, 'largest'), vocab.query_id(3,
+                                                                   'leftmost')
+  ids = tf.constant([3, largest])
+  out = query_model(images, query_ids=ids, training=False)
+  # Zero modulation: "the largest 3" is read from class 3's column.
+  n = int(out['query_num_detections'][1])
+  assert n > 0
+  np.testing.assert_array_equal(out['query_detection_classes'][1][:n], 3)
+  anchors = query_model._anchors(images)  # pylint: disable=protected-access
+  filtered = query_model.class_detections(out, '', tf.constant([3, 3]), None,
+                                          anchors)
+  np.testing.assert_array_equal(out['query_detection_scores'],
+                                filtered['detection_scores'])
+  # Each referring query has its own embedding: trained modulation tells
+  # it apart from its class's query.
+  _randomize(query_model)
+  same = tf.constant([largest, largest])
+  a = query_model(images, query_ids=same, training=False)
+  b = query_model(images, query_ids=tf.constant([leftmost, 3]),
+                  training=False)
+  assert not np.allclose(a['query_cls_outputs']['4'],
+                         b['query_cls_outputs']['4'])
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match=r'query ids must be 1\.\.12'):
+    query_model(images, query_ids=tf.constant([13, 1]), training=False)
 
 
 def test_checkpoint_items_cover_every_variable(model):

@@ -8,7 +8,8 @@ trained for query-modulated and standard detection at once. Here, on any
 Model Garden RetinaNet whose backbone is univision's MobileNetV4 (FPN or
 SSDLite features):
 
-- The query (a class id through `QueryEmbedding`, or a vector given
+- The query (an id through `QueryEmbedding`: a class, or a referring
+  query such as "the largest c", `core.query_vocabulary`; or a vector given
   directly, e.g. a text embedding) modulates the features inside the
   feature extractor: the output of every backbone block of the levels
   `backbone_levels` (default 4 and 5, the last two stages) and every
@@ -16,7 +17,8 @@ SSDLite features):
   default; `QueryModulationSites`).
 - One multi-class head, shared: the standard pass (no query) and the query
   pass run the same backbone blocks (those before the first modulated block
-  once, for both), decoder and head. The query pass reads class q's scores.
+  once, for both), decoder and head. The query pass reads the scores of
+  q's class.
   With zero modulation its detections for q are exactly the standard
   detector's detections of class q; training can only specialise the
   features to the query.
@@ -33,6 +35,7 @@ from official.vision.modeling import retinanet_model
 from official.vision.modeling.layers import detection_generator
 from official.vision.ops import anchor
 
+from univision.core import query_vocabulary
 from univision.modeling.layers import query_embedding as embedding_lib
 from univision.modeling.layers import query_modulation_sites as sites_lib
 
@@ -86,22 +89,24 @@ class QueryRetinaNetModel(tf_keras.Model):
   def __init__(self, detector: retinanet_model.RetinaNetModel,
                modulation: sites_lib.QueryModulationSites,
                query_embedding: embedding_lib.QueryEmbedding,
-               num_classes: int, **kwargs):
+               vocabulary: query_vocabulary.QueryVocabulary, **kwargs):
     """Initializes the model.
 
     Args:
       detector: A Model Garden RetinaNet with univision's MobileNetV4
         backbone (its blocks run one by one here) and its multi-class head.
       modulation: The query's sites and modulations.
-      query_embedding: Class id -> query vector.
-      num_classes: The head's classes (background included).
+      query_embedding: Query id -> query vector.
+      vocabulary: The query ids (its `num_classes`: the head's classes,
+        background included).
       **kwargs: `tf_keras.Model` arguments.
     """
     super().__init__(**kwargs)
     self.detector = detector
     self.modulation = modulation
     self.query_embedding = query_embedding
-    self._num_classes = num_classes
+    self.vocabulary = vocabulary
+    self._num_classes = vocabulary.num_classes
     self._block_levels = block_levels(detector.backbone)
     self._endpoints = list(detector.backbone.output_specs)
 
@@ -178,8 +183,9 @@ class QueryRetinaNetModel(tf_keras.Model):
 
     Args:
       images: [B, H, W, 3] normalized images.
-      query_ids: [B] int query class ids (1..num_classes-1); an id outside
-        that range raises `InvalidArgumentError`.
+      query_ids: [B] int query ids (`core.query_vocabulary`: 1..K-1 the
+        classes, then referring queries); an id outside the vocabulary
+        raises `InvalidArgumentError`.
       query_vectors: [B, D] query vectors, instead of `query_ids`.
       image_shape: [B, 2] unpadded image sizes, for box clipping.
       anchor_boxes: Anchors for inference; default: made for `images`.
@@ -189,7 +195,7 @@ class QueryRetinaNetModel(tf_keras.Model):
       The head's raw outputs `cls_outputs`, `box_outputs` (with a query
       also the query pass's, `query_cls_outputs`, `query_box_outputs`, all
       classes); in inference also the standard detections (`detection_*`)
-      and the query pass's (`query_detection_*`): of class q for
+      and the query pass's (`query_detection_*`): of q's class for
       `query_ids`, of every class for `query_vectors` (a vector names no
       class of the head). Without a query the model is the standard
       detector (Model Garden's evaluation calls it so).
@@ -213,7 +219,9 @@ class QueryRetinaNetModel(tf_keras.Model):
         images)
     for prefix, (boxes, scores) in heads.items():
       if prefix and query_ids is not None:
-        scores = class_scores(scores, query_ids, self._num_classes)
+        scores = class_scores(scores,
+                              self.vocabulary.query_class(query_ids),
+                              self._num_classes)
       results = self.detector.detection_generator(boxes, scores, anchors,
                                                   image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
@@ -239,22 +247,26 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           embedding_dim: int | None = 64, vectors_path: str | None = None,
           trainable_vectors: bool = False, modulation: str = 'film',
           backbone_levels: Sequence[int] = (4, 5),
-          decoder: bool = True) -> QueryRetinaNetModel:
+          decoder: bool = True,
+          referring_rules: Sequence[str] = ()) -> QueryRetinaNetModel:
   """Adds query modulation and query embeddings to a Model Garden RetinaNet.
 
   Args:
     detector: The standard detector (e.g. from Model Garden's factory), its
       backbone univision's MobileNetV4.
-    num_classes: Its `num_classes` (query ids are class ids).
+    num_classes: Its `num_classes` (query ids 1..num_classes-1 are its
+      classes).
     embedding_dim: Size of a learned query table (None with
       `vectors_path`: the file's size).
-    vectors_path: A `.npy` of fixed [num_classes, dim] query vectors.
+    vectors_path: A `.npy` of fixed query vectors, one row per query id.
     trainable_vectors: Whether the file's vectors are fine-tuned.
     modulation: A key of `query_modulation_sites.MODULATIONS`.
     backbone_levels: Levels whose backbone blocks are modulated (every
       block whose output has that stride).
     decoder: Whether every decoder level (those the head reads) is
       modulated too.
+    referring_rules: Rules of the referring queries the vocabulary holds
+      besides the classes (`core.query_vocabulary.RULES`).
 
   Raises:
     ValueError: naming the config key, for an unknown modulation, a level
@@ -287,10 +299,12 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
                                      head['max_level'] + 1)}
   sites = sites_lib.QueryModulationSites(modulation, blocks, decoder_levels,
                                          name='query_modulation')
+  vocabulary = query_vocabulary.QueryVocabulary(num_classes,
+                                                tuple(referring_rules))
   embedding = embedding_lib.QueryEmbedding(
-      num_classes, None if vectors_path else embedding_dim, vectors_path,
+      vocabulary.size, None if vectors_path else embedding_dim, vectors_path,
       trainable_vectors)
-  return QueryRetinaNetModel(detector, sites, embedding, num_classes)
+  return QueryRetinaNetModel(detector, sites, embedding, vocabulary)
 
 
 def build_for_task(detector: retinanet_model.RetinaNetModel,
@@ -309,7 +323,8 @@ def build_for_task(detector: retinanet_model.RetinaNetModel,
   query = task_config.query
   model = build(detector, task_config.model.num_classes, query.embedding_dim,
                 query.vectors_path or None, query.trainable_vectors,
-                query.modulation, list(query.backbone_levels), query.decoder)
+                query.modulation, list(query.backbone_levels), query.decoder,
+                list(query.referring_rules))
   model(tf.zeros([1, *task_config.model.input_size]),
         query_ids=tf.ones([1], tf.int32), training=False)
   return model
