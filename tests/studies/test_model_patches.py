@@ -167,7 +167,7 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
                                   tf.train.load_variable(last, name))
   # Task runs start from it: Model Garden's RetinaNet initialisation, as
   # full fine-tuning and fixed patches use it, and a learned patch's.
-  for method in ('full', 'spot@0.2'):
+  for method in ('full', 'predictor', 'spot@0.2'):
     params = mp.run_config(composites, method, 0, 5, kept, small)
     task = task_factory.get_task(params.task)
     model = task.build_model()
@@ -195,28 +195,30 @@ def test_small_study_end_to_end_and_resume(tmp_path, composites, caplog,
   base_path = tf.train.Checkpoint(**base.checkpoint_items).save(
       str(tmp_path / 'base' / 'ckpt'))
   out = str(tmp_path / 'study')
-  plan = mp.Plan([composites], ['predictor'], [0.2], [0], steps=2)
+  # No fixed patch: its run takes the learned patch's path (a patch file,
+  # `_patch_weights`); test_base_trains_in_chunks_and_resumes starts one
+  # from the base.
+  plan = mp.Plan([composites], [], [0.2], [0], steps=2)
   given = mp.Base(checkpoint=base_path, task=composites)
   settings = mp.Settings(params_override=small)
   with caplog.at_level(logging.INFO, logger='absl'):
     runs = mp.study(out, plan, given, settings)
-  # Each of the three runs starts from the base, and so does the given
+  # Each of the two runs starts from the base, and so does the given
   # base's own evaluation (test evaluations restore their run's checkpoint).
   assert caplog.text.count(
-      f'Finished loading pretrained checkpoint from {base_path}') == 4
+      f'Finished loading pretrained checkpoint from {base_path}') == 3
   assert [(r.task, r.method, r.seed) for r in runs] == [
       ('tops_on_photos', 'base', 0), ('tops_on_photos', 'full', 0),
-      ('tops_on_photos', 'predictor', 0), ('tops_on_photos', 'spot@0.2', 0)]
-  _, full, fixed, spot = runs
+      ('tops_on_photos', 'spot@0.2', 0)]
+  _, full, spot = runs
   assert full.file_bytes == 4 * patches.count_parameters(base.weights)
-  assert fixed.parameters < spot.parameters < full.parameters
-  assert spot.gates_on is not None and fixed.gates_on is None
+  assert spot.parameters < full.parameters
+  assert spot.gates_on is not None and full.gates_on is None
   assert all(np.isfinite([r.ap, r.ap50]).all() for r in runs)
   assert all(r.val_ap is not None for r in runs[1:])
   patch_dir = os.path.join(out, 'patches', 'tops_on_photos', 'seed0')
-  for run in (fixed, spot):
-    path = os.path.join(patch_dir, f'{run.method}.npz')
-    assert run.file_bytes == os.path.getsize(path)
+  assert spot.file_bytes == os.path.getsize(
+      os.path.join(patch_dir, 'spot@0.2.npz'))
   assert patches.load(base, os.path.join(patch_dir, 'spot@0.2.npz')) == (
       'bn', 'predictor')
   for name in ('summary.md', 'ap_vs_patch_size.png'):
