@@ -67,6 +67,28 @@ def test_replica_outputs_are_concatenated(wsol_data):
       task.reduce_aggregated_logs(task.aggregate_logs(None, outputs)))
 
 
+def test_reference_protocol_resizes_raw_cams_on_the_host(wsol_data):
+  params = _params(wsol_data, evaluation={'num_thresholds': 20,
+                                          'protocol': 'wsolevaluation'})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  state = None
+  for batch in task.build_inputs(params.task.validation_data):
+    outputs = task.validation_step(batch, model)
+    # Raw CAMs at the feature map's size: the host resizes them (bicubic).
+    assert outputs['cams'].shape[1] < 64
+    state = task.aggregate_logs(state, outputs)
+  assert len(state.boxes.thresholds) == 20
+  result = task.reduce_aggregated_logs(state)
+  assert result['images'] == 8
+  for key in ('MaxBoxAccV2', 'MaxBoxAccV1', 'GT-known Loc', 'PxAP'):
+    assert 0.0 <= result[key] <= 100.0, key
+  params.override({'task': {'evaluation': {'protocol': 'wsolevalution'}}})
+  task = task_factory.get_task(params.task)
+  with pytest.raises(ValueError, match='task.evaluation.protocol'):
+    task.aggregate_logs(None, outputs)
+
+
 def test_zero_classes_means_the_levels_count(wsol_data):
   params = _params(wsol_data, label_level='coarse', model={'num_classes': 0})
   model = task_factory.get_task(params.task).build_model()

@@ -82,11 +82,17 @@ class Evaluation(hyperparams.Config):
     iou_thresholds: IoU thresholds (percent) averaged into MaxBoxAccV2.
     gt_known_threshold: CAM threshold of GT-known and Top-1 Loc; negative:
       the threshold that maximizes BoxAcc at IoU 50 on the evaluated set.
+    protocol: 'univision' (`evaluation.wsol_metrics`' documented
+      conventions) or 'wsolevaluation' (the reference evaluator's choices,
+      `evaluation.wsolevaluation_protocol`: bicubic CAM resize, uint8 maps,
+      boxes to x + w, thresholds np.arange(0, 1, 1 / num_thresholds)), for
+      numbers comparable with published tables.
   """
   num_thresholds: int = 100
   iou_thresholds: list[int] = dataclasses.field(
       default_factory=lambda: [30, 50, 70])
   gt_known_threshold: float = -1.0
+  protocol: str = 'univision'
 
 
 @dataclasses.dataclass

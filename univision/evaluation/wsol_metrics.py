@@ -22,12 +22,17 @@ Deliberate differences from the reference code (clovaai/wsolevaluation):
     uses x + w clipped to the image: one pixel wider under the +1 IoU;
   * the default grid is k / n exactly (not np.arange's accumulated steps);
   * PxAP has no "ignore" region: every pixel is positive or negative.
+`BoxAccumulator(protocol='wsolevaluation')` and
+`wsolevaluation_protocol.PxAPAccumulator` reproduce the reference's
+choices instead, for numbers comparable with published tables.
 All accuracies are in percent (0-100).
 """
 from typing import Sequence
 
 import cv2
 import numpy as np
+
+from univision.evaluation import wsolevaluation_protocol
 
 
 def threshold_grid(num: int) -> np.ndarray:
@@ -128,22 +133,34 @@ def _check_gt_boxes(gt_boxes: np.ndarray) -> np.ndarray:
   return boxes.astype(np.int64)
 
 
+def _check_protocol(protocol: str) -> str:
+  if protocol not in wsolevaluation_protocol.PROTOCOLS:
+    raise ValueError(f'task.evaluation.protocol={protocol!r}; expected one '
+                     f'of {wsolevaluation_protocol.PROTOCOLS}.')
+  return protocol
+
+
 def best_ious(cam: np.ndarray, gt_boxes: np.ndarray,
-              thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+              thresholds: Sequence[float],
+              protocol: str = 'univision') -> tuple[np.ndarray, np.ndarray]:
   """Per threshold, the best IoU over (predicted box, GT box) pairs.
 
   Args:
     cam: [H, W] map normalised to [0, 1], at the resolution of the boxes.
     gt_boxes: [N, 4] inclusive integer boxes (x0, y0, x1, y1).
     thresholds: [T] increasing CAM thresholds.
+    protocol: 'univision' (this module's boxes) or 'wsolevaluation' (the
+      reference's: `wsolevaluation_protocol.contour_boxes`).
 
   Returns:
     ([T] largest-contour IoUs (V1), [T] multi-contour IoUs (V2)).
   """
   cam, gt_boxes = _check_map(cam, normalized=True), _check_gt_boxes(gt_boxes)
+  boxes_at = (_contour_boxes if _check_protocol(protocol) == 'univision'
+              else wsolevaluation_protocol.contour_boxes)
   largest_ious, multi_ious = [], []
   for threshold in _check_grid(thresholds):
-    boxes, largest = _contour_boxes(cam, threshold)
+    boxes, largest = boxes_at(cam, threshold)
     ious = box_iou(boxes, gt_boxes).max(1)
     largest_ious.append(ious[largest])
     multi_ious.append(ious.max())
@@ -165,10 +182,13 @@ class BoxAccumulator:
     thresholds: increasing CAM threshold grid; default threshold_grid(100).
       The paper's main setting is threshold_grid(1000).
     iou_thresholds: IoU deltas in percent for MaxBoxAccV2, each in (0, 100].
+    protocol: how boxes come from maps (`best_ious`).
   """
 
   def __init__(self, thresholds: Sequence[float] | None = None,
-               iou_thresholds: Sequence[float] = (30, 50, 70)):
+               iou_thresholds: Sequence[float] = (30, 50, 70),
+               protocol: str = 'univision'):
+    self.protocol = _check_protocol(protocol)
     self.thresholds = _check_grid(
         threshold_grid(100) if thresholds is None else thresholds)
     for delta in iou_thresholds:
@@ -187,7 +207,8 @@ class BoxAccumulator:
       correct: whether the classifier's top-1 class is right; None if
         unknown. Top-1 Loc needs it for every image.
     """
-    largest, multi = best_ious(cam, gt_boxes, self.thresholds)
+    largest, multi = best_ious(cam, gt_boxes, self.thresholds,
+                               self.protocol)
     self._largest.append(largest)
     self._multi.append(multi)
     self._correct.append(None if correct is None else bool(correct))

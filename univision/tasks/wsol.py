@@ -8,7 +8,9 @@ computes each image's CAM for its ground-truth class at that level, resizes
 it to the input, and `aggregate_logs` feeds `wsol_metrics`' accumulators
 on the host (as Model Garden's COCO evaluator does), so the logged metrics
 are accuracy, MaxBoxAccV2 (and per IoU), MaxBoxAccV1, GT-known Loc, Top-1
-Loc and, where records carry masks, PxAP.
+Loc and, where records carry masks, PxAP. With `evaluation.protocol:
+wsolevaluation` the host resizes the raw CAMs instead and every metric
+follows the reference evaluator (`evaluation.wsolevaluation_protocol`).
 """
 import functools
 from typing import Any, Optional
@@ -28,24 +30,37 @@ from univision.data import wsol_records
 from univision.dataloaders import data_keys
 from univision.dataloaders import wsol_input
 from univision.evaluation import wsol_metrics
+from univision.evaluation import wsolevaluation_protocol as reference
 from univision.modeling import wsol_model
 
 
 class _Evaluation:
   """Box and pixel accumulators over one validation run."""
 
-  def __init__(self, config: wsol_cfg.Evaluation):
-    thresholds = wsol_metrics.threshold_grid(config.num_thresholds)
+  def __init__(self, config: wsol_cfg.Evaluation,
+               image_size: tuple[int, int]):
+    self.protocol = config.protocol
+    if self.protocol == 'wsolevaluation':
+      thresholds = reference.reference_grid(1.0 / config.num_thresholds)
+      self.pixels = reference.PxAPAccumulator(thresholds)
+    else:
+      thresholds = wsol_metrics.threshold_grid(config.num_thresholds)
+      self.pixels = wsol_metrics.PxAPAccumulator(thresholds=thresholds)
     self.boxes = wsol_metrics.BoxAccumulator(
-        thresholds, tuple(config.iou_thresholds))
-    self.pixels = wsol_metrics.PxAPAccumulator(thresholds=thresholds)
+        thresholds, tuple(config.iou_thresholds), config.protocol)
+    self.image_size = image_size
     self.masks = 0
     self.fixed_threshold = (config.gt_known_threshold
                             if config.gt_known_threshold >= 0 else None)
 
+  def _normalized(self, cam: np.ndarray) -> np.ndarray:
+    if self.protocol == 'wsolevaluation':  # A raw CAM: resized here.
+      return reference.resize_and_normalize(cam, *self.image_size)
+    return wsol_metrics.normalize_cam(cam)
+
   def update(self, logs: dict[str, np.ndarray]) -> None:
     for i, cam in enumerate(logs['cams']):
-      cam = wsol_metrics.normalize_cam(cam)
+      cam = self._normalized(cam)
       boxes = logs['boxes'][i][:logs['num_boxes'][i]]
       self.boxes.update(cam, boxes, correct=bool(logs['correct'][i]))
       if logs['has_mask'][i]:
@@ -160,8 +175,10 @@ class WSOLTask(base_task.Task):
       self.process_metrics(metrics, labels, logits)
     cams = model.cams(images, labels['label'])
     size = self.task_config.model.input_size[:2]
-    logs['cams'] = tf.image.resize(cams[..., None], size,
-                                   method='bilinear')[..., 0]
+    # The reference protocol resizes on the host (bicubic, as cv2 does).
+    logs['cams'] = (cams if self.task_config.evaluation.protocol ==
+                    'wsolevaluation' else tf.image.resize(
+                        cams[..., None], size, method='bilinear')[..., 0])
     logs['correct'] = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                tf.cast(labels['label'], tf.int32))
     for key in ('boxes', 'num_boxes', 'mask', 'has_mask'):
@@ -170,7 +187,8 @@ class WSOLTask(base_task.Task):
 
   def aggregate_logs(self, state=None, step_outputs=None) -> _Evaluation:
     if state is None:
-      state = _Evaluation(self.task_config.evaluation)
+      state = _Evaluation(self.task_config.evaluation,
+                          tuple(self.task_config.model.input_size[:2]))
     state.update({k: _local(step_outputs[k]) for k in self._LOCALIZATION_KEYS})
     return state
 
