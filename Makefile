@@ -114,6 +114,7 @@ query-study: $(VENV)/.runtime detection-data
 
 wsol-data: $(VENV)/.runtime fashion-mnist
 	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites
+	$(PY) -m univision.data.wsol_parts --output_dir=data/wsol_parts
 
 # Label granularity vs WSOL method (issue #7): fine vs coarse labels x
 # CAM / Hide-and-Seek / ADL from the `make demo` backbone. Resumable.

@@ -15,10 +15,13 @@ H = label_hierarchy.LabelHierarchy(
 def _decoded(label=2):
   mask = np.zeros((20, 40, 1), np.uint8)
   mask[5:10, 10:30] = 1
+  part = np.zeros((20, 40, 1), np.uint8)
+  part[6:8, 12:16] = 1
   return {'image': tf.fill([20, 40, 3], tf.constant(100, tf.uint8)),
           'label': tf.constant(label, tf.int64),
           'boxes': tf.constant([[0.25, 0.25, 0.5, 0.75]]),
-          'mask': tf.constant(mask), 'has_mask': tf.constant(True)}
+          'mask': tf.constant(mask), 'has_mask': tf.constant(True),
+          'part_mask': tf.constant(part), 'has_part': tf.constant(True)}
 
 
 def test_training_gives_the_label_at_the_level():
@@ -40,6 +43,9 @@ def test_evaluation_boxes_are_inclusive_pixels_at_the_input_size():
   assert int(labels['label']) == 1 and int(labels['fine_label']) == 2
   mask = labels['mask'].numpy()
   assert mask.shape == (10, 20) and mask[3, 10] and not mask[0, 0]
+  part = labels['part_mask'].numpy()
+  assert bool(labels['has_part']) and part.shape == (10, 20)
+  assert part[3, 6] and part.sum() == 2 and (part <= mask).all()
 
 
 def test_inclusive_boxes_on_pixel_edges():

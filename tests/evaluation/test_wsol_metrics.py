@@ -211,3 +211,22 @@ def test_normalize_and_resize():
     wsol_metrics.normalize_cam(np.array([[0.0, np.nan]]))
   with pytest.raises(ValueError, match='height=0'):
     wsol_metrics.resize_cam(np.zeros((2, 2)), 0, 4)
+
+
+def test_part_mass_is_the_share_of_the_map_on_the_part():
+  part = np.zeros((4, 4), bool)
+  part[0, 0] = True
+  parts = wsol_metrics.PartMassAccumulator()
+  cam = np.zeros((4, 4))
+  cam[0, 0], cam[3, 3] = 1.0, 0.5  # 1 of 1.5 on the part.
+  parts.update(cam, part)
+  parts.update(np.ones((4, 4)), part)  # Uniform: 1 of 16.
+  parts.update(np.zeros((4, 4)), part)  # An empty map puts nothing there.
+  result = parts.result()
+  assert len(parts) == 3
+  assert result['part_cam_mass'] == pytest.approx(100 * (2 / 3 + 1 / 16) / 3)
+  assert result['part_area'] == pytest.approx(100 / 16)
+  with pytest.raises(ValueError, match='part mask shape'):
+    parts.update(cam, part[:2])
+  with pytest.raises(ValueError, match='empty'):
+    wsol_metrics.PartMassAccumulator().result()

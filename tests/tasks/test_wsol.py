@@ -8,6 +8,7 @@ from official.core import task_factory
 from tests import conftest
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.data import wsol_composites
+from univision.data import wsol_parts
 
 
 @pytest.fixture(scope='module')
@@ -87,6 +88,23 @@ def test_reference_protocol_resizes_raw_cams_on_the_host(wsol_data):
   task = task_factory.get_task(params.task)
   with pytest.raises(ValueError, match='task.evaluation.protocol'):
     task.aggregate_logs(None, outputs)
+
+
+def test_part_data_reports_the_cam_mass_on_the_marker(tmp_path):
+  source = conftest.make_fake_fashion_mnist(str(tmp_path / 'src'),
+                                            num_test=96)
+  data = str(tmp_path / 'parts')
+  wsol_parts.build(data, num_train=4, num_eval=4, image_size=64,
+                   object_size=(24, 48), source_dir=source)
+  params = _params(data, label_level='marked', model={'num_classes': 30})
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  state = None
+  for batch in task.build_inputs(params.task.validation_data):
+    state = task.aggregate_logs(state, task.validation_step(batch, model))
+  result = task.reduce_aggregated_logs(state)
+  assert 0.0 < result['part_area'] < 10.0
+  assert 0.0 <= result['part_cam_mass'] <= 100.0
 
 
 def test_zero_classes_means_the_levels_count(wsol_data):

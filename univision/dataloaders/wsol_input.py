@@ -10,8 +10,9 @@ hierarchies, so this parser works on `wsol_records.decode`'s output:
   after normalization) with `hide_probability` each;
 - evaluation: the same resize and normalization, plus what localization
   metrics need at the model's input resolution: boxes as INCLUSIVE pixel
-  coordinates (x0, y0, x1, y1), padded to `max_boxes` with -1, the mask,
-  and both the level label and the finest label.
+  coordinates (x0, y0, x1, y1), padded to `max_boxes` with -1, the mask
+  (and the label-deciding part's mask, where records have one), and both
+  the level label and the finest label.
 """
 import dataclasses
 
@@ -108,12 +109,15 @@ class Parser:
     image = self._image(decoded['image'])
     boxes, count = inclusive_pixel_boxes(decoded['boxes'], *self._size,
                                          self._max_boxes)
-    mask = tf.image.resize(decoded['mask'], self._size, method='nearest')
+    resized = lambda m: tf.cast(tf.image.resize(
+        m, self._size, method='nearest')[..., 0], tf.bool)
     labels = {'label': self._level(decoded['label']),
               'fine_label': tf.cast(decoded['label'], tf.int32),
               'boxes': boxes, 'num_boxes': count,
-              'mask': tf.cast(mask[..., 0], tf.bool),
-              'has_mask': decoded['has_mask']}
+              'mask': resized(decoded['mask']),
+              'has_mask': decoded['has_mask'],
+              'part_mask': resized(decoded['part_mask']),
+              'has_part': decoded['has_part']}
     return tf.cast(image, self._dtype), labels
 
   def parse_fn(self, is_training: bool):

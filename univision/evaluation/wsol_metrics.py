@@ -304,3 +304,40 @@ class PxAPAccumulator:
     gains = np.diff(recall[::-1], prepend=0.0)
     return {'PxAP': 100 * float((precision[::-1] * gains).sum()),
             'precision': precision, 'recall': recall}
+
+
+class PartMassAccumulator:
+  """How much of each CAM falls on a small part of the object, in percent.
+
+  For data whose finest label is decided by a part (`data.wsol_parts`: a
+  coloured marker), per image: the share of the normalised map's total
+  on the part's pixels; `part_cam_mass` is its mean over images, and
+  `part_area` the part's mean share of the image's pixels (what a uniform
+  map would put there). A map pulled onto the part has a mass well above
+  its area.
+  """
+
+  def __init__(self):
+    self._mass, self._area = [], []
+
+  def __len__(self) -> int:
+    """Images added."""
+    return len(self._mass)
+
+  def update(self, cam: np.ndarray, part_mask: np.ndarray) -> None:
+    """Adds a normalised map [H, W] and the part's mask [H, W]."""
+    cam, part = _check_map(cam, normalized=True), np.asarray(part_mask, bool)
+    if cam.shape != part.shape:
+      raise ValueError(f'cam shape {cam.shape} != part mask shape '
+                       f'{part.shape}.')
+    total = cam.sum()
+    self._mass.append(cam[part].sum() / total if total > 0 else 0.0)
+    self._area.append(part.mean())
+
+  def result(self) -> dict[str, float]:
+    """{'part_cam_mass', 'part_area'} in percent."""
+    if not self._mass:
+      raise ValueError('PartMassAccumulator is empty: no image had a part '
+                       'mask.')
+    return {'part_cam_mass': 100 * float(np.mean(self._mass)),
+            'part_area': 100 * float(np.mean(self._area))}

@@ -8,7 +8,8 @@ computes each image's CAM for its ground-truth class at that level, resizes
 it to the input, and `aggregate_logs` feeds `wsol_metrics`' accumulators
 on the host (as Model Garden's COCO evaluator does), so the logged metrics
 are accuracy, MaxBoxAccV2 (and per IoU), MaxBoxAccV1, GT-known Loc, Top-1
-Loc and, where records carry masks, PxAP. With `evaluation.protocol:
+Loc and, where records carry masks, PxAP (and, where they carry the mask
+of the part that decides the label, the share of CAM mass on it). With `evaluation.protocol:
 wsolevaluation` the host resizes the raw CAMs instead and every metric
 follows the reference evaluator (`evaluation.wsolevaluation_protocol`).
 """
@@ -48,6 +49,7 @@ class _Evaluation:
       self.pixels = wsol_metrics.PxAPAccumulator(thresholds=thresholds)
     self.boxes = wsol_metrics.BoxAccumulator(
         thresholds, tuple(config.iou_thresholds), config.protocol)
+    self.parts = wsol_metrics.PartMassAccumulator()
     self.image_size = image_size
     self.masks = 0
     self.fixed_threshold = (config.gt_known_threshold
@@ -66,11 +68,15 @@ class _Evaluation:
       if logs['has_mask'][i]:
         self.pixels.update(cam, logs['mask'][i])
         self.masks += 1
+      if logs['has_part'][i]:
+        self.parts.update(cam, logs['part_mask'][i])
 
   def result(self) -> dict[str, float]:
     result = self.boxes.result(self.fixed_threshold)
     if self.masks:
       result['PxAP'] = self.pixels.result()['PxAP']
+    if len(self.parts):
+      result.update(self.parts.result())
     return {k: float(v) for k, v in result.items()}
 
 
@@ -86,7 +92,7 @@ class WSOLTask(base_task.Task):
   """Classification at a label level + CAM localization metrics."""
 
   _LOCALIZATION_KEYS = ('cams', 'boxes', 'num_boxes', 'mask', 'has_mask',
-                        'correct')
+                        'part_mask', 'has_part', 'correct')
 
   @functools.cached_property
   def hierarchy(self) -> label_hierarchy.LabelHierarchy:
@@ -181,7 +187,8 @@ class WSOLTask(base_task.Task):
                         cams[..., None], size, method='bilinear')[..., 0])
     logs['correct'] = tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
                                tf.cast(labels['label'], tf.int32))
-    for key in ('boxes', 'num_boxes', 'mask', 'has_mask'):
+    for key in ('boxes', 'num_boxes', 'mask', 'has_mask', 'part_mask',
+                'has_part'):
       logs[key] = labels[key]
     return logs
 
