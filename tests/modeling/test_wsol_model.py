@@ -69,3 +69,29 @@ def test_adl_drops_the_peak_or_weights_by_importance():
     attention_dropout.AttentionDropout(threshold=1.5)
   assert attention_dropout.AttentionDropout.from_config(
       layer.get_config()).get_config() == layer.get_config()
+
+
+def test_adl_reads_the_heads_relu_features_only():
+  model = _model(feature_dim=8, adl={'drop_rate': 1.0, 'threshold': 0.5})
+  seen = []
+  call = model._adl.call  # pylint: disable=protected-access
+  model._adl.call = lambda x, training=None: seen.append(x) or call(  # pylint: disable=protected-access
+      x, training=training)
+  model(tf.random.stateless_normal([2, 64, 64, 3], [5, 6]), training=True)
+  (features,) = seen
+  assert features.shape[-1] == 8 and float(tf.reduce_min(features)) >= 0.0
+  with pytest.raises(ValueError, match='task.adl needs task.model.feature_dim'):
+    _model(feature_dim=0, adl={'drop_rate': 0.5, 'threshold': 0.8})
+
+
+def test_output_stride_8_gives_16x16_maps_at_128px():
+  config = wsol_cfg.WSOLModel()
+  config.backbone.mobilenet_v4.output_stride = 8
+  backbone = backbones.factory.build_backbone(
+      tf_keras.layers.InputSpec(shape=[None, 128, 128, 3]), config.backbone,
+      config.norm_activation)
+  model = wsol_model.WSOLModel(backbone, num_classes=5, feature_level='3')
+  images = tf.zeros([1, 128, 128, 3])
+  model(images)
+  cams = model.cams(images, tf.constant([2]))
+  assert cams.shape == (1, 16, 16)

@@ -96,12 +96,22 @@ def test_part_data_reports_the_cam_mass_on_the_marker(tmp_path):
   data = str(tmp_path / 'parts')
   wsol_parts.build(data, num_train=4, num_eval=4, image_size=64,
                    object_size=(24, 48), source_dir=source)
-  params = _params(data, label_level='marked', model={'num_classes': 30})
+  params = exp_factory.get_exp_config('mnv4_wsol_parts')
+  params.override({'task': {
+      'model': {'input_size': [64, 64, 3]},
+      'train_data': {'input_path': f'{data}/train-*', 'global_batch_size': 4},
+      'validation_data': {'input_path': f'{data}/val-*',
+                          'global_batch_size': 4},
+      'evaluation': {'num_thresholds': 20}}})
   task = task_factory.get_task(params.task)
   model = task.build_model()
+  assert model.classifier.units == 30  # The marked level's classes.
   state = None
   for batch in task.build_inputs(params.task.validation_data):
-    state = task.aggregate_logs(state, task.validation_step(batch, model))
+    outputs = task.validation_step(batch, model)
+    # Stride 8 from level 3: 8x8 maps at 64 px, resized to the input.
+    assert model.cams(batch[0], batch[1]['label']).shape[1:] == (8, 8)
+    state = task.aggregate_logs(state, outputs)
   result = task.reduce_aggregated_logs(state)
   assert 0.0 < result['part_area'] < 10.0
   assert 0.0 <= result['part_cam_mass'] <= 100.0

@@ -29,6 +29,9 @@ class MobileNetV4(hyperparams.Config):
     include_head: Whether to build the classification head (1x1 conv to
       960, pool, 1x1 conv to 1280; endpoint '6'). Detection and other dense
       tasks use only levels 2-5 and can leave it out.
+    output_stride: 0 keeps the strides (32); 4, 8 or 16 stops downsampling
+      there without dilation (e.g. 8 for finer WSOL class activation maps),
+      and the levels past it are not endpoints. Weights load either way.
   """
   model_id: str = 'MobileNetV4ConvSmall'
   spec_file: str = ''
@@ -36,6 +39,7 @@ class MobileNetV4(hyperparams.Config):
   stochastic_depth_drop_rate: float = 0.0
   flat_stochastic_depth_drop_rate: bool = True
   include_head: bool = True
+  output_stride: int = 0
 
 
 @dataclasses.dataclass

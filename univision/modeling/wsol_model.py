@@ -3,16 +3,23 @@
 WSOL (Zhou et al., CVPR 2016; protocol of Choe et al., CVPR 2020): a
 classifier trained on image labels only, whose last layers are
 
-  backbone level `feature_level` -> [ADL] -> 1x1 conv + BN + ReLU
-  -> [ADL] -> global average pooling -> linear classifier,
+  backbone level `feature_level` -> 1x1 conv + BN + ReLU -> [ADL]
+  -> global average pooling -> linear classifier,
 
 so that the class-c score is the spatial mean of the map
 CAM_c = sum_k w_ck f_k(x, y) (plus a bias): `cams` returns that map for
 given classes. Any Model Garden backbone with level endpoints works
-(MobileNetV4, ResNet-50, ...). Choosing a finer `feature_level` (e.g. '4',
-stride 16) gives finer maps than the last level, as WSOL models usually
-do by removing the last strides; the backbone's deeper levels are then
-computed but unused.
+(MobileNetV4, ResNet-50, ...). For finer maps, WSOL models remove the last
+strides (the reference ResNet-50 its last stage's): MobileNetV4's
+`output_stride` does that (e.g. 8, with `feature_level` '3': every block
+runs, 16x16 maps at 128 px); reading an earlier level instead skips the
+deeper blocks' computation for the map.
+
+ADL (Choe & Shim, CVPR 2019) thresholds the channel mean of activations,
+so it goes where features are non-negative: the reference inserts it after
+ReLU'd ResNet blocks of the last stages. MobileNetV4's block outputs are
+linear projections (signed), so here ADL follows the head's ReLU, the one
+activated map before pooling.
 """
 import tensorflow as tf, tf_keras
 
@@ -37,8 +44,8 @@ class WSOLModel(tf_keras.Model):
       feature_level: The endpoint the CAM head reads.
       feature_dim: Channels of the head's 1x1 conv (0: no conv; the
         classifier reads the endpoint directly).
-      adl: `AttentionDropout` arguments to apply ADL before and after the
-        head conv, or None for no ADL.
+      adl: `AttentionDropout` arguments to apply ADL after the head's ReLU
+        (needs `feature_dim`), or None for no ADL.
       norm_momentum: BN momentum of the head conv.
       norm_epsilon: BN epsilon of the head conv.
       kernel_regularizer: Regularizer of the head's kernels.
@@ -49,10 +56,14 @@ class WSOLModel(tf_keras.Model):
                         feature_dim=feature_dim, adl=adl,
                         norm_momentum=norm_momentum, norm_epsilon=norm_epsilon,
                         kernel_regularizer=kernel_regularizer)
+    if adl is not None and not feature_dim:
+      raise ValueError('task.adl needs task.model.feature_dim > 0: ADL '
+                       'reads activated (ReLU) features, and the backbone\'s '
+                       'endpoints are signed.')
     self.backbone = backbone
     self._feature_level = feature_level
-    self._adl = [attention_dropout.AttentionDropout(**adl, name=f'adl_{i}')
-                 for i in range(2)] if adl is not None else []
+    self._adl = (attention_dropout.AttentionDropout(**adl, name='adl')
+                 if adl is not None else None)
     self._head = []
     if feature_dim:
       self._head = [
@@ -77,12 +88,10 @@ class WSOLModel(tf_keras.Model):
       raise ValueError(f'feature_level {self._feature_level!r} is not a '
                        f'backbone endpoint; it has {sorted(endpoints)}.')
     x = endpoints[self._feature_level]
-    if self._adl:
-      x = self._adl[0](x, training=training)
     for layer in self._head:
       x = layer(x, training=training)
-    if self._adl and self._head:
-      x = self._adl[1](x, training=training)
+    if self._adl is not None:
+      x = self._adl(x, training=training)
     return x
 
   def call(self, images: tf.Tensor, training=None) -> tf.Tensor:

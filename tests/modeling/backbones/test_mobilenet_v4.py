@@ -149,3 +149,26 @@ def test_backbone_without_head_returns_levels_only():
           == head_params)
   rebuilt = mobilenet_v4.MobileNetV4.from_config(headless.get_config())
   assert sorted(rebuilt.output_names) == sorted(headless.output_names)
+
+
+def test_output_stride_keeps_the_weights_and_stops_downsampling():
+  full = mobilenet_v4.MobileNetV4('MobileNetV4ConvSmall')
+  config = backbone_cfg.Backbone(
+      type='mobilenet_v4', mobilenet_v4=backbone_cfg.MobileNetV4(
+          model_id='MobileNetV4ConvSmall', output_stride=8))
+  fine = factory.build_backbone(
+      input_specs=tf_keras.layers.InputSpec(shape=[None, None, None, 3]),
+      backbone_config=config,
+      norm_activation_config=common.NormActivation())
+  assert [w.shape for w in fine.weights] == [w.shape for w in full.weights]
+  fine.set_weights(full.get_weights())  # A full-stride checkpoint loads.
+  outputs = fine(tf.random.normal([1, 128, 96, 3]), training=False)
+  assert sorted(outputs) == ['2', '3', '6']
+  assert outputs['3'].shape == (1, 16, 12, 128)  # The last block's output.
+  assert sum(b.strides for b in fine.model_spec.blocks) == len(
+      fine.model_spec.blocks) + 3  # Stem, level 2 and level 3 strides only.
+  rebuilt = mobilenet_v4.MobileNetV4.from_config(fine.get_config())
+  assert rebuilt.get_config() == fine.get_config()
+  assert rebuilt.model_spec == fine.model_spec
+  with pytest.raises(ValueError, match='output_stride 12'):
+    mobilenet_v4.MobileNetV4('MobileNetV4ConvSmall', output_stride=12)

@@ -93,6 +93,7 @@ class MobileNetV4(tf_keras.Model):
                norm_epsilon: float = 0.001,
                model_spec: specs.ModelSpec | dict[str, Any] | None = None,
                spec_file: str = '',
+               output_stride: int = 0,
                **kwargs):
     """Builds the backbone.
 
@@ -118,6 +119,9 @@ class MobileNetV4(tf_keras.Model):
         writes it). None builds `model_id`'s table.
       spec_file: A spec file to read the table from (e.g. a NAS result);
         `get_config` then holds the table itself, not the path.
+      output_stride: 0 for the table's strides (32), else the stride at
+        which the blocks stop downsampling (`specs.with_output_stride`: no
+        dilation); the endpoints are then the levels up to its own.
       **kwargs: Keyword arguments for `tf_keras.Model`.
 
     Raises:
@@ -125,6 +129,8 @@ class MobileNetV4(tf_keras.Model):
         `model_spec` or `spec_file` (see `resolve_model_spec`).
     """
     spec = resolve_model_spec(model_id, model_spec, spec_file)
+    if output_stride:
+      spec = specs.with_output_stride(spec, output_stride)
     conv_kwargs = conv_norm.conv_norm_kwargs(
         padding, kernel_initializer, kernel_regularizer, use_sync_bn,
         norm_momentum, norm_epsilon)
@@ -134,6 +140,7 @@ class MobileNetV4(tf_keras.Model):
         'stochastic_depth_drop_rate': stochastic_depth_drop_rate,
         'flat_stochastic_depth_drop_rate': flat_stochastic_depth_drop_rate,
         'include_head': include_head,
+        'output_stride': output_stride,
         **conv_norm.serialize_conv_norm_kwargs(conv_kwargs),
     }
 
@@ -154,7 +161,8 @@ class MobileNetV4(tf_keras.Model):
       stride *= block_spec.strides
       level_outputs[stride.bit_length() - 1] = x
     endpoints = {str(level): level_outputs[level]
-                 for level in range(_MIN_LEVEL, _MAX_LEVEL + 1)}
+                 for level in range(_MIN_LEVEL, _MAX_LEVEL + 1)
+                 if level in level_outputs}
 
     self._output_specs = {level: t.shape for level, t in endpoints.items()}
     outputs = dict(endpoints)
@@ -248,6 +256,7 @@ def build_mobilenet_v4(
       stochastic_depth_drop_rate=cfg.stochastic_depth_drop_rate,
       flat_stochastic_depth_drop_rate=cfg.flat_stochastic_depth_drop_rate,
       include_head=cfg.include_head,
+      output_stride=cfg.output_stride,
       kernel_regularizer=l2_regularizer,
       use_sync_bn=norm_activation_config.use_sync_bn,
       norm_momentum=norm_activation_config.norm_momentum,

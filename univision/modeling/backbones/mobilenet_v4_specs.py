@@ -45,6 +45,31 @@ class ModelSpec:
   resolution: int = 224  # The paper's ImageNet train/eval resolution.
 
 
+def with_output_stride(spec: ModelSpec, output_stride: int) -> ModelSpec:
+  """`spec` whose blocks stop downsampling at `output_stride`.
+
+  A block that would take the total stride past `output_stride` keeps its
+  kernels but has stride 1, without dilation, as WSOL's reference
+  ResNet-50 drops its last stage's stride for finer class activation maps
+  (Choe et al., CVPR 2020). Weights keep their shapes, so checkpoints of
+  the full-stride model load. A block that then keeps its channels gets the
+  residual connection every stride-1 block of equal channels has.
+
+  Raises:
+    ValueError: unless `output_stride` is a power of two from 4 to 32.
+  """
+  if output_stride not in (4, 8, 16, 32):
+    raise ValueError(f'output_stride {output_stride}: expected 4, 8, 16 or '
+                     '32.')
+  blocks, stride = [], 1
+  for block in spec.blocks:
+    if stride * block.strides > output_stride:
+      block = dataclasses.replace(block, strides=1)
+    stride *= block.strides
+    blocks.append(block)
+  return dataclasses.replace(spec, blocks=tuple(blocks))
+
+
 def conv(k: int, s: int, c: int) -> BlockSpec:
   return BlockSpec('conv', strides=s, filters=c, kernel_size=k)
 
