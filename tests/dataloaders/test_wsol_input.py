@@ -64,3 +64,33 @@ def test_hide_and_seek_hides_whole_cells():
   assert 0 < hidden.numpy().mean() < 1  # This seed hides some, not all.
   assert wsol_input.hide_patches(image, 4, 0.0).numpy().min() == 1.0
   assert wsol_input.hide_patches(image, 4, 1.0).numpy().max() == 0.0
+
+
+def test_cutmix_pastes_one_box_and_mixes_labels_by_its_pixel_share():
+  images = tf.stack([tf.fill([16, 20, 1], float(i)) for i in range(4)])
+  labels = tf.constant([0, 1, 2, 3])
+  mixed_seen = 0
+  for i in range(20):
+    mixed, soft = wsol_input.cutmix(images, labels, num_classes=5,
+                                    seed=tf.constant([9, i]))
+    mixed, soft = mixed.numpy(), soft.numpy()
+    np.testing.assert_allclose(soft.sum(1), 1.0, rtol=1e-6)
+    for b in range(4):
+      own = mixed[b, ..., 0] == b
+      share = 1.0 - own.mean()
+      partner = int(mixed[b][~own][0, 0]) if share else b
+      # The same box in every image; the labels weigh the pasted pixels.
+      if share:
+        mixed_seen += 1
+        assert np.isclose(soft[b, partner], share, atol=1e-6)
+        assert np.isclose(soft[b, b], 1.0 - share, atol=1e-6)
+        rows, cols = np.nonzero(~own)
+        assert (~own)[rows.min():rows.max() + 1,
+                      cols.min():cols.max() + 1].all()  # A rectangle.
+      else:  # Unmixed, or mixed with itself.
+        assert np.isclose(soft[b, b], 1.0, atol=1e-6)
+  assert mixed_seen > 0
+  # Probability 0: the batch passes through with one-hot labels.
+  same, one_hot = wsol_input.cutmix(images, labels, 5, probability=0.0)
+  np.testing.assert_array_equal(same, images)
+  np.testing.assert_array_equal(one_hot, np.eye(5)[:4])

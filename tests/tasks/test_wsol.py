@@ -33,7 +33,8 @@ def _params(data, **task):
 
 
 @pytest.mark.parametrize('method,level,classes', [
-    ('cam', 'fine', 10), ('has', 'coarse', 4), ('adl', 'coarse', 4)])
+    ('cam', 'fine', 10), ('has', 'coarse', 4), ('adl', 'coarse', 4),
+    ('cutmix', 'coarse', 4)])
 def test_train_and_validate_each_method(wsol_data, method, level, classes):
   params = _params(wsol_data, method=method, label_level=level,
                    model={'num_classes': classes})
@@ -41,7 +42,11 @@ def test_train_and_validate_each_method(wsol_data, method, level, classes):
   model = task.build_model()
   optimizer = tf_keras.optimizers.SGD(0.01)
   images, labels = next(iter(task.build_inputs(params.task.train_data)))
-  assert int(tf.reduce_max(labels)) < classes
+  if method == 'cutmix':  # Soft labels over the level's classes.
+    assert labels.shape == (4, classes)
+    np.testing.assert_allclose(tf.reduce_sum(labels, -1), 1.0, rtol=1e-6)
+  else:
+    assert int(tf.reduce_max(labels)) < classes
   logs = task.train_step((images, labels), model, optimizer,
                          task.build_metrics())
   assert np.isfinite(logs['loss'])

@@ -5,8 +5,9 @@ A classifier trained on image labels at one level of a label hierarchy
 with class activation maps (`univision.modeling.wsol_model`): MaxBoxAccV2,
 GT-known / Top-1 Loc and PxAP (`univision.evaluation.wsol_metrics`). The
 WSOL method is `task.method`: 'cam' (plain CAM), 'has' (Hide-and-Seek
-input patches, `task.hide_and_seek`) or 'adl' (attention-based dropout in
-the head, `task.adl`).
+input patches, `task.hide_and_seek`), 'adl' (attention-based dropout in
+the head, `task.adl`) or 'cutmix' (a box of a partner image pasted in, the
+labels mixed by its pixel share, `task.cutmix`).
 """
 import dataclasses
 import os
@@ -21,7 +22,7 @@ from univision.configs import backbones
 from univision.configs import experiment_parts as parts
 from univision.configs import image_classification as ic_cfg
 
-METHODS = ('cam', 'has', 'adl')
+METHODS = ('cam', 'has', 'adl', 'cutmix')
 
 
 @dataclasses.dataclass
@@ -51,6 +52,13 @@ class HideAndSeek(hyperparams.Config):
   """Hide-and-Seek: each grid cell of the input hidden with a probability."""
   grid_size: int = 16
   hide_probability: float = 0.5
+
+
+@dataclasses.dataclass
+class CutMix(hyperparams.Config):
+  """CutMix: lam ~ Beta(beta, beta); a batch is mixed with `probability`."""
+  beta: float = 1.0
+  probability: float = 1.0
 
 
 @dataclasses.dataclass
@@ -118,6 +126,7 @@ class WSOLTask(cfg.TaskConfig):
   method: str = 'cam'
   hide_and_seek: HideAndSeek = dataclasses.field(default_factory=HideAndSeek)
   adl: ADL = dataclasses.field(default_factory=ADL)
+  cutmix: CutMix = dataclasses.field(default_factory=CutMix)
   label_smoothing: float = 0.0
   l2_weight_decay: float = 0.0
   evaluation: Evaluation = dataclasses.field(default_factory=Evaluation)

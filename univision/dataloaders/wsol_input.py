@@ -42,6 +42,61 @@ def hide_patches(image: tf.Tensor, grid_size: int, hide_probability: float,
   return image * keep[:height, :width, None]
 
 
+def cutmix(images: tf.Tensor, labels: tf.Tensor, num_classes: int,
+           beta: float = 1.0, probability: float = 1.0,
+           seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+  """CutMix (Yun et al., ICCV 2019) on a batch, as WSOL benchmarks train it.
+
+  With `probability`, one box per batch - area share 1 - lam with lam ~
+  Beta(beta, beta), centre uniform, clipped to the image - is pasted into
+  every image from a partner image (a random permutation of the batch),
+  and the labels mix by the pasted box's exact pixel share. Model Garden's
+  `augment.MixupAndCutmix` is not used: it weighs the labels by the box's
+  area before clipping (wrong at the borders) and sizes its width from the
+  height.
+
+  Args:
+    images: [B, H, W, C] images.
+    labels: [B] int class ids.
+    num_classes: Classes of the soft labels.
+    beta: Beta distribution parameter of lam.
+    probability: Chance that a batch is mixed.
+    seed: A [2] int stateless seed; None draws from the global generator.
+
+  Returns:
+    (images, soft labels [B, num_classes] float32): one-hot when unmixed.
+  """
+  if seed is None:
+    seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+  seeds = tf.random.experimental.stateless_split(seed, 5)
+  one_hot = tf.one_hot(tf.cast(labels, tf.int32), num_classes)
+  height, width = tf.shape(images)[1], tf.shape(images)[2]
+  gamma = [tf.random.stateless_gamma([], seeds[i], alpha=beta)
+           for i in (0, 1)]
+  lam = gamma[0] / (gamma[0] + gamma[1])
+  ratio = tf.sqrt(1.0 - lam)
+  cut_h = tf.cast(ratio * tf.cast(height, tf.float32), tf.int32)
+  cut_w = tf.cast(ratio * tf.cast(width, tf.float32), tf.int32)
+  centre = tf.random.stateless_uniform([2], seeds[2], maxval=1.0)
+  cy = tf.cast(centre[0] * tf.cast(height, tf.float32), tf.int32)
+  cx = tf.cast(centre[1] * tf.cast(width, tf.float32), tf.int32)
+  y0, y1 = tf.clip_by_value(cy - cut_h // 2, 0, height), tf.clip_by_value(
+      cy + cut_h // 2, 0, height)
+  x0, x1 = tf.clip_by_value(cx - cut_w // 2, 0, width), tf.clip_by_value(
+      cx + cut_w // 2, 0, width)
+  rows = tf.range(height)[:, None]
+  cols = tf.range(width)[None, :]
+  box = (rows >= y0) & (rows < y1) & (cols >= x0) & (cols < x1)
+  pasted = tf.cast(box, tf.float32)
+  share = tf.reduce_mean(pasted)  # The exact pixel share of the partner.
+  partner = tf.argsort(tf.random.stateless_uniform(
+      [tf.shape(images)[0]], seeds[3]))
+  mixed = tf.where(box[None, :, :, None], tf.gather(images, partner), images)
+  soft = (1.0 - share) * one_hot + share * tf.gather(one_hot, partner)
+  apply = tf.random.stateless_uniform([], seeds[4]) < probability
+  return (tf.where(apply, mixed, images), tf.where(apply, soft, one_hot))
+
+
 def inclusive_pixel_boxes(boxes: tf.Tensor, height: int, width: int,
                           max_boxes: int) -> tuple[tf.Tensor, tf.Tensor]:
   """Normalized (ymin, xmin, ymax, xmax) -> padded inclusive (x0, y0, x1, y1).

@@ -148,16 +148,24 @@ class WSOLTask(base_task.Task):
         config.model.input_size[:2], self.hierarchy, config.label_level,
         aug_rand_hflip=params.aug_rand_hflip, hide_and_seek=hide,
         max_boxes=params.max_boxes, dtype=params.dtype)
+    mix = None
+    if config.method == 'cutmix' and params.is_training:
+      mix = functools.partial(
+          wsol_input.cutmix,
+          num_classes=self.hierarchy.num_classes(config.label_level),
+          beta=config.cutmix.beta, probability=config.cutmix.probability)
     reader = input_reader_factory.input_reader_generator(
         params, dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
         decoder_fn=functools.partial(
             wsol_records.decode, where=where),
-        parser_fn=parser.parse_fn(params.is_training))
+        parser_fn=parser.parse_fn(params.is_training), postprocess_fn=mix)
     return reader.read(input_context=input_context)
 
   def build_losses(self, labels, model_outputs, aux_losses=None) -> tf.Tensor:
+    """Cross-entropy with class ids, or with CutMix's soft labels."""
     labels = labels['label'] if isinstance(labels, dict) else labels
-    one_hot = tf.one_hot(labels, tf.shape(model_outputs)[-1])
+    one_hot = (tf.cast(labels, tf.float32) if labels.shape.rank == 2
+               else tf.one_hot(labels, tf.shape(model_outputs)[-1]))
     loss = tf.reduce_mean(tf_keras.losses.categorical_crossentropy(
         one_hot, tf.cast(model_outputs, tf.float32), from_logits=True,
         label_smoothing=self.task_config.label_smoothing))
@@ -170,6 +178,8 @@ class WSOLTask(base_task.Task):
 
   def process_metrics(self, metrics, labels, model_outputs, **kwargs) -> None:
     labels = labels['label'] if isinstance(labels, dict) else labels
+    if labels.shape.rank == 2:  # CutMix: the larger share's class.
+      labels = tf.argmax(labels, axis=-1)
     for metric in metrics:
       metric.update_state(labels, model_outputs)
 
