@@ -116,14 +116,16 @@ wsol-data: $(VENV)/.runtime fashion-mnist
 	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites
 	$(PY) -m univision.data.wsol_parts --output_dir=data/wsol_parts
 
-# Label granularity vs WSOL method (issue #7): fine vs coarse labels x
-# CAM / Hide-and-Seek / ADL from the `make demo` backbone. Resumable.
+# Label granularity vs WSOL method (issue #21): marked / shape / family
+# labels of data/wsol_parts x CAM / Hide-and-Seek / ADL / CutMix from a
+# random start, hyper-parameters and CAM threshold chosen on val, 3 seeds,
+# plus 10% / 30% training data at the best and worst level. Resumable; the
+# earlier two-level study is in results/label_granularity_earlier_design/.
 granularity-study: $(VENV)/.runtime wsol-data
-	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.label_granularity \
-	  --output_dir=results/label_granularity --data=data/wsol_composites \
-	  --init_checkpoint=$(DEMO_RUN) --levels=fine,coarse \
-	  --methods=cam,has,adl --steps=1200 --replicates=2
+	  --output_dir=results/label_granularity --data=data/wsol_parts \
+	  --levels=marked,shape,family --methods=cam,has,adl,cutmix \
+	  --seeds=0,1,2 --steps=3000 --fractions=0.1,0.3
 
 # MAWS (issue #8): MAE pre-pretraining -> weakly supervised pretraining ->
 # fine-tuning of a tiny ViT on Fashion-MNIST, plus the same fine-tuning from
