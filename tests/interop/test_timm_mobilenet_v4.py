@@ -7,11 +7,18 @@ import tensorflow as tf, tf_keras
 from tests.interop import timm_fixtures
 from univision.interop import timm_mobilenet_v4 as timm_weights
 from univision.interop import timm_state_dict
+from univision.efficiency import counting
 from univision.modeling.backbones import mobilenet_v4
+from univision.modeling.backbones import mobilenet_v4_specs
 
 MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
           ('mobilenetv4_conv_large', 384), ('mobilenetv4_hybrid_medium', 256),
-          ('mobilenetv4_hybrid_large', 384)]
+          ('mobilenetv4_hybrid_large', 384),
+          ('mobilenetv4_conv_small_035', 224),
+          ('mobilenetv4_conv_small_050', 224),
+          ('mobilenetv4_hybrid_medium_075', 224),
+          ('mobilenetv4_hybrid_large_075', 256)]
+WIDTH_VARIANTS = [name for name, _ in MODELS if name[-3:].isdigit()]
 
 
 @pytest.fixture(scope='module')
@@ -35,6 +42,18 @@ def test_logits_match_timm(name, resolution, tmp_path):
     got = converted(images, training=False).numpy()
     assert np.abs(want).max() > 0.5  # Logits are not degenerate.
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize('name', WIDTH_VARIANTS)
+def test_width_variants_have_timms_parameter_count_at_full_size(name):
+  import timm  # pylint: disable=g-import-not-at-top
+  model_id = timm_weights.resolve_model_id(name)
+  resolution = mobilenet_v4_specs.MODEL_SPECS[model_id].resolution
+  ours = timm_weights.build_timm_compatible_classifier(model_id)
+  ours(np.zeros([1, resolution, resolution, 3], np.float32), training=False)
+  theirs = timm.create_model(name, pretrained=False)
+  assert counting.count_params(ours) == sum(
+      p.numel() for p in theirs.parameters() if p.requires_grad)
 
 
 def test_same_padding_is_not_equivalent(conv_small):
@@ -97,5 +116,8 @@ def test_model_names():
       'mobilenetv4_hybrid_large.ix_e600_r384_in1k') == 'MobileNetV4HybridLarge'
   assert timm_weights.resolve_model_id('MobileNetV4ConvSmall') == (
       'MobileNetV4ConvSmall')
-  assert set(timm_weights.TIMM_HUB_WEIGHTS) == set(
-      timm_weights.TIMM_NAMES.values())
+  # Every timm architecture has weights but the untrained width variants.
+  assert set(timm_weights.TIMM_NAMES.values()) - set(
+      timm_weights.TIMM_HUB_WEIGHTS) == {'MobileNetV4ConvSmall035',
+                                         'MobileNetV4HybridMedium075',
+                                         'MobileNetV4HybridLarge075'}

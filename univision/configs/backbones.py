@@ -16,7 +16,10 @@ class MobileNetV4(hyperparams.Config):
   Attributes:
     model_id: A model name only: one of MobileNetV4ConvSmall,
       MobileNetV4ConvMedium, MobileNetV4ConvLarge, MobileNetV4HybridMedium,
-      MobileNetV4HybridLarge. Not used when `spec_file` is set.
+      MobileNetV4HybridLarge, or timm's width variants
+      MobileNetV4ConvSmall035, MobileNetV4ConvSmall050,
+      MobileNetV4HybridMedium075, MobileNetV4HybridLarge075. Not used when
+      `spec_file` is set.
     spec_file: Path of a block-spec table file
       (`univision.modeling.backbones.mobilenet_v4_spec_file`, e.g. written
       by the NAS search); '' builds `model_id`. Either way the table is

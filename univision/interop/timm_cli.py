@@ -96,7 +96,15 @@ def resolve(model: str) -> tuple[str, _Family]:
 
 
 def download_weights(model_id: str) -> str:
-  """Path of timm's `model.safetensors` for `model_id`, fetched if needed."""
+  """Path of timm's `model.safetensors` for `model_id`, fetched if needed.
+
+  Raises:
+    ValueError: naming the model if timm publishes no weights for it.
+  """
+  if model_id not in TIMM_HUB_WEIGHTS:
+    raise ValueError(f'timm publishes no pretrained weights for {model_id} '
+                     f'(known: {", ".join(sorted(TIMM_HUB_WEIGHTS))}); pass '
+                     '--safetensors=<a local file> instead.')
   try:
     import huggingface_hub  # pylint: disable=g-import-not-at-top
   except ImportError as e:

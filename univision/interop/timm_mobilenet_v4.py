@@ -45,6 +45,10 @@ TIMM_NAMES = {
     'mobilenetv4_conv_large': 'MobileNetV4ConvLarge',
     'mobilenetv4_hybrid_medium': 'MobileNetV4HybridMedium',
     'mobilenetv4_hybrid_large': 'MobileNetV4HybridLarge',
+    'mobilenetv4_conv_small_035': 'MobileNetV4ConvSmall035',
+    'mobilenetv4_conv_small_050': 'MobileNetV4ConvSmall050',
+    'mobilenetv4_hybrid_medium_075': 'MobileNetV4HybridMedium075',
+    'mobilenetv4_hybrid_large_075': 'MobileNetV4HybridLarge075',
 }
 # The ImageNet-1k weights timm publishes for each model (Hugging Face repo).
 TIMM_HUB_WEIGHTS = {
@@ -54,6 +58,7 @@ TIMM_HUB_WEIGHTS = {
     'MobileNetV4HybridMedium':
         'timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
     'MobileNetV4HybridLarge': 'timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k',
+    'MobileNetV4ConvSmall050': 'timm/mobilenetv4_conv_small_050.e3000_r224_in1k',
 }
 _IGNORED_SUFFIX = '.num_batches_tracked'
 Assignment = timm_state_dict.Assignment

@@ -172,3 +172,17 @@ def test_output_stride_keeps_the_weights_and_stops_downsampling():
   assert rebuilt.model_spec == fine.model_spec
   with pytest.raises(ValueError, match='output_stride 12'):
     mobilenet_v4.MobileNetV4('MobileNetV4ConvSmall', output_stride=12)
+
+
+def test_width_rounds_channels_as_timm():
+  assert [specs.make_divisible(v) for v in (11.2, 33.6, 48.0, 12.0)] == [
+      16, 32, 48, 16]
+  small = specs.MODEL_SPECS['MobileNetV4ConvSmall035']
+  assert small.blocks[0].filters == 32  # The stem is kept below 1.0x.
+  assert [b.filters for b in small.blocks[1:5]] == [16, 16, 32, 24]
+  assert small.head_filters == (336, 1280)
+  hybrid = specs.MODEL_SPECS['MobileNetV4HybridMedium075']
+  attention = [b for b in hybrid.blocks if b.block == 'mqa']
+  assert {(b.num_heads, b.key_dim) for b in attention} == {(4, 64)}
+  with pytest.raises(ValueError, match='multiplier 0'):
+    specs.with_width(specs.CONV_SMALL, 0)

@@ -45,6 +45,37 @@ class ModelSpec:
   resolution: int = 224  # The paper's ImageNet train/eval resolution.
 
 
+def make_divisible(value: float, divisor: int = 8,
+                   round_limit: float = 0.9) -> int:
+  """Nearest multiple of `divisor` (at least one), never below 90% of it."""
+  rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+  return rounded + divisor if rounded < round_limit * value else rounded
+
+
+def with_width(spec: ModelSpec, multiplier: float,
+               resolution: int | None = None) -> ModelSpec:
+  """`spec` with every block's channels times `multiplier`, as timm scales.
+
+  timm's MobileNetV4 width variants (e.g. `mobilenetv4_conv_small_050`)
+  round each block's output channels to a multiple of 8 (never below 90%
+  of the product), and the head's 1x1 conv to 960 with them; the final
+  1280-channel embedding, Mobile MQA's heads and key size are kept, and so
+  is the stem for multipliers below 1. Expanded widths follow from the
+  rounded input channels inside the blocks.
+  """
+  if multiplier <= 0:
+    raise ValueError(f'Width multiplier {multiplier} must be positive.')
+  blocks = [block if block.filters is None or (index == 0 and multiplier < 1)
+            else dataclasses.replace(
+                block, filters=make_divisible(block.filters * multiplier))
+            for index, block in enumerate(spec.blocks)]
+  head_conv, head_embed = spec.head_filters
+  return dataclasses.replace(
+      spec, blocks=tuple(blocks),
+      head_filters=(make_divisible(head_conv * multiplier), head_embed),
+      resolution=resolution or spec.resolution)
+
+
 def with_output_stride(spec: ModelSpec, output_stride: int) -> ModelSpec:
   """`spec` whose blocks stop downsampling at `output_stride`.
 
@@ -211,6 +242,12 @@ MODEL_SPECS = {
     'MobileNetV4ConvLarge': CONV_LARGE,  # mobilenetv4_conv_large
     'MobileNetV4HybridMedium': HYBRID_MEDIUM,  # mobilenetv4_hybrid_medium
     'MobileNetV4HybridLarge': HYBRID_LARGE,  # mobilenetv4_hybrid_large
+    # Width variants (timm only; no Model Garden id), the multiplier's digits
+    # as in timm's name (0.35 -> 035).
+    'MobileNetV4ConvSmall035': with_width(CONV_SMALL, 0.35),
+    'MobileNetV4ConvSmall050': with_width(CONV_SMALL, 0.50),
+    'MobileNetV4HybridMedium075': with_width(HYBRID_MEDIUM, 0.75, 224),
+    'MobileNetV4HybridLarge075': with_width(HYBRID_LARGE, 0.75, 256),
 }
 
 
