@@ -17,8 +17,13 @@ MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
           ('mobilenetv4_conv_small_035', 224),
           ('mobilenetv4_conv_small_050', 224),
           ('mobilenetv4_hybrid_medium_075', 224),
-          ('mobilenetv4_hybrid_large_075', 256)]
-WIDTH_VARIANTS = [name for name, _ in MODELS if name[-3:].isdigit()]
+          ('mobilenetv4_hybrid_large_075', 256),
+          ('mobilenetv4_conv_aa_medium', 256),
+          ('mobilenetv4_conv_blur_medium', 224),
+          ('mobilenetv4_conv_aa_large', 384)]
+# Width and anti-aliased variants: built here from their specs.
+WIDTH_VARIANTS = [name for name, _ in MODELS
+                  if name[-3:].isdigit() or '_aa_' in name or 'blur' in name]
 
 
 @pytest.fixture(scope='module')
@@ -120,4 +125,5 @@ def test_model_names():
   assert set(timm_weights.TIMM_NAMES.values()) - set(
       timm_weights.TIMM_HUB_WEIGHTS) == {'MobileNetV4ConvSmall035',
                                          'MobileNetV4HybridMedium075',
-                                         'MobileNetV4HybridLarge075'}
+                                         'MobileNetV4HybridLarge075',
+                                         'MobileNetV4ConvAAMedium'}

@@ -18,8 +18,9 @@ class MobileNetV4(hyperparams.Config):
       MobileNetV4ConvMedium, MobileNetV4ConvLarge, MobileNetV4HybridMedium,
       MobileNetV4HybridLarge, or timm's width variants
       MobileNetV4ConvSmall035, MobileNetV4ConvSmall050,
-      MobileNetV4HybridMedium075, MobileNetV4HybridLarge075. Not used when
-      `spec_file` is set.
+      MobileNetV4HybridMedium075, MobileNetV4HybridLarge075 and
+      anti-aliased MobileNetV4ConvAAMedium, MobileNetV4ConvBlurMedium,
+      MobileNetV4ConvAALarge. Not used when `spec_file` is set.
     spec_file: Path of a block-spec table file
       (`univision.modeling.backbones.mobilenet_v4_spec_file`, e.g. written
       by the NAS search); '' builds `model_id`. Either way the table is

@@ -49,6 +49,9 @@ TIMM_NAMES = {
     'mobilenetv4_conv_small_050': 'MobileNetV4ConvSmall050',
     'mobilenetv4_hybrid_medium_075': 'MobileNetV4HybridMedium075',
     'mobilenetv4_hybrid_large_075': 'MobileNetV4HybridLarge075',
+    'mobilenetv4_conv_aa_medium': 'MobileNetV4ConvAAMedium',
+    'mobilenetv4_conv_blur_medium': 'MobileNetV4ConvBlurMedium',
+    'mobilenetv4_conv_aa_large': 'MobileNetV4ConvAALarge',
 }
 # The ImageNet-1k weights timm publishes for each model (Hugging Face repo).
 TIMM_HUB_WEIGHTS = {
@@ -59,6 +62,9 @@ TIMM_HUB_WEIGHTS = {
         'timm/mobilenetv4_hybrid_medium.ix_e550_r256_in1k',
     'MobileNetV4HybridLarge': 'timm/mobilenetv4_hybrid_large.ix_e600_r384_in1k',
     'MobileNetV4ConvSmall050': 'timm/mobilenetv4_conv_small_050.e3000_r224_in1k',
+    'MobileNetV4ConvBlurMedium':
+        'timm/mobilenetv4_conv_blur_medium.e500_r224_in1k',
+    'MobileNetV4ConvAALarge': 'timm/mobilenetv4_conv_aa_large.e600_r384_in1k',
 }
 _IGNORED_SUFFIX = '.num_batches_tracked'
 Assignment = timm_state_dict.Assignment

@@ -186,3 +186,11 @@ def test_width_rounds_channels_as_timm():
   assert {(b.num_heads, b.key_dim) for b in attention} == {(4, 64)}
   with pytest.raises(ValueError, match='multiplier 0'):
     specs.with_width(specs.CONV_SMALL, 0)
+
+
+def test_output_stride_of_a_custom_table_round_trips():
+  table = specs.MODEL_SPECS['MobileNetV4ConvSmall']
+  backbone = mobilenet_v4.MobileNetV4('', model_spec=table, output_stride=16)
+  rebuilt = mobilenet_v4.MobileNetV4.from_config(backbone.get_config())
+  assert rebuilt.model_spec == backbone.model_spec
+  assert sorted(rebuilt.output_specs) == ['2', '3', '4']

@@ -78,6 +78,8 @@ def test_rows_may_leave_out_default_fields(tmp_path):
     (lambda t: t.update(head_filters=[960]), 'key head_filters must be'),
     (lambda t: t.update(layer_scale_init_value=-1.0),
      'key layer_scale_init_value must be null or a positive number'),
+    (lambda t: t.update(antialias='max'),
+     "key antialias must be one of ('', 'avg', 'blur'), got 'max'"),
 ])
 def test_bad_tables_name_file_row_and_key(tmp_path, change, message):
   table = _small_table()

@@ -129,6 +129,7 @@ class MobileNetV4(tf_keras.Model):
         `model_spec` or `spec_file` (see `resolve_model_spec`).
     """
     spec = resolve_model_spec(model_id, model_spec, spec_file)
+    table = spec  # The full-stride table, for `get_config`.
     if output_stride:
       spec = specs.with_output_stride(spec, output_stride)
     conv_kwargs = conv_norm.conv_norm_kwargs(
@@ -154,7 +155,12 @@ class MobileNetV4(tf_keras.Model):
       drop_rate = _drop_rate(stochastic_depth_drop_rate,
                              flat_stochastic_depth_drop_rate, index,
                              num_blocks)
-      block = _make_block(block_spec, spec, drop_rate, conv_kwargs,
+      # Anti-aliasing (a spec's) acts in the blocks' strided convs, not in
+      # the stem (block 0) nor in attention, as in timm.
+      block_kwargs = conv_kwargs
+      if spec.antialias and index and block_spec.block != 'mqa':
+        block_kwargs = {**conv_kwargs, 'antialias': spec.antialias}
+      block = _make_block(block_spec, spec, drop_rate, block_kwargs,
                           name=f'block{index:02d}_{block_spec.block}')
       x = block(x)
       blocks.append(block)
@@ -177,6 +183,7 @@ class MobileNetV4(tf_keras.Model):
           **conv_kwargs)(x)
     super().__init__(inputs=inputs, outputs=outputs, **kwargs)
     self._model_spec = spec
+    self._table = table
     self._custom_spec = model_spec is not None or bool(spec_file)
     self._blocks = blocks
 
@@ -198,7 +205,7 @@ class MobileNetV4(tf_keras.Model):
     config = backbone_config_lib.serialize_input_specs(self._config_dict)
     if self._custom_spec:
       # Made here: a dict kept on the model would become Keras-tracked.
-      config['model_spec'] = spec_file.to_dict(self._model_spec)
+      config['model_spec'] = spec_file.to_dict(self._table)
     return config
 
   @classmethod

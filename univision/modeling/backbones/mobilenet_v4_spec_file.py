@@ -7,6 +7,7 @@ row of the table; a row lists `block` and the fields its block type uses:
   layer_scale_init_value: null
   head_filters: [960, 1280]
   resolution: 224
+  antialias: ''        # or avg / blur (anti-aliased strided convs)
   blocks:
   - {block: conv, strides: 2, filters: 32, kernel_size: 3}
   - {block: uib, strides: 2, filters: 96, start_dw_kernel_size: 5,
@@ -24,6 +25,7 @@ from typing import Any
 import yaml
 
 from univision.modeling.backbones import mobilenet_v4_specs as specs
+from univision.modeling.layers import antialias
 
 # The BlockSpec fields each block type reads (besides `block`).
 ROW_FIELDS = {
@@ -40,7 +42,7 @@ REQUIRED = {
     'mqa': ('num_heads', 'key_dim'),
 }
 MODEL_FIELDS = ('activation', 'layer_scale_init_value', 'head_filters',
-                'resolution', 'blocks')
+                'resolution', 'antialias', 'blocks')
 _BODY_STRIDE = 32
 
 
@@ -157,6 +159,11 @@ def from_dict(data: Any, source: str) -> specs.ModelSpec:
                                    for h in head)
   if 'resolution' in data:
     fields['resolution'] = _int(source, 'resolution', data['resolution'], 1)
+  if data.get('antialias'):
+    if data['antialias'] not in antialias.KINDS:
+      raise SpecFileError(f'{source}: key antialias must be one of '
+                          f'{antialias.KINDS}, got {data["antialias"]!r}.')
+    fields['antialias'] = data['antialias']
   return specs.ModelSpec(**fields)
 
 
@@ -171,6 +178,7 @@ def to_dict(spec: specs.ModelSpec) -> dict[str, Any]:
           'layer_scale_init_value': spec.layer_scale_init_value,
           'head_filters': list(spec.head_filters),
           'resolution': spec.resolution,
+          'antialias': spec.antialias,
           'blocks': rows}
 
 

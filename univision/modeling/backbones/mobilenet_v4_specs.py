@@ -43,6 +43,10 @@ class ModelSpec:
   layer_scale_init_value: float | None = None  # Hybrids only.
   head_filters: tuple[int, int] = (960, 1280)
   resolution: int = 224  # The paper's ImageNet train/eval resolution.
+  # Anti-aliased downsampling in the blocks' strided convs: '', 'avg' or
+  # 'blur' (`layers.antialias`; timm's conv_aa_* and conv_blur_medium).
+  antialias: str = ''
+
 
 
 def make_divisible(value: float, divisor: int = 8,
@@ -248,6 +252,13 @@ MODEL_SPECS = {
     'MobileNetV4ConvSmall050': with_width(CONV_SMALL, 0.50),
     'MobileNetV4HybridMedium075': with_width(HYBRID_MEDIUM, 0.75, 224),
     'MobileNetV4HybridLarge075': with_width(HYBRID_LARGE, 0.75, 256),
+    # Anti-aliased variants (timm only).
+    'MobileNetV4ConvAAMedium': dataclasses.replace(  # mobilenetv4_conv_aa_medium
+        CONV_MEDIUM, antialias='avg'),
+    'MobileNetV4ConvBlurMedium': dataclasses.replace(  # ..._conv_blur_medium
+        CONV_MEDIUM, antialias='blur', resolution=224),
+    'MobileNetV4ConvAALarge': dataclasses.replace(  # mobilenetv4_conv_aa_large
+        CONV_LARGE, antialias='avg'),
 }
 
 

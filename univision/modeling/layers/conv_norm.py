@@ -14,6 +14,8 @@ from typing import Any
 
 import tensorflow as tf, tf_keras
 
+from univision.modeling.layers import antialias as antialias_lib
+
 PADDING_MODES = ('same', 'symmetric')
 
 
@@ -47,18 +49,23 @@ def conv_norm_kwargs(padding: str = 'same',
                      kernel_regularizer=None,
                      use_sync_bn: bool = False,
                      norm_momentum: float = 0.99,
-                     norm_epsilon: float = 0.001) -> dict[str, Any]:
+                     norm_epsilon: float = 0.001,
+                     antialias: str = '') -> dict[str, Any]:
   """The `ConvNormAct` arguments a block passes to all its convs, checked.
 
-  Blocks keep this dict both to build their convs and in `get_config`.
+  Blocks keep this dict both to build their convs and in `get_config`;
+  `antialias` (a key only when set) acts on the strided ones only.
   """
-  return dict(
+  kwargs = dict(
       padding=check_padding(padding),
       kernel_initializer=kernel_initializer,
       kernel_regularizer=tf_keras.regularizers.get(kernel_regularizer),
       use_sync_bn=use_sync_bn,
       norm_momentum=norm_momentum,
       norm_epsilon=norm_epsilon)
+  if antialias_lib.check_antialias(antialias):
+    kwargs['antialias'] = antialias
+  return kwargs
 
 
 def serialize_conv_norm_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +96,7 @@ class ConvNormAct(tf_keras.layers.Layer):
                use_sync_bn: bool = False,
                norm_momentum: float = 0.99,
                norm_epsilon: float = 0.001,
+               antialias: str = '',
                **kwargs):
     """Initializes the layer.
 
@@ -106,6 +114,10 @@ class ConvNormAct(tf_keras.layers.Layer):
       use_sync_bn: A `bool`, whether to use synchronized batch norm.
       norm_momentum: A `float` batch norm moving average momentum.
       norm_epsilon: A `float` batch norm epsilon.
+      antialias: '' (none), 'avg' or 'blur': with `strides` > 1, the conv
+        runs at stride 1 and that low-pass layer downsamples after the
+        norm and activation (`antialias.downsample`), as timm's
+        anti-aliased MobileNetV4s do.
       **kwargs: Keyword arguments for `tf_keras.layers.Layer`.
     """
     super().__init__(**kwargs)
@@ -124,17 +136,20 @@ class ConvNormAct(tf_keras.layers.Layer):
     self._use_sync_bn = use_sync_bn
     self._norm_momentum = norm_momentum
     self._norm_epsilon = norm_epsilon
+    self._antialias = antialias_lib.check_antialias(antialias)
 
   def build(self, input_shape):
+    aa = self._antialias and self._strides > 1
+    conv_strides = 1 if aa else self._strides
     explicit = needs_explicit_padding(self._padding, self._kernel_size,
-                                      self._strides)
+                                      conv_strides)
     self._pad = None
     if explicit:
       self._pad = tf_keras.layers.ZeroPadding2D(
-          symmetric_padding_size(self._kernel_size, self._strides))
+          symmetric_padding_size(self._kernel_size, conv_strides))
     conv_args = dict(
         kernel_size=self._kernel_size,
-        strides=self._strides,
+        strides=conv_strides,
         padding='valid' if explicit else 'same',
         use_bias=False)
     if self._depthwise:
@@ -156,6 +171,8 @@ class ConvNormAct(tf_keras.layers.Layer):
           synchronized=self._use_sync_bn)
     self.act = (tf_keras.layers.Activation(self._activation)
                 if self._activation else None)
+    self.aa = (antialias_lib.downsample(self._antialias, self._strides)
+               if aa else None)
     super().build(input_shape)
 
   def call(self, inputs, training=None):
@@ -165,6 +182,8 @@ class ConvNormAct(tf_keras.layers.Layer):
       x = self.norm(x, training=training)
     if self.act is not None:
       x = self.act(x)
+    if self.aa is not None:
+      x = self.aa(x)
     return x
 
   def get_config(self) -> dict[str, Any]:
@@ -181,5 +200,6 @@ class ConvNormAct(tf_keras.layers.Layer):
         'use_sync_bn': self._use_sync_bn,
         'norm_momentum': self._norm_momentum,
         'norm_epsilon': self._norm_epsilon,
+        'antialias': self._antialias,
     }
     return {**super().get_config(), **config}

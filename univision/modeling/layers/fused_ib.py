@@ -33,6 +33,7 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
                use_sync_bn: bool = False,
                norm_momentum: float = 0.99,
                norm_epsilon: float = 0.001,
+               antialias: str = '',
                **kwargs):
     """Initializes the block.
 
@@ -53,6 +54,8 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
       use_sync_bn: A `bool`, whether to use synchronized batch norm.
       norm_momentum: A `float` batch norm momentum.
       norm_epsilon: A `float` batch norm epsilon.
+      antialias: '' or an anti-aliased downsampling kind for the strided
+        conv (`conv_norm.ConvNormAct`).
       **kwargs: Keyword arguments for `tf_keras.layers.Layer`.
     """
     super().__init__(**kwargs)
@@ -66,7 +69,7 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
     self._divisible_by = divisible_by
     self._conv_kwargs = conv_norm.conv_norm_kwargs(
         padding, kernel_initializer, kernel_regularizer, use_sync_bn,
-        norm_momentum, norm_epsilon)
+        norm_momentum, norm_epsilon, antialias)
 
   def build(self, input_shape):
     in_filters = int(input_shape[-1])
