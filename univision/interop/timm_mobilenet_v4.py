@@ -29,6 +29,7 @@ import tf_keras
 from official.vision.modeling import classification_model
 
 from univision.interop import timm_state_dict
+from univision.interop import timm_tags
 from univision.modeling import classifiers
 from univision.modeling.layers import conv_norm
 from univision.modeling.layers import fused_ib
@@ -202,7 +203,14 @@ def load_timm_weights(model: classification_model.ClassificationModel,
 
 
 def resolve_model_id(name: str) -> str:
-  """A univision model id from itself or from timm's architecture name."""
+  """univision's model id of a timm name (with or without a tag) or an id.
+
+  Raises:
+    ValueError: for a timm name with a tag timm does not publish (listing
+      the known tags, `timm_tags.get_tag`).
+  """
+  if '.' in name:
+    timm_tags.get_tag(name)
   return TIMM_NAMES.get(name.split('.')[0], name)
 
 
