@@ -16,6 +16,7 @@ from tests.interop import test_timm_hiera
 from tests.interop import timm_fixtures
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
+from univision.interop import hub
 from univision.interop import timm_cli
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
@@ -178,3 +179,14 @@ def test_hiera_detection_yaml_is_backbone_only_at_224():
       'model': {'backbone': {'type': 'hiera', 'hiera': {
           'model_id': 'hiera_small', 'include_head': False}},
                 'input_size': [224, 224, 3]}}}
+
+
+def test_offline_download_names_the_repository_and_the_flag(monkeypatch):
+  def offline(repo, name):
+    raise FileNotFoundError('LocalEntryNotFoundError: cannot reach the Hub')
+  monkeypatch.setitem(sys.modules, 'huggingface_hub',
+                      types.SimpleNamespace(hf_hub_download=offline))
+  with pytest.raises(hub.HubDownloadError,
+                     match=r'timm/mobilenetv4_conv_small\.e2400_r224_in1k .*'
+                     r'--safetensors=<a local file>'):
+    timm_cli.download_weights('MobileNetV4ConvSmall')

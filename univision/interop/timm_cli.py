@@ -41,6 +41,7 @@ import yaml
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras
 
+from univision.interop import hub
 from univision.interop import timm_hiera
 from univision.interop import timm_mobilenet_v4
 from univision.modeling.backbones import hiera_specs
@@ -105,12 +106,8 @@ def download_weights(model_id: str) -> str:
     raise ValueError(f'timm publishes no pretrained weights for {model_id} '
                      f'(known: {", ".join(sorted(TIMM_HUB_WEIGHTS))}); pass '
                      '--safetensors=<a local file> instead.')
-  try:
-    import huggingface_hub  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    raise ImportError('--download needs `pip install huggingface_hub`.') from e
-  return huggingface_hub.hf_hub_download(TIMM_HUB_WEIGHTS[model_id],
-                                         'model.safetensors')
+  return hub.download_safetensors(TIMM_HUB_WEIGHTS[model_id],
+                                  '--safetensors=<a local file>')
 
 
 def finetune_overrides(model_id: str, num_classes: int,
@@ -191,7 +188,10 @@ def main(_):
   f = flags.FLAGS
   if bool(f.safetensors) == f.download:
     raise app.UsageError('Give exactly one of --safetensors or --download.')
-  path = f.safetensors or download_weights(resolve(f.model)[0])
+  try:
+    path = f.safetensors or download_weights(resolve(f.model)[0])
+  except hub.HubDownloadError as e:  # One line, not a traceback.
+    raise app.UsageError(str(e)) from e
   written = convert_to_dir(f.model, path, f.output_dir, f.num_classes,
                            f.saved_model)
   for what, where in written.items():
