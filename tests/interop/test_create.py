@@ -62,10 +62,7 @@ def test_pretrained_fetches_the_tags_weights(conv_small, monkeypatch):
 
 
 def test_offline_and_bad_names_say_what_to_do(monkeypatch):
-  def offline(repo, name):
-    raise FileNotFoundError('LocalEntryNotFoundError: cannot reach the Hub')
-  monkeypatch.setitem(sys.modules, 'huggingface_hub',
-                      types.SimpleNamespace(hf_hub_download=offline))
+  timm_fixtures.go_offline(monkeypatch)
   with pytest.raises(hub.HubDownloadError,
                      match=r'mobilenetv4_conv_small\.e2400_r224_in1k.*'
                      r'weights_file='):

@@ -182,10 +182,7 @@ def test_hiera_detection_yaml_is_backbone_only_at_224():
 
 
 def test_offline_download_names_the_repository_and_the_flag(monkeypatch):
-  def offline(repo, name):
-    raise FileNotFoundError('LocalEntryNotFoundError: cannot reach the Hub')
-  monkeypatch.setitem(sys.modules, 'huggingface_hub',
-                      types.SimpleNamespace(hf_hub_download=offline))
+  timm_fixtures.go_offline(monkeypatch)
   with pytest.raises(hub.HubDownloadError,
                      match=r'timm/mobilenetv4_conv_small\.e2400_r224_in1k .*'
                      r'--safetensors=<a local file>'):

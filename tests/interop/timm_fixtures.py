@@ -42,3 +42,15 @@ def save_safetensors(model, path: str) -> str:
 def timm_logits(model, images_nhwc: np.ndarray) -> np.ndarray:
   with torch.no_grad():
     return model(torch.from_numpy(images_nhwc.transpose(0, 3, 1, 2))).numpy()
+
+
+def go_offline(monkeypatch) -> None:
+  """Makes `huggingface_hub.hf_hub_download` fail as it does offline."""
+  import sys  # pylint: disable=g-import-not-at-top
+  import types  # pylint: disable=g-import-not-at-top
+
+  def offline(repo, name):
+    raise FileNotFoundError(f'LocalEntryNotFoundError: {repo}/{name}: cannot '
+                            'reach the Hub')
+  monkeypatch.setitem(sys.modules, 'huggingface_hub',
+                      types.SimpleNamespace(hf_hub_download=offline))
