@@ -21,6 +21,8 @@ def test_ids_round_trip_and_tensors_agree():
                    vocab.rules.index(vocab.describe(i)[1]) for i in ids]
   assert vocab.name(9, {4: 'shirt'}) == 'the leftmost 1'
   assert vocab.name(8, {4: 'shirt'}) == 'the largest shirt'
+  assert vocab.class_table() == [0, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]
+  assert qv.QueryVocabulary(3).class_table() == [0, 1, 2]
 
 
 def test_bad_ids_and_rules_are_named():

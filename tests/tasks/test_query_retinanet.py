@@ -60,7 +60,7 @@ def test_query_loss_reads_only_the_queried_class(composites, referring):
   images, labels = next(iter(task.build_inputs(params.task.train_data)))
   outputs = model(images, query_ids=labels['query'], training=True)
   num_classes = params.task.model.num_classes
-  query = model.vocabulary.query_class(labels['query']).numpy()
+  query = model.query_class(labels['query']).numpy()
   assert (labels['query'].numpy() >= num_classes).all() == referring
 
   def shifted(columns):

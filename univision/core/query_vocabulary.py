@@ -60,6 +60,17 @@ class QueryVocabulary:
       raise ValueError(f'task.query.referring_rules: {list(self.rules)}; '
                        f'each must be one of {RULES}, at most once.')
 
+  @classmethod
+  def of_task(cls, task_config) -> 'QueryVocabulary':
+    """The vocabulary of a query task config (`model.num_classes`,
+    `query.referring_rules`)."""
+    return cls(task_config.model.num_classes,
+               tuple(task_config.query.referring_rules))
+
+  def class_table(self) -> list[int]:
+    """Head class (column) of every id 0..size-1 (0 for the background)."""
+    return [0, *(self.describe(i)[0] for i in range(1, self.size))]
+
   @property
   def size(self) -> int:
     """Number of ids, the background's 0 included."""

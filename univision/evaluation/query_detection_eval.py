@@ -100,7 +100,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
   runs = {'query_pass': {c: [] for c in classes},
           'standard_filtered': {c: [] for c in classes}}
   standard_runs = {c: [] for c in classes}  # Its every-class detections.
-  vocabulary = model.vocabulary
+  vocabulary = query_vocabulary.QueryVocabulary.of_task(params.task)
   rules = vocabulary.rules if referring else ()
   cases = []  # referring_accuracy.Case per (image, class, rule).
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.

@@ -127,7 +127,8 @@ class _Flattener:
 
   def conv_norm_act(self, src: conv_norm.ConvNormAct, x, name: str,
                     output_scale: np.ndarray | None = None):
-    """ConvNormAct as [ZeroPadding2D] -> conv with BN folded [-> activation].
+    """ConvNormAct as [ZeroPadding2D] -> conv with BN folded [-> activation]
+    [-> the anti-aliasing pool or blur of a strided conv].
 
     ReLU stays inside the conv (`activation='relu'`), so tfmot quantizes
     after it and TFLite fuses it; other activations follow as layers.
@@ -155,9 +156,11 @@ class _Flattener:
     else:
       kernel = kernel * scale
     conv.set_weights([kernel, shift])
-    if fused_relu:
-      return x
-    return self.activation(src._activation, x, f'{name}_act')
+    if not fused_relu:
+      x = self.activation(src._activation, x, f'{name}_act')
+    if src.aa is not None:
+      x, _ = _copy(src.aa, x, f'{name}_aa')
+    return x
 
   def uib_block(self, src: uib.UniversalInvertedBottleneck, x, name: str):
     shortcut = x

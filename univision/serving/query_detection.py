@@ -23,6 +23,7 @@ import tensorflow as tf, tf_keras
 from official.vision.serving import detection
 
 from univision.core import checkpoints
+from univision.core import query_vocabulary
 from univision.modeling.detectors import query_retinanet
 from univision.serving import saved_model
 
@@ -34,8 +35,10 @@ class QueryDetectionModule(detection.DetectionModule):
   """Model Garden's detection module with a query input."""
 
   def _build_model(self) -> tf_keras.Model:
-    model = query_retinanet.build_for_task(super()._build_model(),
-                                           self.params.task)
+    model = query_retinanet.build_for_task(
+        super()._build_model(), self.params.task,
+        query_vocabulary.QueryVocabulary.of_task(self.params.task)
+        .class_table())
     size = [self._batch_size or 1, *self._padded_size, 3]
     model(tf.zeros(size), query_ids=tf.ones([size[0]], tf.int32),
           training=False)

@@ -43,8 +43,10 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
   """Trains the standard and the query-modulated heads together."""
 
   def build_model(self) -> tf_keras.Model:
-    return query_retinanet.build_for_task(super().build_model(),
-                                          self.task_config)
+    return query_retinanet.build_for_task(
+        super().build_model(), self.task_config,
+        query_vocabulary.QueryVocabulary.of_task(self.task_config)
+        .class_table())
 
   def build_inputs(self, params, input_context=None):
     if not params.is_training:
@@ -92,8 +94,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     """
     losses = self.task_config.losses
     num_classes = self.task_config.model.num_classes
-    vocabulary = query_vocabulary.QueryVocabulary(
-        num_classes, tuple(self.task_config.query.referring_rules))
+    vocabulary = query_vocabulary.QueryVocabulary.of_task(self.task_config)
     box_weights = labels['query_box_weights']
     positives = tf.reduce_sum(box_weights) + 1.0
     logits = tf.gather(

@@ -6,6 +6,7 @@ from official.core import exp_factory
 from official.core import task_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import query_vocabulary
 from univision.modeling.detectors import query_retinanet
 
 SIZE = 64
@@ -141,8 +142,8 @@ def test_a_query_id_that_is_no_class_is_an_error(model):
 
 
 def test_referring_queries_read_their_class_and_steer_apart_from_it():
-  query_model, images = _build(referring_rules=['largest', 'leftmost'])
-  vocab = query_model.vocabulary
+  vocab = query_vocabulary.QueryVocabulary(CLASSES, ('largest', 'leftmost'))
+  query_model, images = _build(query_classes=vocab.class_table())
   assert query_model.query_embedding.table.shape[0] == vocab.size == 13
   largest, leftmost = vocab.query_id(3, 'largest'), vocab.query_id(3,
                                                                    'leftmost')
@@ -169,6 +170,8 @@ def test_referring_queries_read_their_class_and_steer_apart_from_it():
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r'query ids must be 1\.\.12'):
     query_model(images, query_ids=tf.constant([13, 1]), training=False)
+  with pytest.raises(ValueError, match='query_classes'):
+    query_retinanet.build(_detector(), CLASSES, query_classes=[0, 5, 1])
 
 
 def test_checkpoint_items_cover_every_variable(model):

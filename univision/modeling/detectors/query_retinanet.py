@@ -9,8 +9,9 @@ Model Garden RetinaNet whose backbone is univision's MobileNetV4 (FPN or
 SSDLite features):
 
 - The query (an id through `QueryEmbedding`: a class, or a referring
-  query such as "the largest c", `core.query_vocabulary`; or a vector given
-  directly, e.g. a text embedding) modulates the features inside the
+  query such as "the largest c", whose class the `query_classes` table
+  gives - `core.query_vocabulary` makes it; or a vector given directly,
+  e.g. a text embedding) modulates the features inside the
   feature extractor: the output of every backbone block of the levels
   `backbone_levels` (default 4 and 5, the last two stages) and every
   decoder level, each site by its own zero-initialised modulation (FiLM by
@@ -35,7 +36,6 @@ from official.vision.modeling import retinanet_model
 from official.vision.modeling.layers import detection_generator
 from official.vision.ops import anchor
 
-from univision.core import query_vocabulary
 from univision.modeling.layers import query_embedding as embedding_lib
 from univision.modeling.layers import query_modulation_sites as sites_lib
 
@@ -89,7 +89,7 @@ class QueryRetinaNetModel(tf_keras.Model):
   def __init__(self, detector: retinanet_model.RetinaNetModel,
                modulation: sites_lib.QueryModulationSites,
                query_embedding: embedding_lib.QueryEmbedding,
-               vocabulary: query_vocabulary.QueryVocabulary, **kwargs):
+               num_classes: int, query_classes: Sequence[int], **kwargs):
     """Initializes the model.
 
     Args:
@@ -97,16 +97,16 @@ class QueryRetinaNetModel(tf_keras.Model):
         backbone (its blocks run one by one here) and its multi-class head.
       modulation: The query's sites and modulations.
       query_embedding: Query id -> query vector.
-      vocabulary: The query ids (its `num_classes`: the head's classes,
-        background included).
+      num_classes: The head's classes (background included).
+      query_classes: The head class (column) of every query id.
       **kwargs: `tf_keras.Model` arguments.
     """
     super().__init__(**kwargs)
     self.detector = detector
     self.modulation = modulation
     self.query_embedding = query_embedding
-    self.vocabulary = vocabulary
-    self._num_classes = vocabulary.num_classes
+    self._num_classes = num_classes
+    self._query_classes = tf.constant(list(query_classes), tf.int32)
     self._block_levels = block_levels(detector.backbone)
     self._endpoints = list(detector.backbone.output_specs)
 
@@ -183,9 +183,9 @@ class QueryRetinaNetModel(tf_keras.Model):
 
     Args:
       images: [B, H, W, 3] normalized images.
-      query_ids: [B] int query ids (`core.query_vocabulary`: 1..K-1 the
-        classes, then referring queries); an id outside the vocabulary
-        raises `InvalidArgumentError`.
+      query_ids: [B] int query ids (1..K-1 the classes, then referring
+        queries: `query_classes`); an id outside them raises
+        `InvalidArgumentError`.
       query_vectors: [B, D] query vectors, instead of `query_ids`.
       image_shape: [B, 2] unpadded image sizes, for box clipping.
       anchor_boxes: Anchors for inference; default: made for `images`.
@@ -219,13 +219,16 @@ class QueryRetinaNetModel(tf_keras.Model):
         images)
     for prefix, (boxes, scores) in heads.items():
       if prefix and query_ids is not None:
-        scores = class_scores(scores,
-                              self.vocabulary.query_class(query_ids),
+        scores = class_scores(scores, self.query_class(query_ids),
                               self._num_classes)
       results = self.detector.detection_generator(boxes, scores, anchors,
                                                   image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
     return outputs
+
+  def query_class(self, query_ids: tf.Tensor) -> tf.Tensor:
+    """The head class of each query id [B]."""
+    return tf.gather(self._query_classes, tf.cast(query_ids, tf.int32))
 
   def class_detections(self, outputs: Mapping[str, Any], prefix: str,
                        classes: tf.Tensor, image_shape: tf.Tensor | None,
@@ -248,7 +251,7 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           trainable_vectors: bool = False, modulation: str = 'film',
           backbone_levels: Sequence[int] = (4, 5),
           decoder: bool = True,
-          referring_rules: Sequence[str] = ()) -> QueryRetinaNetModel:
+          query_classes: Sequence[int] | None = None) -> QueryRetinaNetModel:
   """Adds query modulation and query embeddings to a Model Garden RetinaNet.
 
   Args:
@@ -265,8 +268,9 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
       block whose output has that stride).
     decoder: Whether every decoder level (those the head reads) is
       modulated too.
-    referring_rules: Rules of the referring queries the vocabulary holds
-      besides the classes (`core.query_vocabulary.RULES`).
+    query_classes: The head class of every query id (id 0 first), e.g.
+      `core.query_vocabulary.QueryVocabulary.class_table()` with referring
+      queries; None: the ids are the classes.
 
   Raises:
     ValueError: naming the config key, for an unknown modulation, a level
@@ -299,16 +303,23 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
                                      head['max_level'] + 1)}
   sites = sites_lib.QueryModulationSites(modulation, blocks, decoder_levels,
                                          name='query_modulation')
-  vocabulary = query_vocabulary.QueryVocabulary(num_classes,
-                                                tuple(referring_rules))
+  table = list(range(num_classes)) if query_classes is None else list(
+      query_classes)
+  if len(table) < num_classes or any(not 0 <= c < num_classes
+                                     for c in table):
+    raise ValueError(f'query_classes {table}: need a head class 0..'
+                     f'{num_classes - 1} for each of at least {num_classes} '
+                     'ids.')
   embedding = embedding_lib.QueryEmbedding(
-      vocabulary.size, None if vectors_path else embedding_dim, vectors_path,
+      len(table), None if vectors_path else embedding_dim, vectors_path,
       trainable_vectors)
-  return QueryRetinaNetModel(detector, sites, embedding, vocabulary)
+  return QueryRetinaNetModel(detector, sites, embedding, num_classes, table)
 
 
 def build_for_task(detector: retinanet_model.RetinaNetModel,
-                   task_config: Any) -> QueryRetinaNetModel:
+                   task_config: Any,
+                   query_classes: Sequence[int] | None = None
+                   ) -> QueryRetinaNetModel:
   """`build` with a query task config's `model.num_classes` and `query`.
 
   The model is run once with a query on zeros, so that every variable
@@ -319,12 +330,21 @@ def build_for_task(detector: retinanet_model.RetinaNetModel,
     detector: The task's standard detector.
     task_config: A `configs.query_retinanet.QueryRetinaNetTask` (read, not
       imported: modeling imports no config module).
+    query_classes: The head class of every query id; required with
+      `query.referring_rules` (the caller's
+      `core.query_vocabulary.QueryVocabulary.of_task(...).class_table()`).
+
+  Raises:
+    ValueError: for referring rules without `query_classes`.
   """
   query = task_config.query
+  if query.referring_rules and query_classes is None:
+    raise ValueError('task.query.referring_rules needs the query_classes '
+                     'table of their query ids (core.query_vocabulary).')
   model = build(detector, task_config.model.num_classes, query.embedding_dim,
                 query.vectors_path or None, query.trainable_vectors,
                 query.modulation, list(query.backbone_levels), query.decoder,
-                list(query.referring_rules))
+                query_classes)
   model(tf.zeros([1, *task_config.model.input_size]),
         query_ids=tf.ones([1], tf.int32), training=False)
   return model
