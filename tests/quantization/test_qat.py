@@ -13,7 +13,11 @@ from univision.quantization import tflite_ops
 _SIZE = 32
 
 
-@pytest.mark.parametrize('model_id', sorted(mobilenet_v4_specs.MODEL_SPECS))
+QAT_MODELS = sorted(i for i, spec in mobilenet_v4_specs.MODEL_SPECS.items()
+                    if not spec.antialias)
+
+
+@pytest.mark.parametrize('model_id', QAT_MODELS)
 def test_qat_int8_tflite_is_edgetpu_ready(model_id, tmp_path):
   result = readiness.check_model(model_id, _SIZE, 'edgetpu', str(tmp_path))
   assert result.num_float_ops == 0
@@ -22,6 +26,12 @@ def test_qat_int8_tflite_is_edgetpu_ready(model_id, tmp_path):
   # from; random-weight networks amplify rounding differences, so this is
   # loose (measured 0.87-0.99; a wrong input scale or layout gives ~0).
   assert result.logits_correlation > 0.8
+
+
+def test_anti_aliased_models_are_refused_with_a_reason():
+  model = readiness.random_classifier('MobileNetV4ConvBlurMedium', _SIZE)
+  with pytest.raises(ValueError, match="antialias='blur'.*not supported"):
+    qat.quantize_classifier(model, (_SIZE, _SIZE))
 
 
 def test_qat_int8_at_full_size_is_edgetpu_ready(tmp_path):
