@@ -128,9 +128,8 @@ def run_config(data: str, level: str, method: str, steps: int, seed: int,
       'trainer': schedule.trainer_override(
           steps, checkpoints=3, warmup_steps=max(1, steps // 20)),
   })
-  for text in (overrides,):
-    if text:
-      params = config_parsing.apply_override(params, text)
+  if overrides:
+    params = config_parsing.apply_override(params, overrides)
   params.validate()
   return params
 
