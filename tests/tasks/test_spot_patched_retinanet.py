@@ -10,6 +10,7 @@ from official.core import task_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.modeling import patches
+from univision.tasks import spot_patched_retinanet
 
 
 def _spot(folder, base_checkpoint: str = '', **gates):
@@ -125,3 +126,28 @@ def test_gate_gradient_steps_keep_the_penalty_weighted_by_size(composites):
   # Unlike an Adam step (about its learning rate for every logit), the
   # largest layer's gate moves far more than the smallest's.
   assert steps.max() > 50 * steps.min()
+
+
+def test_the_penalty_warms_up_from_zero(composites):
+  task, model, params = _spot(composites, size_weight=0.5, learning_rate=20.0,
+                              penalty_warmup_steps=4)
+  task.initialize(model)
+  patch = model.spot_patch
+  before = [float(g.logit) for g in patch.gates]
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  task.train_step(batch, model, tf_keras.optimizers.Adam(0.01),
+                  metrics=task.build_metrics(training=True))
+  # Step 0: no penalty, and copies equal to the shared kernels give the
+  # logits no task gradient either (rounding aside; the penalty alone
+  # would move the smallest gate's logit by > 1e-4).
+  np.testing.assert_allclose([float(g.logit) for g in patch.gates], before,
+                             atol=1e-9)
+  gates = params.task.gates
+  weights = [float(spot_patched_retinanet.penalty_weight(step, gates))
+             for step in (0, 2, 4, 9)]
+  np.testing.assert_allclose(weights, [0.0, 0.25, 0.5, 0.5])
+
+
+def test_a_negative_warmup_is_named(composites):
+  with pytest.raises(ValueError, match='penalty_warmup_steps must be >= 0'):
+    _spot(composites, penalty_warmup_steps=-1)

@@ -81,6 +81,12 @@ class SpotGates(hyperparams.Config):
     temperature_start: The relaxation temperature at step 0.
     temperature_end: The temperature after `temperature_steps` (then held).
     temperature_steps: Steps of the exponential annealing.
+    penalty_warmup_steps: The size penalty's weight grows linearly from 0
+      to `size_weight` over these steps (0: full weight from the start). A
+      gate's task gradient is <dL/dW_l, W'_l - W_l>, zero while the copy
+      still equals the shared kernel, and a copy learns only on steps its
+      gate is sampled open: a full penalty from step 0 can close a gate
+      before its copy has shown what it is worth.
     granularity: 'layer' (a gate per conv or dense layer) or 'block' (a
       gate per backbone block; FPN and head layers alone,
       `univision.modeling.spot_patch.blocks`).
@@ -96,6 +102,7 @@ class SpotGates(hyperparams.Config):
   temperature_start: float = 1.0
   temperature_end: float = 0.05
   temperature_steps: int = 1000
+  penalty_warmup_steps: int = 0
   granularity: str = 'layer'
   learning_rate: float = 0.0
 

@@ -8,6 +8,8 @@ the annealed temperature (`task.gates`), and minimises
 
   detection loss + size_weight * sum_l P(g_l = 1) * |W_l| / |W|
 
+(size_weight ramped up from 0 over `task.gates.penalty_warmup_steps`)
+
 over the patch's variables, the copies and the gate logits, so the
 optimiser trades accuracy for patch size (the logits with plain gradient
 steps when `task.gates.learning_rate` > 0). The copies start as the shared
@@ -26,6 +28,14 @@ from univision.tasks import gradient_steps
 from univision.tasks import patched_retinanet
 
 
+def penalty_weight(step: tf.Tensor, gates: Any) -> tf.Tensor:
+  """lambda at `step`: `size_weight`, ramped up over `penalty_warmup_steps`."""
+  if not gates.penalty_warmup_steps:
+    return tf.constant(gates.size_weight, tf.float32)
+  ramp = tf.cast(step, tf.float32) / gates.penalty_warmup_steps
+  return gates.size_weight * tf.minimum(ramp, 1.0)
+
+
 @task_factory.register_task_cls(retinanet_cfg.SpotPatchedRetinaNetTask)
 class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
   """Trains `task.patch` plus gated copies of the other layers."""
@@ -37,11 +47,12 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
       raise ValueError(f'task.gates.granularity: {gates.granularity!r}; '
                        f'choose from {spot_patch.GRANULARITIES}.')
     if (gates.size_weight < 0 or gates.temperature_steps < 1 or
-        gates.learning_rate < 0):
-      raise ValueError(f'task.gates: size_weight and learning_rate must be '
-                       f'>= 0 and temperature_steps >= 1, got '
-                       f'{gates.size_weight}, {gates.learning_rate} and '
-                       f'{gates.temperature_steps}.')
+        gates.learning_rate < 0 or gates.penalty_warmup_steps < 0):
+      raise ValueError(f'task.gates: size_weight, learning_rate and '
+                       f'penalty_warmup_steps must be >= 0 and '
+                       f'temperature_steps >= 1, got {gates.size_weight}, '
+                       f'{gates.learning_rate}, {gates.penalty_warmup_steps} '
+                       f'and {gates.temperature_steps}.')
     spot_gate.temperature_at(0, gates.temperature_start,
                              gates.temperature_end, gates.temperature_steps)
     model = super().build_model()
@@ -89,7 +100,7 @@ class SpotPatchedRetinaNetTask(patched_retinanet.PatchedRetinaNetTask):
       total, cls_loss, box_loss, model_loss = self.build_losses(
           outputs=outputs, labels=labels, aux_losses=model.losses)
       size_penalty = patch.penalty(self._total_parameters)
-      total += gates.size_weight * size_penalty
+      total += penalty_weight(optimizer.iterations, gates) * size_penalty
       scaled = gradient_steps.scaled_loss(total, optimizer)
     grads = gradient_steps.gradients(tape, scaled, variables + logits,
                                      optimizer)
