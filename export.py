@@ -33,6 +33,9 @@ import tensorflow as tf, tf_keras
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import logging_setup
+from univision.quantization import calibration
+from univision.quantization import flat_graph
+from univision.quantization import ptq
 from univision.serving import saved_model as saved_model_lib
 from univision.serving import tflite as tflite_lib
 
@@ -61,14 +64,34 @@ _TFLITE_PATH = flags.DEFINE_string(
 _QUANT_TYPE = flags.DEFINE_enum(
     'quant_type', None,
     ['int8_full', 'int8_full_int8_io', 'int8_full_fp32_io', 'qat',
-     'qat_int8_io', 'qat_fp32_io', 'fp16', 'default'],
-    'TFLite quantization (Model Garden names, plus qat_int8_io); unset: '
+     'qat_int8_io', 'qat_fp32_io', 'fp16', 'default', *ptq.IO_DTYPES],
+    'TFLite quantization (Model Garden names, plus qat_int8_io and '
+    'univision\'s post-training int8 ptq, ptq_int8_io, ptq_fp32_io); unset: '
     'float. qat* types need a QAT experiment (mnv4_*_qat).')
 _PATCH = flags.DEFINE_string(
     'patch', None, 'A model patch (.npz, univision.modeling.patches) applied '
     'on top of --checkpoint_path (the shared base): one task\'s detector.')
 _CALIBRATION_STEPS = flags.DEFINE_integer(
-    'calibration_steps', 100, 'Training images to calibrate int8 ranges.')
+    'calibration_steps', 100,
+    'Training images that calibrate Model Garden\'s int8* types.')
+_CALIBRATION_DATA = flags.DEFINE_string(
+    'calibration_data', '', 'ptq*: TFRecords of the calibration images '
+    '(default: the experiment\'s train_data.input_path, read without '
+    'augmentation); never the evaluated split.')
+_CALIBRATION_IMAGES = flags.DEFINE_integer(
+    'calibration_images', ptq.Calibration.images,
+    'ptq*: how many calibration images (the first, in file order).')
+_CALIBRATION_ESTIMATOR = flags.DEFINE_enum(
+    'calibration_estimator', ptq.Calibration.estimator,
+    list(calibration.ESTIMATORS), 'ptq*: how activation ranges are read '
+    'off the calibration outputs (univision.quantization.calibration).')
+_CALIBRATION_PERCENTILE = flags.DEFINE_float(
+    'calibration_percentile', ptq.Calibration.percentile,
+    'ptq*: upper percentile of the percentile estimator.')
+_OP_SET = flags.DEFINE_enum(
+    'op_set', ptq.Calibration.op_set, list(flat_graph.OP_SETS),
+    'ptq*: ops the integer graph may use (edgetpu: attention and GELU as '
+    'Edge TPU ops).')
 
 
 def _summary(saved_model: str) -> list[str]:
@@ -95,7 +118,7 @@ def _summary(saved_model: str) -> list[str]:
   return [f'SavedModel:       {saved_model} (from {checkpoint})',
           f'Serve:            {serve}',
           f'To TFLite:        {shlex.join(convert)} '
-          '(int8: add --quant_type=int8_full)',
+          '(int8: add --quant_type=ptq)',
           'QAT int8:         make qat-demo (quantization-aware training of the '
           '`make demo` model)']
 
@@ -116,7 +139,11 @@ def main(_):
     path = tflite_lib.export_tflite(
         _EXPERIMENT.value, _CONFIG_FILE.value, _PARAMS_OVERRIDE.value,
         _CHECKPOINT_PATH.value, _EXPORT_DIR.value, _TFLITE_PATH.value,
-        _QUANT_TYPE.value, _CALIBRATION_STEPS.value, _PATCH.value)
+        _QUANT_TYPE.value, _CALIBRATION_STEPS.value, _PATCH.value,
+        ptq.Calibration(
+            data=_CALIBRATION_DATA.value, images=_CALIBRATION_IMAGES.value,
+            estimator=_CALIBRATION_ESTIMATOR.value,
+            percentile=_CALIBRATION_PERCENTILE.value, op_set=_OP_SET.value))
     print('\n'.join([f'TFLite:           {path}', *_copy_patch()]))
     return
   saved_model = saved_model_lib.export(

@@ -67,3 +67,28 @@ def composites(tmp_path_factory, fake_fmnist_source) -> str:
                              num_val=8, num_test=8,
                              source_dir=fake_fmnist_source)
   return os.path.join(out, 'tops_on_photos')
+
+
+@pytest.fixture(scope='module')
+def classifier_checkpoint(tmp_path_factory, fake_fmnist_tfrecords):
+  """A 32x32 Conv-S `mnv4_fashion_mnist` checkpoint (random weights).
+
+  Returns a dict: `path`, `model`, `override` (the experiment overrides
+  pointing at the fake records) and `data` (their folder).
+  """
+  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf
+  from official.core import exp_factory
+  from official.core import task_factory
+  from univision import registry_imports  # pylint: disable=unused-import
+  # pylint: enable=g-import-not-at-top
+  override = (f"task.train_data.input_path='{fake_fmnist_tfrecords}/train-*',"
+              f"task.validation_data.input_path='{fake_fmnist_tfrecords}/"
+              "test-*',task.model.input_size=[32,32,3]")
+  params = exp_factory.get_exp_config('mnv4_fashion_mnist')
+  params.override({'task': {'model': {'input_size': [32, 32, 3]}}})
+  model = task_factory.get_task(params.task).build_model()
+  path = tf.train.Checkpoint(model=model).save(
+      str(tmp_path_factory.mktemp('ckpt') / 'ckpt'))
+  return dict(path=path, model=model, override=override,
+              data=fake_fmnist_tfrecords)

@@ -4,10 +4,10 @@ import pytest
 from univision.quantization import readiness
 
 
-def test_post_training_int8_conv_small_is_ready(tmp_path):
+def test_model_gardens_int8_full_conv_small_is_ready(tmp_path):
   result = readiness.check_model('MobileNetV4ConvSmall', 32, 'edgetpu',
-                                 str(tmp_path), method='ptq')
-  assert result.tflite_path.endswith('_ptq.tflite')
+                                 str(tmp_path), method='int8_full')
+  assert result.tflite_path.endswith('_int8_full.tflite')
   assert result.num_float_ops == 0 and not result.problems
   assert result.logits_correlation > 0.8
 

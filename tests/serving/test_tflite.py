@@ -2,27 +2,15 @@
 
 import numpy as np
 import pytest
-import tensorflow as tf, tf_keras
-from official.core import exp_factory
-from official.core import task_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.quantization import tflite_ops
 from univision.serving import tflite
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory, fake_fmnist_tfrecords):
-  """A Conv-S classifier checkpoint (random weights) and its overrides."""
-  override = (f"task.train_data.input_path='{fake_fmnist_tfrecords}/train-*',"
-              f"task.validation_data.input_path='{fake_fmnist_tfrecords}/"
-              "test-*',task.model.input_size=[32,32,3]")
-  params = exp_factory.get_exp_config('mnv4_fashion_mnist')
-  params.override({'task': {'model': {'input_size': [32, 32, 3]}}})
-  model = task_factory.get_task(params.task).build_model()
-  path = tf.train.Checkpoint(model=model).save(
-      str(tmp_path_factory.mktemp('ckpt') / 'ckpt'))
-  return dict(path=path, model=model, override=override)
+@pytest.fixture(name='checkpoint', scope='module')
+def _checkpoint(classifier_checkpoint):
+  return classifier_checkpoint
 
 
 def _run(path, image):

@@ -1,21 +1,37 @@
-"""Starts a QAT model's quantization ranges from data instead of [-6, 6].
+"""Sets a QAT model's quantization ranges from data instead of [-6, 6].
 
 tfmot's activation quantizers start at [-6, 6] and move towards the observed
 range by an exponential moving average (decay 0.999), so a freshly wrapped
 model clips or wastes most of its 256 levels for the first thousands of
 steps, and an untrained QAT model converts to a poor int8 model. Here every
-range is set at once, as post-training calibration would set it:
+range is set at once, as post-training calibration sets it (and
+`univision.quantization.ptq` is exactly that: these ranges, no training):
 
 * weight ranges: by one training-mode pass of the QAT model (tfmot's
-  last-value quantizers then take each kernel's own min/max); every other
-  variable that pass touches (batch-norm statistics, moving ranges) is put
-  back;
-* activation ranges: the per-batch min and max of the same layer's output
-  in the float flat graph (`flat_graph`), AVERAGED over the batches (what
-  tfmot's moving average converges to), widened to include 0 as tfmot's
-  quantizers do. Absolute extremes would let one outlier image set a range
-  (measured on the Fashion-MNIST demo: 20 batches' extremes stretched the
-  logits' range to [-3, 228] and the int8 model fell to chance).
+  last-value quantizers then take each kernel's own min/max per channel);
+  every other variable that pass touches (batch-norm statistics, moving
+  ranges) is put back;
+* activation ranges: from the same layer's outputs in the float flat graph
+  (`flat_graph`), widened to include 0 as tfmot's quantizers do, by one of
+  `ESTIMATORS`:
+  - `batch_mean`: the per-batch min and max AVERAGED over the batches (what
+    tfmot's moving average converges to; QAT's start);
+  - `image_percentile`: per image, the tensor's min and max; the range is
+    the `percentile`-th percentile of the images' maxima and the
+    (100 - `percentile`)-th of their minima: it holds every value of all
+    but the most extreme (100 - `percentile`)% of the images, so a few
+    outlier images (an over-exposed photo, a blank frame) cannot set it
+    however extreme they are, whatever the tensor's size;
+  - `percentile`: the `percentile`-th and (100 - `percentile`)-th
+    percentiles of all the tensor's values over every image, read off a
+    histogram of 4096 bins between the tensor's extremes (TensorRT's
+    percentile calibrator): robust to rare values in a large tensor, but
+    not to an outlier image in a small one (the logits: 10 values an
+    image, where one image's share is above 100 - `percentile`);
+  - `minmax`: the absolute extremes over every image (what the TFLite
+    converter's own calibration takes; one outlier image sets the range:
+    on the Fashion-MNIST demo 20 batches' extremes stretched the logits'
+    range to [-3, 228] and the int8 model fell to chance).
 """
 import re
 from typing import Iterable
@@ -23,6 +39,8 @@ from typing import Iterable
 import numpy as np
 import tensorflow as tf, tf_keras
 
+ESTIMATORS = ('batch_mean', 'image_percentile', 'percentile', 'minmax')
+_BINS = 4096
 _RANGE_SUFFIXES = ('output', 'post_activation')
 
 
@@ -57,40 +75,89 @@ def _set_weight_ranges(qat_model: tf_keras.Model, images: tf.Tensor) -> None:
 
 
 def calibrate(qat_model: tf_keras.Model, flat_model: tf_keras.Model,
-              batches: Iterable[np.ndarray]) -> int:
+              batches: Iterable[np.ndarray], estimator: str = 'batch_mean',
+              percentile: float = 99.0) -> int:
   """Sets all quantization ranges of `qat_model` from `batches` of images.
 
   Args:
     qat_model: The `qat.quantize_flat_model` wrapping of `flat_model`.
     flat_model: The float flat graph (same layer names, without `quant_`).
     batches: Batches of model-ready (normalized) images.
+    estimator: How activation ranges are read off the outputs (one of
+      `ESTIMATORS`, see the module).
+    percentile: The upper percentile of `estimator='percentile'`, in
+      (50, 100]; the lower one is 100 - `percentile`.
 
   Returns:
     The number of images used.
 
   Raises:
-    ValueError: if `batches` is empty.
+    ValueError: if `batches` is empty, or for an unknown `estimator` or a
+      `percentile` outside (50, 100].
   """
+  if estimator not in ESTIMATORS:
+    raise ValueError(f'calibrate: estimator={estimator!r}; choose from '
+                     f'{ESTIMATORS}.')
+  if not 50.0 < percentile <= 100.0:
+    raise ValueError(f'calibrate: percentile={percentile} is not in '
+                     '(50, 100].')
+  batches = [tf.convert_to_tensor(b, tf.float32) for b in batches]
+  if not batches:
+    raise ValueError('calibrate: no images were given.')
   ranges = _activation_range_vars(qat_model)
   names = [n for n in ranges if n is not None]
   probe = tf_keras.Model(flat_model.inputs,
                          [flat_model.get_layer(n).output for n in names])
-  lows = {n: [] for n in ranges}
-  highs = {n: [] for n in ranges}
-  count = 0
+  _set_weight_ranges(qat_model, batches[0])
+
+  def outputs(images):
+    return [images.numpy(), *(o.numpy() for o in probe(images, training=False))]
+
+  lows, highs = [], []  # [image][tensor]: each image's extremes.
   for images in batches:
-    images = tf.convert_to_tensor(images, tf.float32)
-    if not count:
-      _set_weight_ranges(qat_model, images)
-    outputs = probe(images, training=False)
-    for name, value in zip([None] + names, [images] + list(outputs)):
-      lows[name].append(float(tf.reduce_min(value)))
-      highs[name].append(float(tf.reduce_max(value)))
-    count += int(images.shape[0])
-  if not count:
-    raise ValueError('calibrate: no images were given.')
-  for name, (min_var, max_var) in ranges.items():
-    low, high = float(np.mean(lows[name])), float(np.mean(highs[name]))
-    min_var.assign(tf.fill(min_var.shape, min(low, 0.0)))
-    max_var.assign(tf.fill(max_var.shape, max(high, 0.0)))
-  return count
+    values = [v.reshape(len(v), -1) for v in outputs(images)]
+    lows.extend(np.stack([v.min(axis=1) for v in values], axis=1))
+    highs.extend(np.stack([v.max(axis=1) for v in values], axis=1))
+  lows, highs = np.array(lows), np.array(highs)
+  if estimator == 'batch_mean':
+    edges = np.cumsum([0] + [int(b.shape[0]) for b in batches])
+    spans = list(zip(edges, edges[1:]))
+    bounds = zip(np.mean([lows[a:b].min(axis=0) for a, b in spans], axis=0),
+                 np.mean([highs[a:b].max(axis=0) for a, b in spans], axis=0))
+  elif estimator == 'minmax':
+    bounds = zip(lows.min(axis=0), highs.max(axis=0))
+  elif estimator == 'image_percentile':
+    bounds = zip(np.percentile(lows, 100.0 - percentile, axis=0),
+                 np.percentile(highs, percentile, axis=0))
+  else:
+    bounds = _percentiles(batches, outputs, lows.min(axis=0),
+                          highs.max(axis=0), percentile)
+  for name, (low, high) in zip([None] + names, bounds):
+    min_var, max_var = ranges[name]
+    min_var.assign(tf.fill(min_var.shape, min(float(low), 0.0)))
+    max_var.assign(tf.fill(max_var.shape, max(float(high), 0.0)))
+  return sum(int(images.shape[0]) for images in batches)
+
+
+def _percentiles(batches, outputs, lows: np.ndarray, highs: np.ndarray,
+                 percentile: float) -> list[tuple[float, float]]:
+  """Per tensor, the (100 - p)-th and p-th percentiles of all its values.
+
+  A second pass over `batches` fills a histogram of `_BINS` bins between
+  each tensor's extremes; the percentiles are interpolated in it.
+  """
+  counts = np.zeros([len(lows), _BINS], np.int64)
+  for images in batches:
+    for i, values in enumerate(outputs(images)):
+      if highs[i] > lows[i]:
+        counts[i] += np.histogram(values, _BINS, (lows[i], highs[i]))[0]
+  bounds = []
+  for count, low, high in zip(counts, lows, highs):
+    if not high > low:
+      bounds.append((low, high))
+      continue
+    cumulative = np.concatenate([[0.0], np.cumsum(count) / count.sum()])
+    edges = np.linspace(low, high, _BINS + 1)
+    bounds.append((np.interp(1.0 - percentile / 100.0, cumulative, edges),
+                   np.interp(percentile / 100.0, cumulative, edges)))
+  return bounds

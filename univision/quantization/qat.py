@@ -44,6 +44,24 @@ def quantize_flat_model(flat_model: tf_keras.Model) -> tf_keras.Model:
     return _keras_q.quantize_apply(annotated)
 
 
+def check_supported(model: tf_keras.Model) -> None:
+  """Refuses a classifier whose backbone has no integer-only QAT here.
+
+  Raises:
+    ValueError: for an anti-aliased MobileNetV4 (timm's conv_aa_* and
+      conv_blur_medium): its pooling and blur layers have no integer-only
+      quantization here yet (the pool's requantization leaves QUANTIZE ops
+      inside; tfmot has no config for the blur).
+  """
+  spec = getattr(model.backbone, 'model_spec', None)
+  if spec is not None and spec.antialias:
+    raise ValueError(
+        'Integer-only quantization (QAT or post-training) of an '
+        f'anti-aliased MobileNetV4 (antialias={spec.antialias!r}, '
+        f'{model.backbone.get_config().get("model_id")}) is not supported '
+        'yet: its low-pass layers have no integer-only quantization here.')
+
+
 def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
                         op_set: str = 'edgetpu') -> tf_keras.Model:
   """A QAT model computing what float classifier `model` computes.
@@ -59,17 +77,9 @@ def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
     any training, its logits differ from `model`'s only by quantization.
 
   Raises:
-    ValueError: for an anti-aliased MobileNetV4 (timm's conv_aa_* and
-      conv_blur_medium): its pooling and blur layers have no integer-only
-      quantization here yet (the pool's requantization leaves QUANTIZE ops
-      inside; tfmot has no config for the blur).
+    ValueError: for a model `check_supported` refuses.
   """
-  spec = getattr(model.backbone, 'model_spec', None)
-  if spec is not None and spec.antialias:
-    raise ValueError(
-        f'QAT of an anti-aliased MobileNetV4 (antialias={spec.antialias!r}, '
-        f'{model.backbone.get_config().get("model_id")}) is not supported '
-        'yet: its low-pass layers have no integer-only quantization here.')
+  check_supported(model)
   return quantize_flat_model(
       flat_graph.flat_classifier(model, input_size, op_set))
 

@@ -8,9 +8,11 @@ random images, so activations have a trained network's scale), then either
 
 * `--method=qat`: wrapped for QAT (`op_set`), its ranges calibrated on random
   images, converted with `qat.convert`; or
-* `--method=ptq`: the float model itself, post-training quantized with the
-  converter settings of Model Garden's `int8_full` (integer-only, uint8 I/O),
-  calibrated on random images;
+* `--method=ptq`: univision's post-training int8 (`ptq.quantize`: the
+  QAT graph of `op_set`, ranges calibrated on random images, no training);
+* `--method=int8_full`: the float model itself, post-training quantized with
+  the converter settings of Model Garden's `int8_full` (integer-only, uint8
+  I/O), calibrated on random images;
 
 and the uint8 TFLite model is run through `edgetpu_check`. It also reports
 how closely the int8 model follows its Keras source (the fake-quantized
@@ -32,8 +34,12 @@ from univision.quantization import calibration
 from univision.quantization import edgetpu_check
 from univision.quantization import flat_graph
 from univision.quantization import keras_converter
+from univision.quantization import ptq
 from univision.quantization import qat
 from univision.quantization import tflite_ops
+
+
+METHODS = ('qat', 'ptq', 'int8_full')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,19 +73,17 @@ def random_images(count: int, size: int, seed: int = 1) -> np.ndarray:
 
 
 def _run(path: str, images: np.ndarray) -> np.ndarray:
-  """Float logits of a batch-1 TFLite model, one image at a time."""
-  interpreter = tflite_ops.load_interpreter(path)
-  interpreter.allocate_tensors()
-  inp = interpreter.get_input_details()[0]
-  out = interpreter.get_output_details()[0]
-  logits = []
-  for image in images:
-    interpreter.set_tensor(inp['index'],
-                           tflite_ops.quantize_input(image[None], inp))
-    interpreter.invoke()
-    logits.append(tflite_ops.dequantize_output(
-        interpreter.get_tensor(out['index'])[0], out))
-  return np.stack(logits)
+  """Float logits of a batch-1 TFLite model, one image at a time.
+
+  The model's only output, or its `logits` output.
+  """
+  runner = tflite_ops.load_interpreter(path).get_signature_runner()
+  (name, inp), = runner.get_input_details().items()
+  outputs = runner.get_output_details()
+  key = 'logits' if 'logits' in outputs else next(iter(outputs))
+  return np.stack([tflite_ops.dequantize_output(
+      runner(**{name: tflite_ops.quantize_input(image[None], inp)})[key][0],
+      outputs[key]) for image in images])
 
 
 def _post_training_int8(model: tf_keras.Model, size: int) -> bytes:
@@ -101,9 +105,9 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
   Args:
     model_id: A MobileNetV4 model id.
     size: The square input size.
-    op_set: The flat graph's op set (`method='qat'` only).
+    op_set: The flat graph's op set (`'qat'` and `'ptq'`).
     output_dir: Where the .tflite file is written.
-    method: `'qat'` or `'ptq'` (see the module docstring).
+    method: `'qat'`, `'ptq'` or `'int8_full'` (see the module docstring).
   """
   model = random_classifier(model_id, size)
   if method == 'qat':
@@ -115,10 +119,16 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
     name = f'{model_id}_{size}_{op_set}_qat.tflite'
   elif method == 'ptq':
     source = model
+    tflite_model = ptq.quantize(
+        model, (size, size), [random_images(8, size, seed) for seed in (2, 3)],
+        ptq.Calibration(op_set=op_set))
+    name = f'{model_id}_{size}_{op_set}_ptq.tflite'
+  elif method == 'int8_full':
+    source = model
     tflite_model = _post_training_int8(model, size)
-    name = f'{model_id}_{size}_ptq.tflite'
+    name = f'{model_id}_{size}_int8_full.tflite'
   else:
-    raise ValueError(f"method={method!r} is not 'qat' or 'ptq'.")
+    raise ValueError(f"method={method!r} is not one of {METHODS}.")
   path = os.path.join(output_dir, name)
   with open(path, 'wb') as f:
     f.write(tflite_model)
@@ -134,14 +144,15 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
 def _define_flags() -> None:
   """Flags of the command line (defined only when run as a program)."""
   flags.DEFINE_integer('input_size', 64, 'Square input size.')
-  flags.DEFINE_enum('method', 'qat', ['qat', 'ptq'],
-                    'Quantization-aware or post-training.')
+  flags.DEFINE_enum('method', 'qat', list(METHODS),
+                    'Quantization-aware, univision\'s post-training or '
+                    'Model Garden\'s int8_full post-training.')
   flags.DEFINE_enum('op_set', 'edgetpu', list(flat_graph.OP_SETS),
-                    'Ops the QAT flat graph may use.')
+                    'Ops the flat graph may use (qat, ptq).')
   flags.DEFINE_list('models', sorted(
       i for i, spec in mobilenet_v4_specs.MODEL_SPECS.items()
-      if not spec.antialias), 'Model ids (QAT does not take the '
-                    'anti-aliased ones yet).')
+      if not spec.antialias), 'Model ids (integer-only quantization does '
+                    'not take the anti-aliased ones yet).')
   flags.DEFINE_string('output_dir', '/tmp/qat_readiness',
                       'Where the .tflite files go.')
 
@@ -149,8 +160,9 @@ def _define_flags() -> None:
 def main(_):
   args = flags.FLAGS
   os.makedirs(args.output_dir, exist_ok=True)
-  method = (f'QAT, op set {args.op_set}' if args.method == 'qat'
-            else 'post-training int8')
+  method = {'qat': f'QAT, op set {args.op_set}',
+            'ptq': f'post-training int8, op set {args.op_set}',
+            'int8_full': "Model Garden's int8_full"}[args.method]
   print('| model | input | method | ops | float ops | Edge TPU check | '
         'corr(int8, Keras) |')
   print('|---|---|---|---|---|---|---|')

@@ -7,8 +7,13 @@ integer calibration reads the experiment's `train_data` through univision's
 own task (so the input checks apply). `quant_type` takes Model Garden's
 names: None (float), `int8_full` (uint8 input/output), `int8_full_int8_io`,
 `int8_full_fp32_io`, `qat` (uint8 input/output), `qat_fp32_io`, `fp16`,
-`default`, plus `qat_int8_io`, which Model Garden lacks (converted here).
-The `qat*` types need a QAT experiment (`mnv4_*_qat`); the others a float one.
+`default`, plus `qat_int8_io`, which Model Garden lacks (converted here),
+and univision's post-training int8 of a float classifier, `ptq` (uint8
+I/O), `ptq_int8_io` and `ptq_fp32_io` (`univision.quantization.ptq`:
+calibrated with a robust estimator on un-augmented images of a split other
+than the evaluated one, integer-only, Edge TPU ops; no SavedModel is
+written for them). The `qat*` types need a QAT experiment (`mnv4_*_qat`);
+the others a float one.
 A RetinaNet experiment is exported with Model Garden's TFLite detection
 post-processing (`nms_version: tflite`, the TFLite_Detection_PostProcess op);
 a model patch is applied on top of the base checkpoint as in the SavedModel.
@@ -20,8 +25,11 @@ from official.core import task_factory
 from official.vision.configs import retinanet as mg_retinanet_cfg
 from official.vision.serving import export_tflite_lib
 
+from univision.configs import image_classification as ic_cfg
 from univision.configs import image_classification_qat as qat_cfg
+from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.quantization import ptq
 from univision.serving import saved_model
 
 
@@ -30,7 +38,8 @@ def export_tflite(experiment: str, config_files: list[str] | None,
                   export_dir: str, tflite_path: str,
                   quant_type: str | None = None,
                   calibration_steps: int = 100,
-                  patch_path: str | None = None) -> str:
+                  patch_path: str | None = None,
+                  calibration: ptq.Calibration = ptq.Calibration()) -> str:
   """Exports a TFLite model of an experiment's checkpoint; returns its path.
 
   Args:
@@ -41,9 +50,11 @@ def export_tflite(experiment: str, config_files: list[str] | None,
     export_dir: Folder for the intermediate TFLite-ready SavedModel.
     tflite_path: The `.tflite` file to write.
     quant_type: None for float, one of Model Garden's quantization types,
-      or `qat_int8_io`.
-    calibration_steps: Training images used to calibrate integer ranges.
+      or `qat_int8_io`, or a `ptq*` type.
+    calibration_steps: Training images that calibrate Model Garden's
+      `int8*` types.
     patch_path: A model patch applied on top of the checkpoint.
+    calibration: The `ptq*` types' calibration.
   """
   params = config_parsing.parse_experiment(experiment, config_files,
                                            params_override)
@@ -55,6 +66,9 @@ def export_tflite(experiment: str, config_files: list[str] | None,
         'qat_fp32_io) go with a QAT experiment and only they do; '
         f'--experiment={experiment} is '
         f'{"a QAT" if is_qat_experiment else "a float"} experiment.')
+  if quant_type in ptq.IO_DTYPES:
+    return _write(_post_training(params, checkpoint_path, quant_type,
+                                 calibration), tflite_path)
   if isinstance(params.task, mg_retinanet_cfg.RetinaNetTask):
     params.task.model.detection_generator.nms_version = 'tflite'
   saved = saved_model.export_from_params(params, checkpoint_path, export_dir,
@@ -70,6 +84,23 @@ def export_tflite(experiment: str, config_files: list[str] | None,
       saved_model_dir=saved, quant_type=quant_type or None, params=params,
       task=task, calibration_steps=calibration_steps)
   return _write(model, tflite_path)
+
+
+def _post_training(params, checkpoint_path: str, quant_type: str,
+                   calibration: ptq.Calibration) -> bytes:
+  """`ptq.quantize` of a float classifier experiment's checkpoint."""
+  if not isinstance(params.task, ic_cfg.ImageClassificationTask):
+    raise ValueError(f'--quant_type={quant_type}: post-training int8 here '
+                     'takes a float image classification experiment, not '
+                     f'{type(params.task).__name__}.')
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  path = checkpoints.resolve_checkpoint(checkpoint_path)
+  tf.train.Checkpoint(model=model).read(path).expect_partial() \
+      .assert_existing_objects_matched()
+  batches = ptq.calibration_batches(params, task, calibration)
+  return ptq.quantize(model, tuple(params.task.model.input_size[:2]),
+                      batches, calibration, ptq.IO_DTYPES[quant_type])
 
 
 def _convert_qat_int8_io(saved_model_dir: str) -> bytes:
