@@ -18,6 +18,7 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
 from univision.interop import hub
 from univision.interop import timm_cli
+from univision.interop import timm_tags
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -114,9 +115,58 @@ def test_download_uses_timm_hub_weights(monkeypatch, tmp_path, model, repo):
       hf_hub_download=lambda repo, name: calls.append((repo, name)) or str(
           tmp_path / name))
   monkeypatch.setitem(sys.modules, 'huggingface_hub', fake)
-  path = timm_cli.download_weights(timm_cli.resolve(model)[0])
+  path = timm_cli.download_weights(model)
   assert calls == [(repo, 'model.safetensors')]
   assert path.endswith('model.safetensors')
+
+
+def test_a_tag_sets_the_yaml_and_saved_model_preprocessing(tmp_path):
+  # An Inception-normalized tag, evaluated at 320 px without a crop.
+  model = timm_fixtures.random_timm_model('mobilenetv4_conv_small', 224)
+  path = timm_fixtures.save_safetensors(model, str(tmp_path / 'w.safetensors'))
+  written = timm_cli.convert_to_dir('mobilenetv4_conv_small.e3600_r256_in1k',
+                                    path, str(tmp_path / 'out'))
+  task = _params(written['yaml']).task
+  assert task.model.input_size == [320, 320, 3]
+  np.testing.assert_allclose(task.preprocessing.mean_rgb, [127.5] * 3)
+  np.testing.assert_allclose(task.preprocessing.stddev_rgb, [127.5] * 3)
+  assert (task.validation_data.center_crop_fraction,
+          task.validation_data.tf_resize_method) == (1.0, 'bicubic')
+  served = tf.saved_model.load(written['saved_model'])
+  images = _images(seed=8, size=320)
+  logits = served.signatures['serving_default'](tf.constant(images))['logits']
+  inception = images.astype(np.float32) / 127.5 - 1.0
+  np.testing.assert_allclose(logits.numpy(),
+                             timm_fixtures.timm_logits(model, inception),
+                             atol=1e-4)
+
+
+def test_an_in12k_tag_gives_its_class_count(tmp_path):
+  model = timm_fixtures.random_timm_model('mobilenetv4_conv_small', 64,
+                                          num_classes=11821)
+  path = timm_fixtures.save_safetensors(model, str(tmp_path / 'w.safetensors'))
+  tag = timm_tags.Tag('mobilenetv4_conv_small', 'made_up_in12k', 11821, 224,
+                      256, 0.95, 1.0, *timm_tags.IMAGENET)
+  written = timm_cli.convert_to_dir('mobilenetv4_conv_small', path,
+                                    str(tmp_path / 'out'), num_classes=1000,
+                                    export_saved_model=False, tag=tag)
+  assert _params(written['yaml']).task.model.num_classes == 11821
+
+
+def test_the_download_follows_the_tag(monkeypatch, tmp_path):
+  calls = []
+  monkeypatch.setitem(sys.modules, 'huggingface_hub', types.SimpleNamespace(
+      hf_hub_download=lambda repo, name: calls.append(repo) or str(tmp_path)))
+  timm_cli.download_weights('mobilenetv4_hybrid_medium.e200_r256_in12k')
+  assert calls == ['timm/mobilenetv4_hybrid_medium.e200_r256_in12k']
+  default = timm_cli.mobilenet_v4_tag('mobilenetv4_conv_small_050',
+                                      download=True)
+  assert default.name == 'mobilenetv4_conv_small_050.e3000_r224_in1k'
+  assert timm_cli.mobilenet_v4_tag('mobilenetv4_conv_small_050',
+                                   download=False) is None
+  with pytest.raises(ValueError, match="Unknown timm MobileNetV4 weights "
+                     "'mobilenetv4_conv_small.e1_r1'"):
+    timm_cli.download_weights('mobilenetv4_conv_small.e1_r1')
 
 
 def test_unknown_model_is_named(tmp_path):

@@ -9,15 +9,17 @@ import torch  # pylint: disable=g-import-not-at-top
 from safetensors.torch import save_file  # pylint: disable=g-import-not-at-top
 
 
-def random_timm_model(name: str, resolution: int, seed: int = 0):
+def random_timm_model(name: str, resolution: int, seed: int = 0, **kwargs):
   """A timm model in eval mode with randomized weights.
+
+  `kwargs` go to `timm.create_model` (e.g. `num_classes`).
 
   Layer scales and BN affine parameters are randomized (at init a hybrid
   block is almost the identity), and BN statistics are measured on random
   images so activations keep a trained network's scale.
   """
   torch.manual_seed(seed)
-  model = timm.create_model(name, pretrained=False)
+  model = timm.create_model(name, pretrained=False, **kwargs)
   with torch.no_grad():
     for param_name, param in model.named_parameters():
       if param_name.endswith('gamma'):

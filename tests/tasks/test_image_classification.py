@@ -1,10 +1,12 @@
 """Tests for the classification task: inputs, model, bad data."""
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 from official.core import exp_factory
 from official.core import task_factory
+from official.vision.ops import preprocess_ops
 
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.modeling.backbones import mobilenet_v4
@@ -33,6 +35,19 @@ def test_task_builds_univision_model_and_batches(fake_fmnist_tfrecords):
   assert model(images, training=False).shape == (8, 10)
   images, _ = next(iter(task.build_inputs(params.task.validation_data)))
   assert images.shape == (8, 32, 32, 3)
+
+
+def test_preprocessing_sets_the_mean_and_std(fake_fmnist_tfrecords):
+  task, params = _task(fake_fmnist_tfrecords)
+  imagenet, _ = next(iter(task.build_inputs(params.task.validation_data)))
+  params.override({'task': {'preprocessing': {
+      'mean_rgb': [127.5] * 3, 'stddev_rgb': [127.5] * 3}}})
+  inception_task = task_factory.get_task(params.task)
+  inception, _ = next(iter(inception_task.build_inputs(
+      params.task.validation_data)))
+  pixels = imagenet * preprocess_ops.STDDEV_RGB + preprocess_ops.MEAN_RGB
+  np.testing.assert_allclose(inception, pixels / 127.5 - 1.0, atol=1e-5)
+  assert float(tf.reduce_min(inception)) >= -1.0 - 1e-5
 
 
 def test_crop_area_range_reaches_the_parser(fake_fmnist_tfrecords,

@@ -9,9 +9,11 @@ import dataclasses
 
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.modeling import hyperparams
 from official.modeling import optimization
 from official.vision.configs import common
 from official.vision.configs import image_classification as mg_ic
+from official.vision.ops import preprocess_ops
 
 from univision.configs import backbones
 from univision.configs import experiment_parts as parts
@@ -25,10 +27,29 @@ class ImageClassificationModel(mg_ic.ImageClassificationModel):
 
 
 @dataclasses.dataclass
+class Preprocessing(hyperparams.Config):
+  """How pixels are normalized, in training, evaluation and serving.
+
+  Attributes:
+    mean_rgb: Per-channel mean of 0-255 pixels (default: ImageNet's, as
+      Model Garden).
+    stddev_rgb: Per-channel std of 0-255 pixels.
+  """
+  mean_rgb: tuple[float, ...] = tuple(preprocess_ops.MEAN_RGB)
+  stddev_rgb: tuple[float, ...] = tuple(preprocess_ops.STDDEV_RGB)
+
+
+@dataclasses.dataclass
 class ImageClassificationTask(mg_ic.ImageClassificationTask):
-  """Model Garden's classification task config with univision models."""
+  """Model Garden's classification task config with univision models.
+
+  Attributes:
+    preprocessing: The image normalization (Model Garden's is fixed).
+  """
   model: ImageClassificationModel = dataclasses.field(
       default_factory=ImageClassificationModel)
+  preprocessing: Preprocessing = dataclasses.field(
+      default_factory=Preprocessing)
 
 
 def adamw_cosine(learning_rate: float, weight_decay: float, steps: int,

@@ -11,9 +11,16 @@
 
 `--model` is a univision model id (`MobileNetV4ConvSmall`, `hiera_base`, ...)
 or timm's architecture name (`mobilenetv4_conv_small`, `hiera_base_224`, with
-or without a `.tag`). The download takes timm's ImageNet-1k classifier: for
-Hiera the MAE-pretrained, ImageNet-1k fine-tuned one (`.mae_in1k_ft_in1k`,
-CC-BY-NC weights).
+or without a `.tag`). A MobileNetV4 tag (`univision.interop.timm_tags`,
+e.g. `mobilenetv4_conv_small.e3600_r256_in1k`) fixes the weights
+downloaded, the class count (11,821 for the in12k tags) and the
+pre-processing the YAML and the SavedModel follow: its test resolution,
+centre crop, bicubic resizing, mean and std. Without a tag the download
+takes each model's default ImageNet-1k tag (`TIMM_HUB_WEIGHTS`, followed
+the same way); a `--safetensors` file without a tag is converted with
+ImageNet's mean and std at the model's resolution. For Hiera the download
+takes the MAE-pretrained, ImageNet-1k fine-tuned classifier
+(`.mae_in1k_ft_in1k`, CC-BY-NC weights).
 
 Writes, under `--output_dir`:
   init_checkpoint/  a TF checkpoint usable as `task.init_checkpoint` (with
@@ -44,6 +51,7 @@ import tensorflow as tf, tf_keras
 from univision.interop import hub
 from univision.interop import timm_hiera
 from univision.interop import timm_mobilenet_v4
+from univision.interop import timm_tags
 from univision.modeling.backbones import hiera_specs
 from univision.modeling.backbones import mobilenet_v4_specs
 from univision.serving import saved_model
@@ -96,12 +104,36 @@ def resolve(model: str) -> tuple[str, _Family]:
                    'names).')
 
 
-def download_weights(model_id: str) -> str:
-  """Path of timm's `model.safetensors` for `model_id`, fetched if needed.
+def mobilenet_v4_tag(model: str, download: bool) -> timm_tags.Tag | None:
+  """The timm tag a `--model` names, or the downloaded default's; else None.
+
+  Raises:
+    ValueError: for a tag timm does not publish (listing the known ones).
+  """
+  model_id, family = resolve(model)
+  if family is not _MOBILENET_V4:
+    return None
+  if '.' in model:
+    return timm_tags.get_tag(model)
+  if download and model_id in TIMM_HUB_WEIGHTS:
+    return timm_tags.get_tag(TIMM_HUB_WEIGHTS[model_id].split('/', 1)[1])
+  return None
+
+
+def download_weights(model: str) -> str:
+  """Path of timm's `model.safetensors` for `model`, fetched if needed.
+
+  A MobileNetV4 name with a tag fetches that tag's weights; otherwise the
+  model's default (`TIMM_HUB_WEIGHTS`).
 
   Raises:
     ValueError: naming the model if timm publishes no weights for it.
   """
+  tag = mobilenet_v4_tag(model, download=False)
+  if tag is not None:
+    return hub.download_safetensors(tag.hub_id,
+                                    '--safetensors=<a local file>')
+  model_id = resolve(model)[0]
   if model_id not in TIMM_HUB_WEIGHTS:
     raise ValueError(f'timm publishes no pretrained weights for {model_id} '
                      f'(known: {", ".join(sorted(TIMM_HUB_WEIGHTS))}); pass '
@@ -110,12 +142,26 @@ def download_weights(model_id: str) -> str:
                                   '--safetensors=<a local file>')
 
 
+def tag_overrides(tag: timm_tags.Tag) -> dict:
+  """The classifier config keys that give a run `tag`'s pre-processing."""
+  return {'task': {
+      'model': {'input_size': [tag.test_size, tag.test_size, 3]},
+      'preprocessing': {'mean_rgb': [round(255 * m, 4) for m in tag.mean],
+                        'stddev_rgb': [round(255 * s, 4) for s in tag.std]},
+      'validation_data': {'aug_crop': True,
+                          'center_crop_fraction': tag.test_crop_pct,
+                          'tf_resize_method': tag.interpolation}}}
+
+
 def finetune_overrides(model_id: str, num_classes: int,
-                       checkpoint_dir: str, detection: bool = False) -> dict:
+                       checkpoint_dir: str, detection: bool = False,
+                       tag: timm_tags.Tag | None = None) -> dict:
   """The config keys a run must set to start from the converted weights.
 
   For a detector (`detection`) only the backbone is initialised, and it is
-  built without its classification head (levels 3-5 are all it uses).
+  built without its classification head (levels 3-5 are all it uses). A
+  classifier from a `tag` also gets the tag's pre-processing
+  (`tag_overrides`).
   """
   _, family = resolve(model_id)
   backbone = {'model_id': model_id, **family.backbone_settings}
@@ -129,19 +175,31 @@ def finetune_overrides(model_id: str, num_classes: int,
   else:
     model['num_classes'] = num_classes
     task['init_checkpoint_modules'] = 'all'
+    if tag is not None:
+      from_tag = tag_overrides(tag)['task']
+      model.update(from_tag.pop('model'))
+      task.update(from_tag)
   return {'task': task}
 
 
 def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
                    num_classes: int = 1000,
-                   export_saved_model: bool = True) -> dict[str, str]:
+                   export_saved_model: bool = True,
+                   tag: timm_tags.Tag | None = None) -> dict[str, str]:
   """Converts timm weights; writes checkpoint, YAML and SavedModel.
+
+  With a `tag` (or a `model` naming one) the YAML and the SavedModel follow
+  its pre-processing, and an ImageNet-12k tag's 11,821 classes replace
+  `num_classes`.
 
   Returns:
     Paths of what was written: 'checkpoint', 'yaml', 'detection_yaml' and
     'saved_model'.
   """
   model_id, family = resolve(model)
+  tag = tag or mobilenet_v4_tag(model, download=False)
+  if tag is not None and tag.num_classes != timm_mobilenet_v4.TIMM_NUM_CLASSES:
+    num_classes = tag.num_classes
   keras_model = family.converter.convert(model_id, safetensors_path,
                                          num_classes)
   checkpoint_dir = os.path.join(output_dir, 'init_checkpoint')
@@ -153,7 +211,8 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
                                 ('detection_yaml',
                                  'timm_weights_detection.yaml', True)):
     overrides = finetune_overrides(model_id, num_classes,
-                                   os.path.abspath(checkpoint_dir), detection)
+                                   os.path.abspath(checkpoint_dir), detection,
+                                   tag)
     written[key] = os.path.join(output_dir, name)
     with open(written[key], 'w') as f:
       f.write(f'# Start a {"detection " if detection else ""}run from timm '
@@ -161,7 +220,7 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
               'the recipe YAML.\n')
       yaml.safe_dump(overrides, f, sort_keys=False)
   if export_saved_model:
-    resolution = family.resolution(model_id)
+    resolution = tag.test_size if tag else family.resolution(model_id)
     written['saved_model'] = saved_model.export(
         family.experiment, [written['yaml']],
         f'task.model.input_size=[{resolution},{resolution},3]',
@@ -189,11 +248,16 @@ def main(_):
   if bool(f.safetensors) == f.download:
     raise app.UsageError('Give exactly one of --safetensors or --download.')
   try:
-    path = f.safetensors or download_weights(resolve(f.model)[0])
+    path = f.safetensors or download_weights(f.model)
   except hub.HubDownloadError as e:  # One line, not a traceback.
     raise app.UsageError(str(e)) from e
+  tag = mobilenet_v4_tag(f.model, f.download)
   written = convert_to_dir(f.model, path, f.output_dir, f.num_classes,
-                           f.saved_model)
+                           f.saved_model, tag)
+  if tag is not None:
+    print(f'{"tag:":13s} {tag.name} ({tag.test_size} px, crop '
+          f'{tag.test_crop_pct:g}, mean {tag.mean}, {tag.num_classes} '
+          'classes)')
   for what, where in written.items():
     print(f'{what + ":":13s} {where}')
 

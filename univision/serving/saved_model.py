@@ -25,11 +25,13 @@ from official.vision.configs import retinanet as mg_retinanet_cfg
 from official.vision.serving import detection
 from official.vision.serving import export_saved_model_lib
 from official.vision.serving import image_classification
+from official.vision.ops import preprocess_ops
 from tf_keras.src.saving.legacy.saved_model import utils as keras_saved_model_utils  # pylint: disable=g-direct-tensorflow-import
 
 from univision.configs import image_classification_qat as qat_cfg
 from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.core import image_normalization
 from univision.modeling import patches
 from univision.quantization import qat
 from univision.serving import image_bytes
@@ -49,7 +51,30 @@ def without_keras_traces() -> contextlib.AbstractContextManager:
 
 class ClassificationModule(image_bytes.ImageBytesChecks,
                            image_classification.ClassificationModule):
-  """Model Garden's classification module; bad `image_bytes` named."""
+  """Model Garden's classification module, pre-processing as evaluated.
+
+  Bad `image_bytes` are named; images are centre-cropped by
+  `task.validation_data.center_crop_fraction` (if its `aug_crop`) and
+  resized with its `tf_resize_method`, as Model Garden's evaluation parser
+  does (Model Garden's module: always 0.875 and bilinear),
+  then normalized by `task.preprocessing` (Model Garden's: ImageNet's mean
+  and std), so a served image is prepared as the evaluated ones are.
+  """
+
+  def _crop_and_resize(self, image):
+    data = self.params.task.validation_data
+    if data.aug_crop:  # As Model Garden's evaluation parser crops.
+      image = preprocess_ops.center_crop_image(image,
+                                               data.center_crop_fraction)
+    size = self._input_image_size
+    image = tf.image.resize(image, size, method=data.tf_resize_method)
+    return tf.reshape(image, [size[0], size[1], 3])
+
+  def _build_inputs(self, image):
+    preprocessing = self.params.task.preprocessing
+    return image_normalization.renormalize(
+        super()._build_inputs(image), preprocessing.mean_rgb,
+        preprocessing.stddev_rgb)
 
 
 class DetectionModule(image_bytes.ImageBytesChecks, detection.DetectionModule):

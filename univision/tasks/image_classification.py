@@ -29,6 +29,7 @@ from official.vision.tasks import image_classification as mg_task
 
 from univision.configs import image_classification as exp_cfg
 from univision.core import checkpoints
+from univision.core import image_normalization
 from univision.dataloaders import classification_input as uv_input
 from univision.dataloaders import data_keys
 
@@ -70,9 +71,20 @@ class ImageClassificationTask(mg_task.ImageClassificationTask):
         dataset_fn=dataset_fn.pick_dataset_fn(params.file_type),
         decoder_fn=decoder.decode,
         combine_fn=input_reader.create_combine_fn(params),
-        parser_fn=parser.parse_fn(params.is_training),
+        parser_fn=self._normalized(parser.parse_fn(params.is_training)),
         postprocess_fn=postprocess_fn)
     return reader.read(input_context=input_context)
+
+  def _normalized(self, parse_fn):
+    """`parse_fn` with images normalized by `task.preprocessing`."""
+    preprocessing = self.task_config.preprocessing
+
+    def parse(data):
+      image, label = parse_fn(data)
+      return image_normalization.renormalize(
+          image, preprocessing.mean_rgb, preprocessing.stddev_rgb), label
+
+    return parse
 
   def build_parser(
       self, params: mg_ic.DataConfig) -> classification_input.Parser:
