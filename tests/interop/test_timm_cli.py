@@ -198,6 +198,32 @@ def test_detection_backbone_starts_from_timm_weights(converted):
     np.testing.assert_allclose(got[level], want[level], atol=1e-5)
 
 
+def test_the_detection_example_takes_converted_weights(converted):
+  example = os.path.join(
+      conftest.REPO, 'univision/configs/experiments/retinanet/'
+      'composites_mnv4_timm_conv_medium_retinanet_cpu.yaml')
+  params = config_parsing.parse_experiment('mnv4_retinanet_composites',
+                                           [example])
+  want = timm_cli.finetune_overrides('MobileNetV4ConvMedium', 1000, '/ckpt',
+                                     detection=True)['task']
+  task = params.task
+  assert task.init_checkpoint_modules == want['init_checkpoint_modules']
+  backbone = task.model.backbone.mobilenet_v4.as_dict()
+  assert {k: backbone[k] for k in want['model']['backbone']['mobilenet_v4']
+          } == want['model']['backbone']['mobilenet_v4']
+  assert task.model.norm_activation.norm_epsilon == (
+      want['model']['norm_activation']['norm_epsilon'])
+  # The same keys on the converted Conv-S checkpoint: it loads.
+  params = config_parsing.parse_experiment(
+      'mnv4_retinanet_composites', [example],
+      'task.model.backbone.mobilenet_v4.model_id=MobileNetV4ConvSmall,'
+      f'task.init_checkpoint={converted["out"]}/init_checkpoint,'
+      'task.model.input_size=[64,64,3]')
+  detector_task = task_factory.get_task(params.task)
+  detector = detector_task.build_model()
+  detector_task.initialize(detector)
+
+
 def test_hiera_weights_become_a_hiera_imagenet_start(tmp_path):
   """Hiera: checkpoint + YAML for `hiera_imagenet`, and a SavedModel."""
   model = test_timm_hiera.random_timm_hiera('hiera_tiny_224', 224)
