@@ -47,6 +47,19 @@ def test_weights_file_gives_timms_logits_and_a_new_head(conv_small):
                                                       '6']
 
 
+def test_one_more_class_keeps_timms_head_behind_a_background(conv_small):
+  timm_model, path = conv_small
+  images = np.random.default_rng(1).normal(size=(2, 96, 96, 3)).astype(
+      np.float32)
+  model = univision.create_model('mobilenetv4_conv_small', weights_file=path,
+                                 num_classes=1001)
+  logits = model(images, training=False).numpy()
+  np.testing.assert_allclose(logits[:, 1:],
+                             timm_fixtures.timm_logits(timm_model, images),
+                             atol=1e-4)
+  assert (logits[:, 0] < -1e3).all()
+
+
 def test_pretrained_fetches_the_tags_weights(conv_small, monkeypatch):
   _, path = conv_small
   calls = []

@@ -17,8 +17,11 @@ padding, BN epsilon 1e-5) whether or not weights are loaded, so one name
 always gives one architecture. Weights come from `weights_file` (a timm
 `.safetensors`), else with `pretrained` from the Hub: the name's tag, or
 the architecture's default tag. The file's own class count (1000, or
-11,821 for ImageNet-12k tags) is loaded; a different `num_classes` then
-gets a new, freshly initialised classifier on the loaded backbone.
+11,821 for ImageNet-12k tags) is loaded; `num_classes` one more than it
+keeps the file's classifier behind Model Garden's background class 0
+(zero weights, bias -1e4: ImageNet TFRecords labelled 1..1000); another
+`num_classes` gets a new, freshly initialised classifier on the loaded
+backbone.
 """
 import fnmatch
 
@@ -62,7 +65,7 @@ def create_model(name: str, pretrained: bool = False,
     pretrained: Load the tag's (or the default tag's) weights from the Hub.
     weights_file: A timm `.safetensors` file to load instead of the Hub.
     num_classes: Classes of the classifier; None: the weights' (1000
-      without weights).
+      without weights); the weights' + 1: theirs behind a background class.
     features_only: Return the backbone (a dict of levels '2'..'5' and the
       head embedding '6') instead of the classifier.
 
@@ -88,10 +91,10 @@ def create_model(name: str, pretrained: bool = False,
     raise ValueError(f'{path}: no classifier.weight; not a timm MobileNetV4 '
                      'classifier file.')
   file_classes = int(state_dict['classifier.weight'].shape[0])
-  model = timm_weights.build_timm_compatible_classifier(model_id,
-                                                        file_classes)
+  kept = num_classes if num_classes == file_classes + 1 else file_classes
+  model = timm_weights.build_timm_compatible_classifier(model_id, kept)
   timm_weights.load_timm_weights(model, state_dict)
-  if num_classes not in (None, file_classes):
+  if num_classes not in (None, kept):
     headed = timm_weights.build_timm_compatible_classifier(model_id,
                                                            num_classes)
     size = mobilenet_v4_specs.MODEL_SPECS[model_id].resolution

@@ -38,7 +38,6 @@ No torch is needed; the file is read with the numpy safetensors backend.
 import copy
 import dataclasses
 import os
-import types
 from collections.abc import Callable
 
 from absl import app
@@ -48,6 +47,7 @@ import yaml
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 import tensorflow as tf, tf_keras
 
+from univision.interop import create
 from univision.interop import hub
 from univision.interop import timm_hiera
 from univision.interop import timm_mobilenet_v4
@@ -66,20 +66,33 @@ class _Family:
   """What differs between the architectures the command converts."""
   experiment: str  # The ImageNet classification experiment of the YAML.
   backbone_type: str
-  converter: types.ModuleType  # convert(model_id, path, num_classes).
+  convert: Callable[[str, str, int], tf_keras.Model]  # (name, path, classes)
   resolution: Callable[[str], int]  # timm's input size of a model id.
   backbone_settings: dict[str, object]  # What timm's weights need, ...
   model_settings: dict[str, object]  # ... in the backbone and the model.
 
 
+def _create_mobilenet_v4(name: str, path: str,
+                         num_classes: int) -> tf_keras.Model:
+  """`univision.create_model` with the file (the command is a thin wrapper).
+
+  `num_classes` 1000 is the file's own count (so an ImageNet-12k file keeps
+  its 11,821), 1001 timm's 1000 behind Model Garden's background class.
+  """
+  return create.create_model(
+      name, weights_file=path,
+      num_classes=(None if num_classes == timm_mobilenet_v4.TIMM_NUM_CLASSES
+                   else num_classes))
+
+
 _MOBILENET_V4 = _Family(
-    'mnv4_imagenet', 'mobilenet_v4', timm_mobilenet_v4,
+    'mnv4_imagenet', 'mobilenet_v4', _create_mobilenet_v4,
     lambda model_id: mobilenet_v4_specs.MODEL_SPECS[model_id].resolution,
     backbone_settings={'padding': timm_mobilenet_v4.TIMM_PADDING},
     model_settings={'norm_activation': {
         'norm_epsilon': timm_mobilenet_v4.TIMM_NORM_EPSILON}})
 _HIERA = _Family(
-    'hiera_imagenet', 'hiera', timm_hiera,
+    'hiera_imagenet', 'hiera', timm_hiera.convert,
     lambda _: timm_hiera.TIMM_IMAGE_SIZE, backbone_settings={},
     # The position embedding is tied to timm's input size.
     model_settings={'input_size': [timm_hiera.TIMM_IMAGE_SIZE,
@@ -189,8 +202,9 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
   """Converts timm weights; writes checkpoint, YAML and SavedModel.
 
   With a `tag` (or a `model` naming one) the YAML and the SavedModel follow
-  its pre-processing, and an ImageNet-12k tag's 11,821 classes replace
-  `num_classes`.
+  its pre-processing. MobileNetV4: `num_classes` 1000 keeps the file's
+  count (11,821 for an ImageNet-12k file), 1001 adds Model Garden's
+  background class (`_create_mobilenet_v4`).
 
   Returns:
     Paths of what was written: 'checkpoint', 'yaml', 'detection_yaml' and
@@ -198,10 +212,8 @@ def convert_to_dir(model: str, safetensors_path: str, output_dir: str,
   """
   model_id, family = resolve(model)
   tag = tag or mobilenet_v4_tag(model, download=False)
-  if tag is not None and tag.num_classes != timm_mobilenet_v4.TIMM_NUM_CLASSES:
-    num_classes = tag.num_classes
-  keras_model = family.converter.convert(model_id, safetensors_path,
-                                         num_classes)
+  keras_model = family.convert(model, safetensors_path, num_classes)
+  num_classes = keras_model.layers[-1].units
   checkpoint_dir = os.path.join(output_dir, 'init_checkpoint')
   checkpoint = tf.train.Checkpoint(model=keras_model,
                                    backbone=keras_model.backbone)
