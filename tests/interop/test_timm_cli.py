@@ -224,6 +224,21 @@ def test_the_detection_example_takes_converted_weights(converted):
   detector_task.initialize(detector)
 
 
+@pytest.mark.parametrize('model_id', ['MobileNetV4ConvAAMedium',
+                                      'MobileNetV4ConvBlurMedium',
+                                      'MobileNetV4HybridMedium075'])
+def test_other_timm_variants_are_ssdlite_backbones_from_the_example(model_id):
+  params = config_parsing.parse_experiment(
+      'mnv4_ssdlite_composites',
+      [os.path.join(conftest.REPO, 'univision/configs/experiments/retinanet/'
+                    'composites_mnv4_timm_conv_medium_retinanet_cpu.yaml')],
+      f'task.model.backbone.mobilenet_v4.model_id={model_id},'
+      'task.init_checkpoint=,task.model.input_size=[64,64,3]')
+  detector = task_factory.get_task(params.task).build_model()
+  outputs = detector(np.zeros([1, 64, 64, 3], np.float32), training=False)
+  assert sorted(outputs['cls_outputs']) == ['3', '4', '5', '6']
+
+
 def test_hiera_weights_become_a_hiera_imagenet_start(tmp_path):
   """Hiera: checkpoint + YAML for `hiera_imagenet`, and a SavedModel."""
   model = test_timm_hiera.random_timm_hiera('hiera_tiny_224', 224)
