@@ -63,12 +63,17 @@ def write_classification_tfrecords(images: np.ndarray, labels: np.ndarray,
 
 def write_sharded(examples: Iterable[tf.train.Example], output_prefix: str,
                    num_shards: int) -> list[str]:
-  """Writes examples round-robin into shards, each renamed when complete."""
+  """Writes examples round-robin into shards, each renamed when complete.
+
+  Serialized deterministically (a feature map's keys in a fixed order), so
+  the same examples give the same bytes in every run.
+  """
   os.makedirs(os.path.dirname(output_prefix) or '.', exist_ok=True)
   paths = shard_paths(output_prefix, num_shards)
   writers = [tf.io.TFRecordWriter(p + '.incomplete') for p in paths]
   for i, example in enumerate(examples):
-    writers[i % num_shards].write(example.SerializeToString())
+    writers[i % num_shards].write(example.SerializeToString(
+        deterministic=True))
   for writer, path in zip(writers, paths):
     writer.close()
     os.replace(path + '.incomplete', path)

@@ -69,18 +69,26 @@ def compose(rng: np.random.Generator, bank: detection_composites.ObjectBank,
   return image.clip(0, 255).astype(np.uint8), label, box, full_mask
 
 
-def build(output_dir: str, num_train: int = 3000, num_eval: int = 500,
-          image_size: int = 128, object_size: tuple[int, int] = (40, 96),
-          seed: int = 0, source_dir: str = fashion_mnist.DEBIAN_DIR
-          ) -> dict[str, list[str]]:
-  """Writes the three splits and `hierarchy.json`; returns the shard paths.
+def write_splits(output_dir: str, num_train: int, num_eval: int, seed: int,
+                 source_dir: str, hierarchy, example) -> dict[str, list[str]]:
+  """Writes composites to train / val / test and the label hierarchy.
 
   Items come from Fashion-MNIST's train split for `train` and from its
   test split for `val` and `test`, so no item appears in both.
+
+  Args:
+    output_dir: The folder (`<split>-*` shards and `hierarchy.json`).
+    num_train: Images in `train`.
+    num_eval: Images in `val` and in `test` each.
+    seed: Split i draws from `np.random.default_rng([seed, i])`.
+    source_dir: Fashion-MNIST's IDX.gz folder.
+    hierarchy: The label hierarchy saved as `hierarchy.json`.
+    example: (rng, object bank, background photos, split, index) -> the
+      image's `tf.train.Example` (`wsol_records.wsol_example`).
+
+  Returns:
+    The shard paths of each split.
   """
-  if not 0 < object_size[0] <= object_size[1] <= image_size:
-    raise ValueError(f'object_size {object_size} must be increasing and '
-                     f'within the {image_size}px image.')
   data = fashion_mnist.load(source_dir)
   banks = {'train': detection_composites.ObjectBank(*data['train']),
            'test': detection_composites.ObjectBank(*data['test'])}
@@ -92,34 +100,50 @@ def build(output_dir: str, num_train: int = 3000, num_eval: int = 500,
     rng = np.random.default_rng([seed, index])
     bank = banks['train' if split == 'train' else 'test']
     count = num_train if split == 'train' else num_eval
-    examples = []
-    for i in range(count):
-      image, label, box, mask = compose(rng, bank, photos, image_size,
-                                        object_size)
-      examples.append(wsol_records.wsol_example(
-          image_utils.encode_image(image, 'PNG'), image_size, image_size,
-          label, box[None], f'{split}/{i}', f'{split} image {i}', mask))
+    examples = [example(rng, bank, photos, split, i) for i in range(count)]
     written[split] = wsol_records.write_wsol_tfrecords(
         examples, os.path.join(output_dir, split), num_shards=2)
-  label_hierarchy.save(HIERARCHY, os.path.join(output_dir, 'hierarchy.json'))
+  label_hierarchy.save(hierarchy, os.path.join(output_dir, 'hierarchy.json'))
   return written
 
 
-def _define_flags() -> None:
-  flags.DEFINE_string('output_dir', 'data/wsol_composites', 'Output folder.')
-  flags.DEFINE_integer('num_train', 3000, 'Training images.')
-  flags.DEFINE_integer('num_eval', 500, 'Images in val and in test each.')
+def build(output_dir: str, num_train: int = 3000, num_eval: int = 500,
+          image_size: int = 128, object_size: tuple[int, int] = (40, 96),
+          seed: int = 0, source_dir: str = fashion_mnist.DEBIAN_DIR
+          ) -> dict[str, list[str]]:
+  """Writes the three splits and `hierarchy.json`; returns the shard paths."""
+  if not 0 < object_size[0] <= object_size[1] <= image_size:
+    raise ValueError(f'object_size {object_size} must be increasing and '
+                     f'within the {image_size}px image.')
+
+  def example(rng, bank, photos, split, i):
+    image, label, box, mask = compose(rng, bank, photos, image_size,
+                                      object_size)
+    return wsol_records.wsol_example(
+        image_utils.encode_image(image, 'PNG'), image_size, image_size,
+        label, box[None], f'{split}/{i}', f'{split} image {i}', mask)
+
+  return write_splits(output_dir, num_train, num_eval, seed, source_dir,
+                      HIERARCHY, example)
+
+
+def define_flags(output_dir: str, num_train: int, num_eval: int) -> None:
+  """The command line of a composite-writing module, with its defaults."""
+  flags.DEFINE_string('output_dir', output_dir, 'Output folder.')
+  flags.DEFINE_integer('num_train', num_train, 'Training images.')
+  flags.DEFINE_integer('num_eval', num_eval, 'Images in val and in test each.')
   flags.DEFINE_string('source_dir', fashion_mnist.DEBIAN_DIR,
                       'Fashion-MNIST IDX.gz folder.')
 
 
-def main(_):
+def run(build_fn) -> None:
+  """Calls `build_fn` with the flags of `define_flags`; prints the shards."""
   f = flags.FLAGS
-  for split, paths in build(f.output_dir, f.num_train, f.num_eval,
-                            source_dir=f.source_dir).items():
+  for split, paths in build_fn(f.output_dir, f.num_train, f.num_eval,
+                               source_dir=f.source_dir).items():
     print(split, paths)
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  define_flags('data/wsol_composites', 3000, 500)
+  app.run(lambda _: run(build))

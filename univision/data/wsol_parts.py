@@ -26,10 +26,8 @@ and `test`.
 Output: `train-*`, `val-*`, `test-*` TFRecords in `wsol_records`' format
 (the `marked` label per image) and `hierarchy.json`.
 """
-import os
 
 from absl import app
-from absl import flags
 import numpy as np
 from official.vision.data import image_utils
 
@@ -52,7 +50,6 @@ HIERARCHY = label_hierarchy.LabelHierarchy(
              'family': tuple(wsol_composites.HIERARCHY.parents['coarse'][
                  i // len(MARKERS)]
                              for i in range(len(SHAPES) * len(MARKERS)))})
-SPLITS = ('train', 'val', 'test')
 MIN_MARKER = 3  # Pixels: a smaller square is not a visible part.
 
 
@@ -128,45 +125,19 @@ def build(output_dir: str, num_train: int = 6000, num_eval: int = 600,
                      f'within the {image_size}px image.')
   if not 0 < marker_fraction <= 0.5:
     raise ValueError(f'marker_fraction {marker_fraction} is not in (0, 0.5].')
-  data = fashion_mnist.load(source_dir)
-  banks = {'train': detection_composites.ObjectBank(*data['train']),
-           'test': detection_composites.ObjectBank(*data['test'])}
-  photos = [detection_composites.rgb(load())
-            for load in detection_composites.BACKGROUNDS.values()]
-  os.makedirs(output_dir, exist_ok=True)
-  written = {}
-  for index, split in enumerate(SPLITS):
-    rng = np.random.default_rng([seed, index])
-    bank = banks['train' if split == 'train' else 'test']
-    examples = []
-    for i in range(num_train if split == 'train' else num_eval):
-      image, label, box, mask, marker = compose(
-          rng, bank, photos, image_size, object_size, marker_fraction)
-      examples.append(wsol_records.wsol_example(
-          image_utils.encode_image(image, 'PNG'), image_size, image_size,
-          label, box[None], f'{split}/{i}', f'{split} image {i}', mask,
-          part_mask=marker))
-    written[split] = wsol_records.write_wsol_tfrecords(
-        examples, os.path.join(output_dir, split), num_shards=2)
-  label_hierarchy.save(HIERARCHY, os.path.join(output_dir, 'hierarchy.json'))
-  return written
 
+  def example(rng, bank, photos, split, i):
+    image, label, box, mask, marker = compose(
+        rng, bank, photos, image_size, object_size, marker_fraction)
+    return wsol_records.wsol_example(
+        image_utils.encode_image(image, 'PNG'), image_size, image_size,
+        label, box[None], f'{split}/{i}', f'{split} image {i}', mask,
+        part_mask=marker)
 
-def _define_flags() -> None:
-  flags.DEFINE_string('output_dir', 'data/wsol_parts', 'Output folder.')
-  flags.DEFINE_integer('num_train', 6000, 'Training images.')
-  flags.DEFINE_integer('num_eval', 600, 'Images in val and in test each.')
-  flags.DEFINE_string('source_dir', fashion_mnist.DEBIAN_DIR,
-                      'Fashion-MNIST IDX.gz folder.')
-
-
-def main(_):
-  f = flags.FLAGS
-  for split, paths in build(f.output_dir, f.num_train, f.num_eval,
-                            source_dir=f.source_dir).items():
-    print(split, paths)
+  return wsol_composites.write_splits(output_dir, num_train, num_eval, seed,
+                                      source_dir, HIERARCHY, example)
 
 
 if __name__ == '__main__':
-  _define_flags()
-  app.run(main)
+  wsol_composites.define_flags('data/wsol_parts', 6000, 600)
+  app.run(lambda _: wsol_composites.run(build))
