@@ -119,9 +119,9 @@ def evaluate(params, checkpoint: str, output_dir: str,
       queried = predict(images, query_ids=ids, **kwargs)
       standard_q = filtered(standard, '', ids, kwargs['image_shape'],
                             kwargs['anchor_boxes'])
-      for i in range(batch):
+      gts = [_gt_boxes(labels, i, cls) for i in range(batch)]
+      for i, gt in enumerate(gts):
         scale = labels['image_info'][i, 2].numpy()
-        gt = _gt_boxes(labels, i, cls)
         runs['query_pass'][cls].append(
             (gt, *_detections(queried, 'query_', i, scale)))
         runs['standard_filtered'][cls].append(
@@ -134,8 +134,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
       for rule in rules:
         queried = predict(images, query_ids=tf.fill(
             [batch], vocabulary.query_id(cls, rule)), **kwargs)
-        for i in range(batch):
-          gt = _gt_boxes(labels, i, cls)
+        for i, gt in enumerate(gts):
           if not len(gt):
             continue
           scale = labels['image_info'][i, 2].numpy()
