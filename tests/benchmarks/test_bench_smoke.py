@@ -85,3 +85,26 @@ def test_mhsa_baseline_shapes(kv_strides):
   assert out.shape == (2, 6, 10, 16)
   # 4 key and 4 value heads of dim 8, from 16 channels.
   assert layer.key_proj.kernel.shape == (1, 1, 16, 32)
+
+
+def test_profile_train_step_smoke(tmp_path):
+  bench = _load('profile_train_step')
+  output = tmp_path / 'profile.md'
+  (result,) = bench.main(['--models=MobileNetV4ConvSmall', '--resolution=32',
+                          '--batch=2', '--steps=1', '--warmup=1',
+                          f'--output={output}'])
+  kinds = result['by_kind']
+  assert kinds['conv: forward'] > 0 and kinds['conv: filter gradient'] > 0
+  assert kinds['depthwise: forward'] > 0 and kinds['optimizer update'] > 0
+  text = output.read_text()
+  assert '### MobileNetV4ConvSmall, 32x32, batch 2' in text
+  assert '| conv: forward |' in text
+
+
+def test_profile_kinds_follow_the_op_type_and_name():
+  bench = _load('profile_train_step')
+  assert bench.kind_of('_MklNativeDepthwiseConv2dNativeBackpropFilter',
+                       'x') == 'depthwise: filter gradient'
+  assert bench.kind_of('_MklNativeConv2D', 'x') == 'conv: forward'
+  assert bench.kind_of('Mul', 'AdamW/mul_3') == 'optimizer update'
+  assert bench.kind_of('Mul', 'model/layer_scale/mul') == 'other'
