@@ -96,8 +96,8 @@ def _post_training(params, checkpoint_path: str, quant_type: str,
   task = task_factory.get_task(params.task)
   model = task.build_model()
   path = checkpoints.resolve_checkpoint(checkpoint_path)
-  tf.train.Checkpoint(model=model).read(path).expect_partial() \
-      .assert_existing_objects_matched()
+  status = tf.train.Checkpoint(model=model).read(path)
+  status.expect_partial().assert_existing_objects_matched()
   batches = ptq.calibration_batches(params, task, calibration)
   return ptq.quantize(model, tuple(params.task.model.input_size[:2]),
                       batches, calibration, ptq.IO_DTYPES[quant_type])
