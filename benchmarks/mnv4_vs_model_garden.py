@@ -52,6 +52,7 @@ from benchlib import int8_paths  # pylint: disable=g-import-not-at-top
 from benchlib import model_garden_pair  # pylint: disable=g-import-not-at-top
 from benchlib import results  # pylint: disable=g-import-not-at-top
 from benchlib import timing  # pylint: disable=g-import-not-at-top
+from benchlib import train_step  # pylint: disable=g-import-not-at-top
 from benchlib import tflite  # pylint: disable=g-import-not-at-top
 from univision.modeling.backbones import mobilenet_v4_specs as specs  # pylint: disable=g-import-not-at-top
 
@@ -122,30 +123,11 @@ def _tflite_latency(metric: str, converters: dict, folder: str,
   return rows
 
 
-def _train_step(model: tf_keras.Model, batch: int, resolution: int):
-  """A blocking call running one SGD step of `model` on a fixed batch."""
-  images = tf.random.stateless_normal([batch, resolution, resolution, 3],
-                                      seed=[0, 3])
-  labels = tf.random.stateless_uniform([batch], seed=[0, 4], maxval=1000,
-                                       dtype=tf.int32)
-  loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  optimizer = tf_keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9)
-  optimizer.build(model.trainable_variables)
-
-  @tf.function
-  def step():
-    with tf.GradientTape() as tape:
-      loss = loss_fn(labels, model(images, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
-
-  return lambda: step().numpy()
-
-
 def train_throughput(models: dict, resolution: int, args) -> list[dict]:
   """Training images/s at batch `args.train_batch` (one step per sample)."""
-  calls = {impl: _train_step(model, args.train_batch, resolution)
+  calls = {impl: train_step.train_step(
+      model, args.train_batch, resolution, 1000,
+      tf_keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9))
            for impl, model in models.items()}
   times = timing.interleaved(calls, args.train_repeats, args.train_warmup)
   return [results.row(args.model_id, 'train', impl, 'images/s',

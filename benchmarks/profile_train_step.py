@@ -29,6 +29,7 @@ import tensorflow as tf, tf_keras
 from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-direct-tensorflow-import
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
+from benchlib import train_step
 from univision.modeling import classifiers
 
 # (kind, op-type pattern, op-name pattern), first match wins; self-times of
@@ -72,36 +73,13 @@ def op_rows(xplane_path: str) -> list[dict]:
   return rows
 
 
-def train_step(model: tf_keras.Model, batch: int, resolution: int,
-               num_classes: int, jit_compile: bool = False):
-  """A blocking call of one compiled AdamW training step on a fixed batch.
-
-  `jit_compile`: the step compiled by XLA instead of run op by op.
-  """
-  images = tf.random.stateless_normal([batch, resolution, resolution, 3],
-                                      seed=[0, 3])
-  labels = tf.random.stateless_uniform([batch], seed=[0, 4],
-                                       maxval=num_classes, dtype=tf.int32)
-  loss_fn = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-  optimizer = tf_keras.optimizers.AdamW(learning_rate=1e-3)
-  optimizer.build(model.trainable_variables)
-
-  @tf.function(jit_compile=jit_compile)
-  def step():
-    with tf.GradientTape() as tape:
-      loss = loss_fn(labels, model(images, training=True))
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
-
-  return lambda: step().numpy()
-
-
 def profile(model_id: str, resolution: int, batch: int, steps: int,
             warmup: int, log_dir: str, jit_compile: bool = False) -> dict:
   """Per-step milliseconds by kind and by op type, and the wall time."""
   model = classifiers.mobilenet_v4_classifier(model_id, 10)
-  step = train_step(model, batch, resolution, 10, jit_compile)
+  step = train_step.train_step(model, batch, resolution, 10,
+                               tf_keras.optimizers.AdamW(learning_rate=1e-3),
+                               jit_compile)
   for _ in range(warmup):
     step()
   tf.profiler.experimental.start(log_dir)
