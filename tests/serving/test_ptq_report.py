@@ -1,9 +1,11 @@
 """The PTQ report: fresh-process runs, estimators and the summary."""
 import csv
 
+import numpy as np
 import pytest
 
 from univision.core import config_parsing
+from univision.quantization import tflite_ops
 from univision.serving import ptq_report
 from univision.serving import tflite
 
@@ -32,6 +34,9 @@ def test_a_run_exports_in_a_fresh_process_and_is_evaluated(
   command.append('--calibration_images=16')
   (row,) = ptq_report.repeated_runs(params, command, path, 1, float_model)
   assert row['run'] == 1 and len(row['sha256']) == 64
+  runner = tflite_ops.load_interpreter(path).get_signature_runner()
+  (_, details), = runner.get_input_details().items()
+  assert details['dtype'] == np.uint8  # --quant_type=ptq: uint8 I/O.
   assert row['sha256'] == ptq_report.sha256(path)
   assert 0 <= row['ptq_top1'] <= 1 and 0 <= row['agreement'] <= 1
   command[-1] = '--calibration_images=0'
