@@ -85,8 +85,9 @@ def calibrate(qat_model: tf_keras.Model, flat_model: tf_keras.Model,
     batches: Batches of model-ready (normalized) images.
     estimator: How activation ranges are read off the outputs (one of
       `ESTIMATORS`, see the module).
-    percentile: The upper percentile of `estimator='percentile'`, in
-      (50, 100]; the lower one is 100 - `percentile`.
+    percentile: The upper percentile of the `image_percentile` and
+      `percentile` estimators, in (50, 100]; the lower one is
+      100 - `percentile`.
 
   Returns:
     The number of images used.

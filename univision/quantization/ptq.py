@@ -2,9 +2,9 @@
 
     tflite_bytes = ptq.quantize(float_model, (64, 64), batches)
 
-Route: the QAT model of the float classifier (`qat.quantize_classifier`:
-the flat graph with batch norm folded, attention and GELU expressed in
-Edge TPU ops with `op_set='edgetpu'`), its ranges set by
+Route: the QAT model of the float classifier (as `qat.quantize_classifier`
+builds it: the flat graph with batch norm folded, attention and GELU
+expressed in Edge TPU ops with `op_set='edgetpu'`), its ranges set by
 `calibration.calibrate` with a robust estimator, zero training steps, then
 the same integer-only conversion as QAT (`qat.convert`). Chosen over
 feeding the TFLite converter a representative dataset (Model Garden's
@@ -51,7 +51,7 @@ class Calibration:
     images: How many images (the first ones, in file order).
     batch_size: Images per calibration batch.
     estimator: One of `calibration.ESTIMATORS`.
-    percentile: The upper percentile of the `percentile` estimator.
+    percentile: The upper percentile of the two percentile estimators.
     op_set: The flat graph's op set (`flat_graph.OP_SETS`).
   """
   data: str = ''
