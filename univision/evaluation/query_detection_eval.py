@@ -47,22 +47,27 @@ def query_classes(params) -> dict[int, str]:
   return {c: str(c) for c in range(1, params.task.model.num_classes)}
 
 
-def _gt_boxes(labels, i: int, cls: int) -> np.ndarray:
-  truth = labels['groundtruths']
+def _numpy(tensors: dict) -> dict:
+  """A batch's tensors as arrays: one copy each, then per-image slices in
+  numpy (an eager slice per image, class and key costs more than the
+  forward passes)."""
+  return tf.nest.map_structure(np.asarray, tensors)
+
+
+def _gt_boxes(truth: dict, i: int, cls: int) -> np.ndarray:
+  """Image i's ground-truth boxes of class `cls` (`truth`: `_numpy`'d)."""
   n = int(truth['num_detections'][i])
-  boxes = truth['boxes'][i][:n].numpy()
-  return boxes[truth['classes'][i][:n].numpy() == cls]
+  return truth['boxes'][i][:n][truth['classes'][i][:n] == cls]
 
 
-def _detections(outputs, prefix: str, i: int, scale: np.ndarray,
+def _detections(outputs: dict, prefix: str, i: int, scale: np.ndarray,
                 cls: int | None = None):
-  """Image i's detections (those of class `cls` if given)."""
+  """Image i's detections (those of class `cls` if given; `_numpy`'d)."""
   n = int(outputs[prefix + 'num_detections'][i])
-  boxes = outputs[prefix + 'detection_boxes'][i][:n].numpy() / np.tile(
-      scale, 2)
-  scores = outputs[prefix + 'detection_scores'][i][:n].numpy()
+  boxes = outputs[prefix + 'detection_boxes'][i][:n] / np.tile(scale, 2)
+  scores = outputs[prefix + 'detection_scores'][i][:n]
   if cls is not None:
-    keep = outputs[prefix + 'detection_classes'][i][:n].numpy() == cls
+    keep = outputs[prefix + 'detection_classes'][i][:n] == cls
     boxes, scores = boxes[keep], scores[keep]
   return boxes, scores
 
@@ -113,15 +118,19 @@ def evaluate(params, checkpoint: str, output_dir: str,
     batch = int(tf.shape(images)[0])
     kwargs = dict(image_shape=labels['image_info'][:, 1, :],
                   anchor_boxes=labels['anchor_boxes'], training=False)
-    standard = predict(images, **kwargs)
+    standard_tensors = predict(images, **kwargs)
+    standard = _numpy(standard_tensors)
+    truth = _numpy(labels['groundtruths'])
+    scales = labels['image_info'][:, 2].numpy()
     for cls in classes:
       ids = tf.fill([batch], cls)
-      queried = predict(images, query_ids=ids, **kwargs)
-      standard_q = filtered(standard, '', ids, kwargs['image_shape'],
-                            kwargs['anchor_boxes'])
-      gts = [_gt_boxes(labels, i, cls) for i in range(batch)]
+      queried = _numpy(predict(images, query_ids=ids, **kwargs))
+      standard_q = _numpy(filtered(standard_tensors, '', ids,
+                                   kwargs['image_shape'],
+                                   kwargs['anchor_boxes']))
+      gts = [_gt_boxes(truth, i, cls) for i in range(batch)]
       for i, gt in enumerate(gts):
-        scale = labels['image_info'][i, 2].numpy()
+        scale = scales[i]
         runs['query_pass'][cls].append(
             (gt, *_detections(queried, 'query_', i, scale)))
         runs['standard_filtered'][cls].append(
@@ -132,12 +141,12 @@ def evaluate(params, checkpoint: str, output_dir: str,
           shown.append((images[i].numpy(), cls, gt,
                          *_detections(queried, 'query_', i, scale)))
       for rule in rules:
-        queried = predict(images, query_ids=tf.fill(
-            [batch], vocabulary.query_id(cls, rule)), **kwargs)
+        queried = _numpy(predict(images, query_ids=tf.fill(
+            [batch], vocabulary.query_id(cls, rule)), **kwargs))
         for i, gt in enumerate(gts):
           if not len(gt):
             continue
-          scale = labels['image_info'][i, 2].numpy()
+          scale = scales[i]
           cases.append(referring_accuracy.Case(
               rule, gt[query_vocabulary.select(gt, rule)],
               _detections(queried, 'query_', i, scale)[0],
