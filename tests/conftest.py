@@ -16,6 +16,12 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# A RetinaNet head with one conv per tower instead of four, for tests of
+# patches, studies and export: they need the head's kinds of layer, not its
+# depth, and its training step traces ~40% faster.
+SMALL_HEAD = {'num_convs': 1}
+SMALL_HEAD_OVERRIDE = 'task.model.head.num_convs=1'
+
 
 def write_idx(path: str, array: np.ndarray) -> None:
   """Writes a uint8 array as a gzip IDX file (the Fashion-MNIST format)."""

@@ -24,7 +24,7 @@ def _overrides(composites: str, base: str) -> str:
       f"task.init_checkpoint='{base}'",
       f"task.train_data.input_path='{composites}/train-*'",
       f"task.validation_data.input_path='{composites}/val-*'",
-      'task.model.input_size=[64,64,3]',
+      'task.model.input_size=[64,64,3]', conftest.SMALL_HEAD_OVERRIDE,
       'task.model.detection_generator.pre_nms_score_threshold=0.0',
       'task.train_data.global_batch_size=4',
       'task.validation_data.global_batch_size=4',
@@ -44,7 +44,7 @@ def test_train_writes_the_patch_and_export_serves_base_plus_patch(
   # The shared base: a plain detector's checkpoint.
   plain = exp_factory.get_exp_config('mnv4_retinanet_composites')
   plain.override({'task': {'model': {
-      'input_size': [64, 64, 3],
+      'input_size': [64, 64, 3], 'head': conftest.SMALL_HEAD,
       'detection_generator': {'pre_nms_score_threshold': 0.0}}}})
   tf_keras.utils.set_random_seed(0)
   base_model = task_factory.get_task(plain.task).build_model()

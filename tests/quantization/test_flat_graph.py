@@ -16,9 +16,10 @@ def _relative_error(got, want):
 
 
 @pytest.mark.parametrize('model_id', sorted(mobilenet_v4_specs.MODEL_SPECS))
-def test_flat_backbone_endpoints_equal_the_float_model(model_id):
+def test_flat_graphs_compute_what_the_float_model_computes(model_id):
   model = readiness.random_classifier(model_id, _SIZE)
   images = readiness.random_images(4, _SIZE)
+  # The 'tflite' op set: every backbone endpoint, exactly.
   inputs = tf_keras.Input((_SIZE, _SIZE, 3))
   flat = tf_keras.Model(inputs, flat_graph.flat_backbone(
       model.backbone, inputs, op_set='tflite'))
@@ -28,12 +29,8 @@ def test_flat_backbone_endpoints_equal_the_float_model(model_id):
   for level in want:
     assert _relative_error(got[level].numpy(), want[level].numpy()) < 1e-4, (
         level)
-
-
-@pytest.mark.parametrize('model_id', sorted(mobilenet_v4_specs.MODEL_SPECS))
-def test_edgetpu_op_set_is_exact_except_gelu(model_id):
-  model = readiness.random_classifier(model_id, _SIZE)
-  images = readiness.random_images(4, _SIZE)
+  # The 'edgetpu' op set: the classifier, exactly except for GELU; no
+  # batch matmul, batch norm folded.
   flat = flat_graph.flat_classifier(model, (_SIZE, _SIZE), op_set='edgetpu')
   error = _relative_error(flat(images).numpy(),
                           model(images, training=False).numpy())
@@ -56,8 +53,13 @@ def test_edgetpu_gelu_is_within_0_021_of_gelu():
   assert 0.01 < error.max() < 0.021
 
 
-def test_tflite_op_set_uses_batch_matmul_for_attention():
-  model = readiness.random_classifier('MobileNetV4HybridMedium', _SIZE)
+@pytest.fixture(scope='module')
+def hybrid_medium():
+  return readiness.random_classifier('MobileNetV4HybridMedium', _SIZE)
+
+
+def test_tflite_op_set_uses_batch_matmul_for_attention(hybrid_medium):
+  model = hybrid_medium
   flat = flat_graph.flat_classifier(model, (_SIZE, _SIZE), op_set='tflite')
   matmuls = [l for l in flat.layers if isinstance(l, qat_layers.BatchMatMul)]
   mqa_blocks = [b for b in model.backbone.model_spec.blocks
@@ -65,11 +67,10 @@ def test_tflite_op_set_uses_batch_matmul_for_attention():
   assert len(matmuls) == 2 * len(mqa_blocks)
 
 
-def test_flat_graph_needs_a_fixed_size():
-  model = readiness.random_classifier('MobileNetV4HybridMedium', _SIZE)
+def test_flat_graph_needs_a_fixed_size(hybrid_medium):
   inputs = tf_keras.Input((None, None, 3))
   with pytest.raises(ValueError, match='mqa: the flat graph needs a fixed'):
-    flat_graph.flat_backbone(model.backbone, inputs)
+    flat_graph.flat_backbone(hybrid_medium.backbone, inputs)
 
 
 def test_unknown_op_set_is_named():

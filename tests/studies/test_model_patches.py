@@ -13,6 +13,7 @@ import tensorflow as tf
 from official.core import exp_factory
 from official.core import task_factory
 
+from tests import conftest
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
@@ -187,9 +188,11 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
 
 def test_small_study_end_to_end_and_resume(tmp_path, composites, caplog,
                                            monkeypatch):
-  small = 'task.model.input_size=[64,64,3],task.train_data.global_batch_size=4'
+  small = ('task.model.input_size=[64,64,3],task.train_data.global_batch_size=4,'
+           + conftest.SMALL_HEAD_OVERRIDE)
   params = exp_factory.get_exp_config('mnv4_retinanet_composites')
-  params.override({'task': {'model': {'input_size': [64, 64, 3]}}})
+  params.override({'task': {'model': {'input_size': [64, 64, 3],
+                                      'head': conftest.SMALL_HEAD}}})
   base = task_factory.get_task(params.task).build_model()
   base(tf.zeros([1, 64, 64, 3]), training=False)
   base_path = tf.train.Checkpoint(**base.checkpoint_items).save(

@@ -6,6 +6,7 @@ from official.core import exp_factory
 from official.core import task_factory
 from official.vision.modeling import retinanet_model
 
+from tests import conftest
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
@@ -15,7 +16,7 @@ from univision.modeling.backbones import mobilenet_v4
 def _task(folder):
   params = exp_factory.get_exp_config('mnv4_retinanet_composites')
   params.override({'task': {
-      'model': {'input_size': [64, 64, 3]},
+      'model': {'input_size': [64, 64, 3], 'head': conftest.SMALL_HEAD},
       'train_data': {'input_path': f'{folder}/train-*',
                      'global_batch_size': 4},
       'validation_data': {'input_path': f'{folder}/val-*',
@@ -59,7 +60,8 @@ def _patched(folder, **task_overrides):
   """
   tf_keras.utils.set_random_seed(0)
   params = exp_factory.get_exp_config('mnv4_retinanet_composites_patch')
-  model = {'input_size': [64, 64, 3], **task_overrides.pop('model', {})}
+  model = {'input_size': [64, 64, 3], 'head': conftest.SMALL_HEAD,
+           **task_overrides.pop('model', {})}
   params.override({'task': {
       **task_overrides, 'model': model,
       'train_data': {'input_path': f'{folder}/train-*',
@@ -190,7 +192,7 @@ def test_batch_statistics_patch_is_consistent_and_loads_anywhere(
                      'mnv4_retinanet_composites_patch'):
     params = exp_factory.get_exp_config(experiment)
     params.override({'task': {'model': {
-        'input_size': [64, 64, 3],
+        'input_size': [64, 64, 3], 'head': conftest.SMALL_HEAD,
         'norm_activation': {'norm_momentum': 0.0}}}})
     other = task_factory.get_task(params.task).build_model()
     other(images, training=False)

@@ -8,6 +8,7 @@ import tensorflow as tf, tf_keras
 from official.core import exp_factory
 from official.core import task_factory
 
+from tests import conftest
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.modeling import patches
 from univision.tasks import spot_patched_retinanet
@@ -19,7 +20,7 @@ def _spot(folder, base_checkpoint: str = '', **gates):
   params.override({'task': {
       'init_checkpoint': base_checkpoint,
       'gates': {'temperature_steps': 10, **gates},
-      'model': {'input_size': [64, 64, 3]},
+      'model': {'input_size': [64, 64, 3], 'head': conftest.SMALL_HEAD},
       'train_data': {'input_path': f'{folder}/train-*',
                      'global_batch_size': 4}}})
   task = task_factory.get_task(params.task)

@@ -53,13 +53,18 @@ class Readiness:
 
 
 def random_classifier(model_id: str, size: int, num_classes: int = 10,
-                      seed: int = 0) -> tf_keras.Model:
-  """A classifier whose activations keep a trained network's scale."""
+                      seed: int = 0,
+                      model_spec: mobilenet_v4_specs.ModelSpec | None = None
+                      ) -> tf_keras.Model:
+  """A classifier whose activations keep a trained network's scale.
+
+  `model_spec`: a table that is not built in (`model_id` is its label).
+  """
   rng = np.random.default_rng(seed)
   tf_keras.utils.set_random_seed(seed)
   model = classifiers.mobilenet_v4_classifier(
-      model_id, num_classes, kernel_initializer='glorot_uniform',
-      norm_momentum=0.0)
+      model_id, num_classes, model_spec=model_spec,
+      kernel_initializer='glorot_uniform', norm_momentum=0.0)
   for variable in model.weights:
     if 'layer_scale' in variable.name:  # ~0 at init: blocks near identity.
       variable.assign(rng.uniform(0.5, 1.5, variable.shape))
@@ -99,17 +104,20 @@ def _post_training_int8(model: tf_keras.Model, size: int) -> bytes:
 
 
 def check_model(model_id: str, size: int, op_set: str, output_dir: str,
-                method: str = 'qat') -> Readiness:
+                method: str = 'qat',
+                model_spec: mobilenet_v4_specs.ModelSpec | None = None
+                ) -> Readiness:
   """Converts one random-weight model to int8 and checks the result.
 
   Args:
-    model_id: A MobileNetV4 model id.
+    model_id: A MobileNetV4 model id (with `model_spec`, its label).
     size: The square input size.
     op_set: The flat graph's op set (`'qat'` and `'ptq'`).
     output_dir: Where the .tflite file is written.
     method: `'qat'`, `'ptq'` or `'int8_full'` (see the module docstring).
+    model_spec: A table that is not built in.
   """
-  model = random_classifier(model_id, size)
+  model = random_classifier(model_id, size, model_spec=model_spec)
   if method == 'qat':
     flat = flat_graph.flat_classifier(model, (size, size), op_set)
     source = qat.quantize_flat_model(flat)
