@@ -1,4 +1,4 @@
-"""QAT of all five MobileNetV4 models to integer-only TFLite."""
+"""QAT of MobileNetV4 models to integer-only TFLite (block kinds, not every model)."""
 import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
@@ -12,18 +12,34 @@ from univision.quantization import readiness
 _SIZE = 32
 
 
-# Of the paper's five models, Conv-S is checked at full size below and
-# Hybrid-M in test_ptq.py (`ptq.quantize` is this conversion of the same QAT
-# graph, with zero training steps). The width variants (Conv-S 0.35/0.5,
-# Hybrid 0.75) add no op and no block kind: their flat graphs are checked
-# in test_flat_graph.py, their int8 files by `readiness --method=qat|ptq`.
-QAT_MODELS = ['MobileNetV4ConvMedium', 'MobileNetV4ConvLarge',
-              'MobileNetV4HybridLarge']
+# Hybrid-L's kinds of block at a fraction of its depth and width: fused IB,
+# ExtraDW and ConvNext UIBs, Mobile MQA with and without key/value
+# downsampling, layer scale, GELU. Whether its int8 file is integer-only
+# and which ops it holds follow from these ops; Hybrid-L itself takes ~4x
+# as long (its flat graph is checked in test_flat_graph.py).
+_SMALL_HYBRID = mobilenet_v4_specs.ModelSpec(
+    activation='gelu', layer_scale_init_value=1e-5, head_filters=(64, 128),
+    blocks=(mobilenet_v4_specs.conv(3, 2, 16),
+            mobilenet_v4_specs.fused_ib(3, 2, 24, 4.0),
+            mobilenet_v4_specs.uib(3, 5, 2, 32, 4.0),
+            mobilenet_v4_specs.uib(3, 3, 2, 48, 4.0),
+            mobilenet_v4_specs.mqa(2, 16, 2),
+            mobilenet_v4_specs.uib(3, 0, 1, 48, 4.0),
+            mobilenet_v4_specs.uib(5, 5, 2, 64, 4.0),
+            mobilenet_v4_specs.mqa(2, 16, 1),
+            mobilenet_v4_specs.uib(5, 0, 1, 64, 4.0)))
 
 
-@pytest.mark.parametrize('model_id', QAT_MODELS)
-def test_qat_int8_tflite_is_edgetpu_ready(model_id, tmp_path):
-  result = readiness.check_model(model_id, _SIZE, 'edgetpu', str(tmp_path))
+# Conv-M has every conv block kind (fused IB and each UIB), the small hybrid
+# adds Hybrid-L's; Conv-S is checked at full size below, Hybrid-M in
+# test_ptq.py (`ptq.quantize` is this conversion of the same QAT graph,
+# with zero training steps). Every built-in model's int8 file is checked by
+# `python -m univision.quantization.readiness` (docs/quantization.md).
+@pytest.mark.parametrize('model_id,spec', [('MobileNetV4ConvMedium', None),
+                                           ('small_hybrid', _SMALL_HYBRID)])
+def test_qat_int8_tflite_is_edgetpu_ready(model_id, spec, tmp_path):
+  result = readiness.check_model(model_id, _SIZE, 'edgetpu', str(tmp_path),
+                                 model_spec=spec)
   assert result.num_float_ops == 0
   assert not result.problems, [(p.op.name, p.reason) for p in result.problems]
   # The int8 model follows the fake-quantized Keras model it was converted
@@ -46,23 +62,6 @@ def test_qat_int8_at_full_size_is_edgetpu_ready(tmp_path):
   assert result.logits_correlation > 0.8
 
 
-# Hybrid-L's kinds of block at a fraction of its depth and width: fused IB,
-# ExtraDW and ConvNext UIBs, Mobile MQA with and without key/value
-# downsampling, layer scale, GELU. What the 'tflite' op set leaves in the
-# int8 file follows from these ops; Hybrid-L itself takes ~4x as long.
-_SMALL_HYBRID = mobilenet_v4_specs.ModelSpec(
-    activation='gelu', layer_scale_init_value=1e-5, head_filters=(64, 128),
-    blocks=(mobilenet_v4_specs.conv(3, 2, 16),
-            mobilenet_v4_specs.fused_ib(3, 2, 24, 4.0),
-            mobilenet_v4_specs.uib(3, 5, 2, 32, 4.0),
-            mobilenet_v4_specs.uib(3, 3, 2, 48, 4.0),
-            mobilenet_v4_specs.mqa(2, 16, 2),
-            mobilenet_v4_specs.uib(3, 0, 1, 48, 4.0),
-            mobilenet_v4_specs.uib(5, 5, 2, 64, 4.0),
-            mobilenet_v4_specs.mqa(2, 16, 1),
-            mobilenet_v4_specs.uib(5, 0, 1, 64, 4.0)))
-
-
 def test_tflite_op_set_is_integer_only_with_matmul_and_gelu(tmp_path):
   result = readiness.check_model('small_hybrid', _SIZE, 'tflite',
                                  str(tmp_path), model_spec=_SMALL_HYBRID)
@@ -74,7 +73,8 @@ def test_tflite_op_set_is_integer_only_with_matmul_and_gelu(tmp_path):
 
 
 def test_every_layer_is_quantize_wrapped():
-  model = readiness.random_classifier('MobileNetV4HybridMedium', _SIZE)
+  model = readiness.random_classifier('small_hybrid', _SIZE,
+                                      model_spec=_SMALL_HYBRID)
   qat_model = qat.quantize_classifier(model, (_SIZE, _SIZE))
   kinds = {type(layer).__name__ for layer in qat_model.layers}
   assert kinds == {'InputLayer', 'QuantizeLayer', 'QuantizeWrapperV2'}

@@ -115,6 +115,22 @@ def test_bad_task_folders_and_flags_are_named(tmp_path, composites):
         task=composites))
 
 
+def test_task_rows_of_another_schedule_are_refused(tmp_path, composites):
+  out = tmp_path / 'study'
+  out.mkdir()
+  log = mp.open_log(str(out / 'runs.csv'))
+  for task, method, steps in (('base_clothing', 'base', 3000),
+                              ('tops_on_photos', 'full', 400),
+                              ('tops_on_photos', 'spot@0.2', 1200)):
+    log.append(rows.Run(task, method, 0, 0.6, 0.8, 0.6, 9, 100.0, 36, None,
+                        steps, 1.0))
+  with pytest.raises(ValueError, match=(
+      r'runs.csv: 1 task rows were trained for \[400\] steps, not '
+      r'--steps=1200 \(first: tops_on_photos/full/seed 0\)')):
+    mp.study(str(out), mp.Plan([composites], steps=1200),
+             mp.Base(checkpoint='/base'))
+
+
 def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
   trained, killed = [], []
 

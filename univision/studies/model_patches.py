@@ -68,7 +68,8 @@ checkpoint where that is still there), `base_curve.csv`, `summary.md`, `ap_vs_pa
 `runs/` (the base's is `runs/base`); a base trained here also as weights
 alone in `base/`, which the task runs start from (commit it with the rows:
 a study resumed on another machine then goes on from the same base). Runs go seed by seed, so a study
-stopped early has whole seeds.
+stopped early has whole seeds. Task rows of another `--steps` are refused
+(two schedules cannot be compared): a new schedule takes a new folder.
 """
 import dataclasses
 import gc
@@ -340,6 +341,24 @@ def chunk_ends(steps: int, every: int) -> list[int]:
   return [*range(every, steps, every), steps]
 
 
+def _check_schedule(log: runs_lib.RunLog, steps: int) -> None:
+  """Refuses task rows of another `--steps`.
+
+  Rows of two schedules cannot be compared, and a run folder of the old
+  schedule would resume into the new one.
+  """
+  other = [run for run in (rows.Run(**row) for row in log.rows())
+           if run.method != rows.BASE and run.steps != steps]
+  if other:
+    raise ValueError(
+        f'{log.path}: {len(other)} task rows were trained for '
+        f'{sorted({run.steps for run in other})} steps, not --steps={steps} '
+        f'(first: {other[0].task}/{other[0].method}/seed {other[0].seed}). '
+        'Rows of two schedules cannot be mixed: run the new schedule in '
+        'another --output_dir (copy base/, base_curve.csv and the base row '
+        'of runs.csv there to keep the base), or give the old --steps.')
+
+
 class _Study:
   """One study folder: its logs, progress and the runs still to do."""
 
@@ -349,6 +368,7 @@ class _Study:
     self.settings = settings
     self.log = open_log(os.path.join(output_dir, 'runs.csv'))
     self.curve = open_curve(os.path.join(output_dir, 'base_curve.csv'))
+    _check_schedule(self.log, plan.steps)
     self.done = self.log.done()
     planned = list(plan.keys())
     finished = len(self.done.intersection(planned))
