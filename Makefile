@@ -104,7 +104,7 @@ patch-study: $(VENV)/.runtime detection-data
 	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.model_patches --output_dir=$(PATCH_STUDY) \
 	  --base_task=data/composites/base_clothing --backbone_checkpoint=$(DEMO_RUN) \
-	  --base_steps=3000 --base_eval_every=500 --steps=400 --seeds=0,1,2 \
+	  --base_steps=3000 --base_eval_every=500 --steps=2400 --seeds=0,1,2 \
 	  --patch_override=trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.01 \
 	  --spot_override=trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.002 \
 	  --tasks=data/composites/tops_on_photos,data/composites/footwear_on_textures,data/composites/small_items_on_scenery,data/composites/horses_and_bags,data/composites/digits_on_textures,data/tree_crowns
