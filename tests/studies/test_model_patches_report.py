@@ -104,6 +104,24 @@ def test_summary_of_a_partial_study_says_so():
   assert '**not measured** spot@0.2: not computable' in no_base
 
 
+def test_targets_of_a_study_missing_a_task_are_not_yet_assessed():
+  # Task c has no row at all yet: a and b alone meet both targets' numbers,
+  # but c may still miss them, so neither target is given a verdict.
+  runs = [r for r in RUNS if r.task != 'c']
+  text = report.summary_markdown(runs, PLANNED)
+  assert ('  - **not yet assessed** spot@0.2: worst 0.97x (b), 7.5% of the '
+          'parameters on average, 2 of 3 tasks.') in text
+  assert '  - **not yet assessed** spot@0.2: not computable' not in text
+  assert '**not measured** spot@0.2: not computable (fewer than 3' in text
+  # A planned fourth task d with no row yet: rho is computable on a, b and
+  # c (1.00, as when they were all), yet d may still break it.
+  planned = PLANNED + [('d', m, 0) for m in ('full', 'predictor', 'spot@0.2')]
+  text = report.summary_markdown(RUNS, planned)
+  assert ('  - **not yet assessed** spot@0.2: rho 1.00 (p 0.00, 3 tasks)'
+          in text)
+  assert '**met**' not in text and '**missed**' not in text
+
+
 def test_summary_says_whether_the_base_levelled_off():
   curve = [rows.CurvePoint(500, 0.2, 0.4, 0.21, 60.0),
            rows.CurvePoint(1000, 0.205, 0.45, 0.26, 61.5)]

@@ -347,7 +347,7 @@ def _check_schedule(log: runs_lib.RunLog, steps: int) -> None:
   Rows of two schedules cannot be compared, and a run folder of the old
   schedule would resume into the new one.
   """
-  other = [run for run in (rows.Run(**row) for row in log.rows())
+  other = [run for run in read_runs(log.path)
            if run.method != rows.BASE and run.steps != steps]
   if other:
     raise ValueError(

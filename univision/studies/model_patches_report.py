@@ -183,7 +183,10 @@ def _base_lines(curve: Sequence[rows.CurvePoint],
   return lines
 
 
-def _mark(met: bool) -> str:
+def _mark(met: bool, complete: bool = True) -> str:
+  """A target's verdict; one measured on only some tasks is not given."""
+  if not complete:
+    return '**not yet assessed**'
   return '**met**' if met else '**missed**'
 
 
@@ -203,9 +206,9 @@ def _size_target(by_key: ByKey, tasks: Sequence[str],
     worst = min(fractions, key=fractions.get)
     percent = float(np.mean([by_key[(t, method)].percent
                              for t in fractions]))
-    met = (fractions[worst] >= TARGET_FRACTION and percent <= TARGET_PERCENT
-           and len(fractions) == len(tasks))
-    lines.append(f'  - {_mark(met)} {method}: worst {fractions[worst]:.2f}x '
+    met = fractions[worst] >= TARGET_FRACTION and percent <= TARGET_PERCENT
+    complete = len(fractions) == len(tasks)
+    lines.append(f'  - {_mark(met, complete)} {method}: worst {fractions[worst]:.2f}x '
                  f'({worst}), {percent:.1f}% of the parameters on average, '
                  f'{len(fractions)} of {len(tasks)} tasks.')
   return lines
@@ -234,8 +237,10 @@ def _rank_target(by_key: ByKey, tasks: Sequence[str], methods: Sequence[str],
              if (t, method) in by_key}
     drop = rank_correlation(sizes, drops)
     met = drop is not None and drop[0] >= TARGET_RANK
-    mark = _mark(met) if drop is not None and not math.isnan(drop[0]) else (
-        '**not measured**')
+    complete = len(sizes) == len(tasks) and len(drops) == len(tasks)
+    mark = (_mark(met, complete)
+            if drop is not None and not math.isnan(drop[0]) else
+            '**not measured**')
     lines.append(f'  - {mark} {method}: {_rank_text(drop)}; against the '
                  f'feature gap {_rank_text(rank_correlation(sizes, gaps))}.')
   return lines
