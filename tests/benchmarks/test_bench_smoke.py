@@ -15,15 +15,15 @@ import sys
 
 import pytest
 
-_BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))), 'benchmarks')
 
 
 def _load(name: str):
-  if _BENCHMARKS not in sys.path:
-    sys.path.insert(0, _BENCHMARKS)
+  if BENCHMARKS not in sys.path:
+    sys.path.insert(0, BENCHMARKS)
   spec = importlib.util.spec_from_file_location(
-      f'bench_{name}', os.path.join(_BENCHMARKS, f'{name}.py'))
+      f'bench_{name}', os.path.join(BENCHMARKS, f'{name}.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -108,3 +108,20 @@ def test_profile_kinds_follow_the_op_type_and_name():
   assert bench.kind_of('_MklNativeConv2D', 'x') == 'conv: forward'
   assert bench.kind_of('Mul', 'AdamW/mul_3') == 'optimizer update'
   assert bench.kind_of('Mul', 'model/layer_scale/mul') == 'other'
+
+
+def test_tflite_op_profile_smoke(tmp_path):
+  bench = _load('tflite_op_profile')
+  csv_path, md_path = tmp_path / 'ops.csv', tmp_path / 'ops.md'
+  bench.main(['--models=MobileNetV4ConvSmall', '--resolution=32',
+              '--repeats=1', '--min_sample_s=0', '--calibration=1',
+              f'--csv={csv_path}', f'--markdown={md_path}'])
+  rows = _read(csv_path)
+  kinds = {r['kind'] for r in rows}
+  assert kinds == {'float', 'int8_qat'}
+  assert all(float(r['ms']) > 0 for r in rows)
+  int8_ops = [r for r in rows if r['kind'] == 'int8_qat']
+  assert {r['dtype'] for r in int8_ops} <= {'int8', 'uint8'}
+  text = md_path.read_text()
+  assert '### MobileNetV4ConvSmall, 32x32, 2 thread(s)' in text
+  assert '| CONV_2D |' in text

@@ -74,6 +74,21 @@ def test_unsupported_ops_and_rank(tmp_path):
   assert any('more than 3 dimensions' in r for _, r in reasons)
 
 
+def test_fully_connected_with_run_time_weights_is_reported(tmp_path):
+  # A product of two activations written as a 2-D matmul: FULLY_CONNECTED
+  # whose weights come from another op. The CNN's Dense head (constant
+  # weights) is not reported.
+  inputs = tf_keras.Input([6, 8], batch_size=1)
+  keys = tf_keras.layers.Dense(8)(inputs)
+  product = tf_keras.layers.Lambda(lambda t: tf.matmul(
+      t[0][0], t[1][0], transpose_b=True)[None])([inputs, keys])
+  model = tf_keras.Model(inputs, product)
+  reasons = _reasons(_convert(model, tmp_path / 'fc.tflite'))
+  run_time = [r for r in reasons if 'computed at run time' in r[1]]
+  assert run_time == [('FULLY_CONNECTED', 'weights computed at run time '
+                       '(the Edge TPU compiler needs constant ones)')]
+
+
 def test_gelu_is_not_on_the_list(tmp_path):
   reasons = _reasons(_convert(_cnn(activation='gelu'), tmp_path / 'g.tflite'))
   assert ('GELU', 'not in the Edge TPU supported-operations table') in reasons

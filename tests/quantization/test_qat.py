@@ -8,6 +8,7 @@ from univision.modeling.backbones import mobilenet_v4_specs
 from univision.quantization import qat
 from univision.quantization import qat_layers
 from univision.quantization import readiness
+from univision.quantization import tflite_ops
 
 _SIZE = 32
 
@@ -62,13 +63,24 @@ def test_qat_int8_at_full_size_is_edgetpu_ready(tmp_path):
   assert result.logits_correlation > 0.8
 
 
-def test_tflite_op_set_is_integer_only_with_matmul_and_gelu(tmp_path):
+def test_tflite_op_set_is_integer_only_with_fc_attention_and_gelu(tmp_path):
   result = readiness.check_model('small_hybrid', _SIZE, 'tflite',
                                  str(tmp_path), model_spec=_SMALL_HYBRID)
   assert result.num_float_ops == 0
-  assert {p.op.name for p in result.problems} == {'BATCH_MATMUL', 'GELU'}
+  # The attention products are FULLY_CONNECTED ops (int8 kernels far faster
+  # than BATCH_MATMUL's on the CPU), two per Mobile MQA block, whose
+  # weights (keys, values) are computed at run time: fine on the CPU, not
+  # on an Edge TPU.
+  ops = tflite_ops.list_ops(result.tflite_path)
+  assert 'BATCH_MATMUL' not in {op.name for op in ops}
+  run_time_fc = [p for p in result.problems
+                 if p.op.name == 'FULLY_CONNECTED']
+  assert len(run_time_fc) == 2 * 2
+  assert {p.op.name for p in result.problems} == {'FULLY_CONNECTED', 'GELU'}
   assert {p.reason for p in result.problems} == {
-      'not in the Edge TPU supported-operations table'}
+      'not in the Edge TPU supported-operations table',
+      'weights computed at run time (the Edge TPU compiler needs constant '
+      'ones)'}
   assert result.logits_correlation > 0.8
 
 
@@ -115,3 +127,24 @@ def test_quantize_scope_knows_our_layers():
   layer = qat_layers.BatchMatMul(transpose_b=True)
   assert qat_layers.BatchMatMul.from_config(layer.get_config()).get_config()[
       'transpose_b']
+
+
+@pytest.mark.parametrize('transpose_b', [False, True])
+def test_batch_matmul_at_batch_1_is_a_2d_product_of_the_same_value(
+    transpose_b):
+  rng = np.random.default_rng(0)
+  a = rng.standard_normal((3, 5, 4)).astype(np.float32)
+  b = rng.standard_normal((3, 6, 4) if transpose_b else (3, 4, 6)
+                          ).astype(np.float32)
+  layer = qat_layers.BatchMatMul(transpose_b=transpose_b)
+  expected = np.matmul(a, np.swapaxes(b, 1, 2) if transpose_b else b)
+  np.testing.assert_allclose(layer([a, b]).numpy(), expected, atol=1e-5)
+  # At a static batch of 1 the graph holds a 2-D MatMul (TFLite's
+  # FULLY_CONNECTED), not a BatchMatMul, and computes the same.
+  graph = tf.function(layer).get_concrete_function(
+      [tf.TensorSpec((1, *a.shape[1:])), tf.TensorSpec((1, *b.shape[1:]))])
+  op_types = {op.type for op in graph.graph.get_operations()}
+  assert 'MatMul' in op_types and not any('BatchMatMul' in t
+                                          for t in op_types)
+  np.testing.assert_allclose(layer([a[:1], b[:1]]).numpy(), expected[:1],
+                             atol=1e-5)

@@ -23,7 +23,8 @@ class Quantization(hyperparams.Config):
       training folder: its latest checkpoint) the QAT model starts from.
     op_set: `'edgetpu'` (only ops on Coral's Edge TPU table; the hybrids'
       attention as MUL + SUM, GELU as x * sigmoid(1.702 x)) or `'tflite'`
-      (TFLite's int8 BATCH_MATMUL and GELU, exact).
+      (TFLite's int8 FULLY_CONNECTED for the attention products and GELU,
+      exact).
     calibration_steps: Training batches that set the quantization ranges
       before the first step (`univision.quantization.calibration`); 0 keeps
       tfmot's [-6, 6] start. Runs eagerly on one device: leave 0 on TPUs.

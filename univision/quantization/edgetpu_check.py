@@ -24,7 +24,10 @@ table (no runtime-version column) plus the additions those notes and the
 maintainers confirm: ExpandDims, Pack, Quantize, Sum, TransposeConv (runtime
 13), Transpose (compiler 16, google-coral/edgetpu#193) and PReLU. Ops known
 NOT to map: BATCH_MATMUL (google-coral/edgetpu#381), GELU (#667, #818),
-HARD_SWISH (#272), DEQUANTIZE (#659). The per-op restrictions of the table
+HARD_SWISH (#272), DEQUANTIZE (#659), and FULLY_CONNECTED whose weights are
+computed at run time ("Filter, bias, or other param is not constant at
+compile-time", #25), as the 'tflite' op set's attention products are. The
+per-op restrictions of the table
 (e.g. MEAN over x/y only, SOFTMAX on 1-D inputs up to 16,000 elements) are
 shown as notes, not checked.
 """
@@ -83,6 +86,9 @@ def op_problems(op: tflite_ops.OpInfo,
         d for d in op.data_dtypes if d.startswith('float')))
   if op.name not in EDGETPU_OPS and not boundary_converter:
     reasons.append('not in the Edge TPU supported-operations table')
+  if op.name == 'FULLY_CONNECTED' and any(op.runtime_inputs[1:2]):
+    reasons.append('weights computed at run time (the Edge TPU compiler '
+                   'needs constant ones)')
   shapes = op.input_shapes + op.output_shapes
   if any(d < 0 for shape in shapes for d in shape):
     reasons.append('dynamic tensor size')

@@ -27,9 +27,11 @@ Exact rewrites made on the way (the flat graph computes the same function):
 * Mobile MQA's `key_dim ** -0.5` logit scale is folded into the query kernel.
 * The attention einsums become two matrix products on [batch, positions *
   heads, dim] tensors (query heads are rows; the one key/value head is
-  shared): TFLite BATCH_MATMULs with `op_set='tflite'`, or, with
-  `op_set='edgetpu'`, a broadcast MUL + SUM each, because Coral's Edge TPU
-  op table has no BATCH_MATMUL.
+  shared): `qat_layers.BatchMatMul` with `op_set='tflite'` (in the batch-1
+  TFLite model, FULLY_CONNECTED ops whose weights are the keys / the
+  transposed values), or, with `op_set='edgetpu'`, a broadcast MUL + SUM
+  each, because Coral's Edge TPU maps neither BATCH_MATMUL nor a
+  FULLY_CONNECTED with run-time weights.
 
 One rewrite is NOT exact: with `op_set='edgetpu'`, GELU (MNv4-Hybrid-L)
 becomes x * sigmoid(1.702 x) (LOGISTIC + MUL; Coral has no GELU), which
@@ -255,7 +257,8 @@ def flat_backbone(backbone: mobilenet_v4.MobileNetV4, x,
     op_set: `'edgetpu'`: only ops on the Coral Edge TPU's op table (attention
       as broadcast MUL + SUM; GELU as x * sigmoid(1.702 x), an approximation
       QAT fine-tuning adapts to); `'tflite'`: exact rewrites using TFLite's
-      int8 BATCH_MATMUL and GELU (CPU, GPU and NNAPI delegates).
+      int8 FULLY_CONNECTED (attention) and GELU (CPU, GPU and NNAPI
+      delegates).
   """
   flattener = _Flattener(op_set)
   levels = {}

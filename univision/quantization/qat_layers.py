@@ -3,7 +3,7 @@
 tensorflow-model-optimization's default 8-bit scheme knows the standard Keras
 layers (Conv2D/DepthwiseConv2D followed by BatchNormalization are folded and
 fake-quantized, Add/ReLU/GELU outputs are quantized) but has nothing for
-a product of two activations (Mobile MQA's Q.K^T and A.V, as BATCH_MATMUL or
+a product of two activations (Mobile MQA's Q.K^T and A.V, as a matmul or
 as a broadcast MUL + SUM), or for a constant rescaling. These only need their OUTPUT fake-quantized:
 their inputs are already quantized activations, and they have no weights.
 Depthwise convs get per-channel kernel ranges (`DepthwiseKernelQuantizer`).
@@ -18,7 +18,17 @@ _quantizers = tfmot.quantization.keras.quantizers
 
 @tf_keras.utils.register_keras_serializable(package='univision')
 class BatchMatMul(tf_keras.layers.Layer):
-  """`a @ b` (or `a @ b^T`) over the last two axes: TFLite's BATCH_MATMUL."""
+  """`a @ b` (or `a @ b^T`) over the last two axes of [batch, rows, dim].
+
+  At a static batch of 1 (a TFLite export) the product is written as one
+  2-D matmul of the reshaped operands, which the converter emits as
+  FULLY_CONNECTED with `b` as its (run-time) weights, plus a TRANSPOSE of
+  `b` unless `transpose_b`. Why: TFLite's int8 BATCH_MATMUL kernel runs
+  Mobile MQA's products about 10x slower than its int8 FULLY_CONNECTED
+  (and than float BATCH_MATMUL in XNNPACK), which made the integer-only
+  hybrids slower than float (docs/performance.md). Any other batch size
+  (training) runs the batched product; both compute the same function.
+  """
 
   def __init__(self, transpose_b: bool = False, **kwargs):
     """Initializes the layer.
@@ -32,6 +42,12 @@ class BatchMatMul(tf_keras.layers.Layer):
 
   def call(self, inputs):
     a, b = inputs
+    if a.shape[0] == 1 and b.shape[0] == 1 and None not in (
+        *a.shape[1:], *b.shape[1:]):
+      product = tf.linalg.matmul(tf.reshape(a, a.shape[1:]),
+                                 tf.reshape(b, b.shape[1:]),
+                                 transpose_b=self._transpose_b)
+      return tf.expand_dims(product, 0)
     return tf.linalg.matmul(a, b, transpose_b=self._transpose_b)
 
   def get_config(self) -> dict[str, Any]:

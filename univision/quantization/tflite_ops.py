@@ -27,6 +27,9 @@ class OpInfo:
   # (constant tensors such as weights are left out).
   input_shapes: tuple[tuple[int, ...], ...] = ()
   output_shapes: tuple[tuple[int, ...], ...] = ()
+  # Per input (in `input_dtypes` order): computed at run time (True) or a
+  # constant of the model (weights, biases, shapes).
+  runtime_inputs: tuple[bool, ...] = ()
 
   @property
   def is_float(self) -> bool:
@@ -98,7 +101,8 @@ def list_ops(path: str) -> list[OpInfo]:
         at_boundary=bool(inputs.intersection(ins) or
                          outputs.intersection(outs)),
         input_shapes=tuple(shape(i) for i in ins if i in activations),
-        output_shapes=tuple(shape(i) for i in outs)))
+        output_shapes=tuple(shape(i) for i in outs),
+        runtime_inputs=tuple(i in activations for i in ins)))
   return ops
 
 
