@@ -13,6 +13,9 @@ difference is recorded as metric `equivalence`), then measured:
   untrained (ours: univision's flat QAT graph; Model Garden's:
   `official.projects.qat`, which keeps float ops on the conv models and
   fails on the hybrids: recorded as a failed row with the error);
+* `train_peak_rss`: peak resident memory of a process that builds one
+  implementation and runs 3 training steps (`benchlib.train_memory`), in
+  MiB, same batch and input size as `train`;
 * `train`: training throughput, batch `--train_batch`, one SGD step of a
   `tf.function`, in images/s, at the input size capped by
   `--max_train_resolution`.
@@ -20,13 +23,18 @@ difference is recorded as metric `equivalence`), then measured:
 Every latency is the median of `--repeats` rounds (after `--warmup` calls)
 in which ours and Model Garden's run in turn (order alternating), so load
 from other processes hits both alike; one sample is the mean of as many
-back-to-back calls as last `--min_sample_ms`. Training uses
-`--train_repeats` single steps after `--train_warmup` (the first traces).
+back-to-back calls as last `--min_sample_ms`. All TFLite models of a
+variant (float, PTQ and QAT, both implementations) are timed in the same
+rounds, so the second table's int8/float ratios are also one run's.
+Training uses `--train_repeats` single steps after `--train_warmup` (the
+first traces).
 TFLite runs with `--threads` threads and the default XNNPACK delegate.
 Where both implementations convert to the same TFLite op sequence (the conv
 models), the row's note says so: their TFLite latencies can then differ only
-by noise. A full run of all five models takes about 20-25 minutes on an idle
-2-core machine, mostly in the ~20 TFLite conversions (repeats are cheap).
+by noise. A full run of all five models took about 20-25 minutes on an idle
+2-core machine, mostly in the ~20 TFLite conversions (repeats are cheap),
+before `train_peak_rss` added its ten child processes (start-up and three
+training steps each).
 
 Usage (quick check; the full run is `make bench`):
   PYTHONPATH=. .venv/bin/python benchmarks/mnv4_vs_model_garden.py \
@@ -52,17 +60,19 @@ from benchlib import int8_paths  # pylint: disable=g-import-not-at-top
 from benchlib import model_garden_pair  # pylint: disable=g-import-not-at-top
 from benchlib import results  # pylint: disable=g-import-not-at-top
 from benchlib import timing  # pylint: disable=g-import-not-at-top
+from benchlib import train_memory as train_memory_lib  # pylint: disable=g-import-not-at-top
 from benchlib import train_step  # pylint: disable=g-import-not-at-top
 from benchlib import tflite  # pylint: disable=g-import-not-at-top
 from univision.modeling.backbones import mobilenet_v4_specs as specs  # pylint: disable=g-import-not-at-top
 
 OURS, MG = 'ours', 'model_garden'
 METRICS = ('tf', 'tflite_float', 'tflite_int8_ptq', 'tflite_int8_qat',
-           'train')
+           'train_peak_rss', 'train')
+TFLITE_METRICS = ('tflite_float', 'tflite_int8_ptq', 'tflite_int8_qat')
 # Metric -> (unit, whether higher is better).
 UNITS = {'tf': ('ms', False), 'tflite_float': ('ms', False),
          'tflite_int8_ptq': ('ms', False), 'tflite_int8_qat': ('ms', False),
-         'train': ('images/s', True)}
+         'train_peak_rss': ('MiB', False), 'train': ('images/s', True)}
 
 
 def _failed(model_id: str, metric: str, impl: str, error: Exception,
@@ -94,32 +104,59 @@ def tf_latency(models: dict, shape: tuple[int, ...], args) -> list[dict]:
           for impl, samples in times.items()]
 
 
-def _tflite_latency(metric: str, converters: dict, folder: str,
-                    args) -> list[dict]:
-  """Converts with each impl's converter, then times the TFLite models."""
+def _tflite_latency(converters: dict, folder: str, args) -> list[dict]:
+  """Converts, then times every TFLite model in one interleaved run.
+
+  Args:
+    converters: (metric, impl) -> a call returning the TFLite flatbuffer.
+    folder: Where the files go.
+    args: The command line.
+
+  Returns:
+    A row per (metric, impl), failed conversions included. Float and int8
+    models are timed in the same rounds, so their ratio is one run's.
+  """
   rows, calls, ops, sequences = [], {}, {}, {}
-  for impl, convert in converters.items():
+  for (metric, impl), convert in converters.items():
     path = os.path.join(folder, f'{args.model_id}_{metric}_{impl}.tflite')
     try:
       with open(path, 'wb') as f:
         f.write(convert())
-      ops[impl] = tflite.op_counts(path)
-      sequences[impl] = tflite.op_sequence(path)
-      calls[impl] = tflite.invoker(path, args.threads)
+      ops[metric, impl] = tflite.op_counts(path)
+      sequences.setdefault(metric, {})[impl] = tuple(tflite.op_sequence(path))
+      calls[metric, impl] = tflite.invoker(path, args.threads)
     except Exception as e:  # pylint: disable=broad-except
       rows.append(_failed(args.model_id, metric, impl, e))
-  note = ''
-  if len(sequences) == 2 and len(set(map(tuple, sequences.values()))) == 1:
-    note = 'same TFLite op sequence for both'
   if calls:
     times = timing.interleaved(calls, args.repeats, args.warmup,
                                args.min_sample_ms / 1e3)
-    for impl, samples in times.items():
-      total, floats = ops[impl]
+    for (metric, impl), samples in times.items():
+      total, floats = ops[metric, impl]
+      same = sequences.get(metric, {})
+      note = ('same TFLite op sequence for both'
+              if len(same) == 2 and len(set(same.values())) == 1 else '')
       rows.append(results.row(
           args.model_id, metric, impl, 'ms',
           timing.summarize([t * 1e3 for t in samples]),
           total_ops=total, float_ops=floats, note=note))
+  return rows
+
+
+def train_memory(resolution: int, args) -> list[dict]:
+  """Peak RSS of a process training each implementation (MiB)."""
+  rows = []
+  for impl in (OURS, MG):
+    try:
+      mib = train_memory_lib.peak_rss_mib(impl, args.model_id, resolution,
+                                          args.train_batch)
+    except RuntimeError as e:
+      rows.append(_failed(args.model_id, 'train_peak_rss', impl, e))
+      continue
+    rows.append(results.row(
+        args.model_id, 'train_peak_rss', impl, 'MiB',
+        timing.summarize([mib]),
+        note=f'one process per impl: build, 3 training steps, batch '
+        f'{args.train_batch}, {resolution}px'))
   return rows
 
 
@@ -152,28 +189,32 @@ def measure_model(model_id: str, args, folder: str) -> list[dict]:
   images = [rng.standard_normal(shape).astype(np.float32)
             for _ in range(args.calibration)]
   metrics = [m for m in METRICS if m not in args.skip]
+  converters = {
+      'tflite_float': {impl: (lambda m=m: tflite.float_model(m, shape))
+                       for impl, m in models.items()},
+      'tflite_int8_ptq': {impl: (lambda m=m: int8_paths.ptq(m, resolution,
+                                                            images))
+                          for impl, m in models.items()},
+      'tflite_int8_qat': {
+          OURS: lambda: int8_paths.qat_ours(ours, resolution, images),
+          MG: lambda: int8_paths.qat_model_garden(theirs, model_id,
+                                                  resolution)}}
+  train_resolution = min(resolution, args.max_train_resolution or resolution)
   for metric in metrics:
     start = time.perf_counter()
     if metric == 'tf':
       rows += tf_latency(models, shape, args)
-    elif metric == 'tflite_float':
-      rows += _tflite_latency(metric, {
-          impl: (lambda m=m: tflite.float_model(m, shape))
-          for impl, m in models.items()}, folder, args)
-    elif metric == 'tflite_int8_ptq':
-      rows += _tflite_latency(metric, {
-          impl: (lambda m=m: int8_paths.ptq(m, resolution, images))
-          for impl, m in models.items()}, folder, args)
-    elif metric == 'tflite_int8_qat':
-      rows += _tflite_latency(metric, {
-          OURS: lambda: int8_paths.qat_ours(ours, resolution, images),
-          MG: lambda: int8_paths.qat_model_garden(theirs, model_id,
-                                                  resolution)},
-                              folder, args)
+    elif metric in TFLITE_METRICS:
+      if metric != next(m for m in metrics if m in TFLITE_METRICS):
+        continue  # Timed with the first TFLite metric, in one run.
+      rows += _tflite_latency(
+          {(m, impl): convert for m in metrics if m in TFLITE_METRICS
+           for impl, convert in converters[m].items()}, folder, args)
+      metric = 'tflite (all kinds)'
+    elif metric == 'train_peak_rss':
+      rows += train_memory(train_resolution, args)
     elif metric == 'train':  # Last: it changes the weights.
-      rows += train_throughput(
-          models, min(resolution, args.max_train_resolution or resolution),
-          args)
+      rows += train_throughput(models, train_resolution, args)
     print(f'{model_id} @ {resolution}: {metric} done in '
           f'{time.perf_counter() - start:.0f} s', flush=True)
   for r in rows:
@@ -221,10 +262,32 @@ def parse_args(argv=None) -> argparse.Namespace:
   return args
 
 
+def int8_float_table(rows: list[dict]) -> str:
+  """Per variant and implementation: int8 TFLite latency / float's."""
+  medians = {(r['group'], r['impl'], r['metric']): r for r in rows
+             if r['metric'] in TFLITE_METRICS}
+  lines = ['| group | impl | float ms | int8 QAT ms | int8 QAT / float | '
+           'int8 PTQ ms | int8 PTQ / float |',
+           '|---|---|---|---|---|---|---|']
+  keys = dict.fromkeys((g, i) for g, i, _ in medians)
+  for group, impl in keys:
+    cells = [group, impl]
+    base = medians.get((group, impl, 'tflite_float'))
+    cells.append(results.cell(base))
+    for metric in ('tflite_int8_qat', 'tflite_int8_ptq'):
+      r = medians.get((group, impl, metric))
+      value = results.ratio(r, base)
+      cells += [results.cell(r), '-' if value is None else f'{value:.3f}']
+    lines.append('| ' + ' | '.join(cells) + ' |')
+  return '\n'.join(lines)
+
+
 def _write(rows: list[dict], args) -> str:
-  """Writes the CSV and ratio table of `rows` (if asked); returns the table."""
+  """Writes the CSV and the two tables of `rows` (if asked); returns them."""
   table = results.ratio_table(rows, OURS, MG,
                               {m: hi for m, (_, hi) in UNITS.items()})
+  table += ('\n\nint8 / float TFLite latency (same rounds):\n\n'
+            + int8_float_table(rows))
   if args.csv:
     results.write_csv(rows, args.csv)
     with open(os.path.splitext(args.csv)[0] + '_ratios.md', 'w') as f:

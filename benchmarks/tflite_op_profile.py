@@ -8,8 +8,9 @@ the float TFLite model and our integer-only QAT model (the flat graph of
 `univision.quantization.qat`, op set 'tflite', calibrated on random images,
 untrained: op times do not depend on training), each op timed alone by
 `benchlib.op_profile` with the LiteRT interpreter and its XNNPACK delegate
-(`--threads`). Writes every op's time (`--csv`) and, per model, the time
-by op type in both models (`--markdown`).
+(`--threads`); the ops of both models are timed in the same rounds.
+Writes every op's time (`--csv`) and, per model, the time by op type in
+both models (`--markdown`).
 """
 import argparse
 import csv
@@ -23,6 +24,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from benchlib import int8_paths  # pylint: disable=g-import-not-at-top
 from benchlib import op_profile  # pylint: disable=g-import-not-at-top
 from benchlib import tflite  # pylint: disable=g-import-not-at-top
+from univision.core import machine  # pylint: disable=g-import-not-at-top
 from univision.efficiency import report  # pylint: disable=g-import-not-at-top
 from univision.modeling.backbones import mobilenet_v4_specs as specs  # pylint: disable=g-import-not-at-top
 
@@ -101,23 +103,21 @@ def main(argv=None) -> None:
       f'--threads={args.threads} --repeats={args.repeats}'
       + (f' --resolution={args.resolution}' if args.resolution else '')
       + '`: each op timed alone (see `benchlib/op_profile.py`), median of '
-      'its samples.', '']
+      f'its samples. CPU: {machine.cpu_description()}.', '']
   for model_id in args.models.split(','):
     if model_id not in specs.MODEL_SPECS:
       raise ValueError(f'--models: unknown model {model_id!r}.')
     resolution = args.resolution or specs.MODEL_SPECS[model_id].resolution
-    profiles = {}
-    for kind in KINDS:
-      content = build(model_id, resolution, kind, args.calibration)
-      profiles[kind] = op_profile.profile(content, args.threads,
-                                          args.repeats, args.min_sample_s)
-      print(f'{model_id} {kind}: whole {profiles[kind][1]:.2f} ms',
-            flush=True)
+    profiles = op_profile.profile(
+        {kind: build(model_id, resolution, kind, args.calibration)
+         for kind in KINDS}, args.threads, args.repeats, args.min_sample_s)
+    for kind, (times, whole) in profiles.items():
+      print(f'{model_id} {kind}: whole {whole:.2f} ms', flush=True)
       rows += [{'model': model_id, 'resolution': resolution, 'kind': kind,
                 'index': t.index, 'op': t.name, 'dtype': t.dtype,
                 'output': t.output,
                 'shape': 'x'.join(map(str, t.output_shape)),
-                'ms': f'{t.milliseconds:.5f}'} for t in profiles[kind][0]]
+                'ms': f'{t.milliseconds:.5f}'} for t in times]
     lines += markdown(model_id, resolution, profiles, args.threads)
   with open(args.csv, 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -118,39 +118,49 @@ def invoker(model_content: bytes, threads: int, seed: int = 0):
   return runner.invoke
 
 
-def profile(model_content: bytes, threads: int = 1, repeats: int = 5,
-            min_sample_s: float = 0.02) -> tuple[list[OpTime], float]:
-  """Times each op of a TFLite model alone, and the whole model.
+def profile(models: dict[str, bytes], threads: int = 1, repeats: int = 5,
+            min_sample_s: float = 0.02
+            ) -> dict[str, tuple[list[OpTime], float]]:
+  """Times each op of some TFLite models alone, and each whole model.
+
+  All ops of all models are timed in the same rounds (`timing.interleaved`),
+  so load from other processes hits them alike and the models' times can
+  be compared.
 
   Args:
-    model_content: The TFLite flatbuffer.
-    threads: Interpreter threads, for the ops and the whole model alike.
+    models: Name -> TFLite flatbuffer.
+    threads: Interpreter threads, for the ops and the whole models alike.
     repeats: Timed samples per op; the median is kept.
     min_sample_s: Each sample averages enough back-to-back calls to last
       about this long.
 
   Returns:
-    (per-op times in graph order, the whole model's median milliseconds).
+    Name -> (per-op times in graph order, the whole model's median ms).
   """
-  model = flatbuffer_utils.convert_bytearray_to_object(
-      bytearray(model_content))
-  names = _opcode_names(model)
-  graph = model.subgraphs[0]
-  contenders = {'whole': invoker(model_content, threads)}
-  for index in range(len(graph.operators)):
-    contenders[index] = invoker(single_op_model(model, index), threads)
+  contenders, graphs = {}, {}
+  for name, content in models.items():
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graphs[name] = (model, _opcode_names(model))
+    contenders[name, 'whole'] = invoker(content, threads)
+    for index in range(len(model.subgraphs[0].operators)):
+      contenders[name, index] = invoker(single_op_model(model, index),
+                                        threads)
   samples = timing.interleaved(contenders, repeats, warmup=1,
                                min_sample_s=min_sample_s)
-  times = []
-  for index, op in enumerate(graph.operators):
-    output = graph.tensors[op.outputs[0]]
-    times.append(OpTime(
-        index, names[op.opcodeIndex], _dtype_name(output.type),
-        output.name.decode() if isinstance(output.name, bytes)
-        else str(output.name),
-        tuple(int(d) for d in output.shape),
-        1e3 * statistics.median(samples[index])))
-  return times, 1e3 * statistics.median(samples['whole'])
+  profiles = {}
+  for name, (model, names) in graphs.items():
+    graph = model.subgraphs[0]
+    times = []
+    for index, op in enumerate(graph.operators):
+      output = graph.tensors[op.outputs[0]]
+      times.append(OpTime(
+          index, names[op.opcodeIndex], _dtype_name(output.type),
+          output.name.decode() if isinstance(output.name, bytes)
+          else str(output.name),
+          tuple(int(d) for d in output.shape),
+          1e3 * statistics.median(samples[name, index])))
+    profiles[name] = (times, 1e3 * statistics.median(samples[name, 'whole']))
+  return profiles
 
 
 def by_kind(times: Sequence[OpTime]) -> list[tuple[str, int, float]]:

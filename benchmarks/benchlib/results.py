@@ -55,7 +55,8 @@ def ratio(num: dict | None, den: dict | None) -> float | None:
   return num['median'] / den['median']
 
 
-def _cell(r: dict | None) -> str:
+def cell(r: dict | None) -> str:
+  """A row's median (with float-op counts), '-' or 'failed: why'."""
   if r is None:
     return '-'
   if r.get('median') is None:
@@ -103,8 +104,8 @@ def ratio_table(rows: list[dict], numerator: str, denominator: str,
       if verdict == 'no' and _iqrs_overlap(num, den):
         verdict = 'tie (IQRs overlap)'
     unit = (num or den)['unit']
-    lines.append(f'| {group} | {metric} | {unit} | {_cell(num)} | '
-                 f'{_cell(den)} | '
+    lines.append(f'| {group} | {metric} | {unit} | {cell(num)} | '
+                 f'{cell(den)} | '
                  f'{"-" if value is None else f"{value:.3f}"} | {verdict} |')
   return '\n'.join(lines)
 

@@ -50,7 +50,10 @@ def test_single_op_models_reproduce_each_op():
 
 
 def test_profile_times_every_op_and_the_whole():
-  times, whole_ms = op_profile.profile(_model(), repeats=2, min_sample_s=0)
+  profiles = op_profile.profile({'a': _model(), 'b': _model()}, repeats=2,
+                                min_sample_s=0)
+  assert set(profiles) == {'a', 'b'}
+  times, whole_ms = profiles['a']
   assert [t.index for t in times] == list(range(len(times)))
   assert {t.name for t in times} >= {'CONV_2D', 'ADD', 'FULLY_CONNECTED'}
   assert all(t.milliseconds > 0 for t in times) and whole_ms > 0

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 import tensorflow_model_optimization as tfmot
+from ai_edge_litert import interpreter as litert
 
 from univision.modeling.backbones import mobilenet_v4_specs
 from univision.quantization import qat
@@ -82,6 +83,42 @@ def test_tflite_op_set_is_integer_only_with_fc_attention_and_gelu(tmp_path):
       'weights computed at run time (the Edge TPU compiler needs constant '
       'ones)'}
   assert result.logits_correlation > 0.8
+  _check_run_time_fully_connected(result.tflite_path)
+
+
+def _check_run_time_fully_connected(path: str) -> None:
+  """Each FULLY_CONNECTED with run-time weights = numpy's int8 product.
+
+  TFLite's int8 kernel must honour the weights' zero point (activations are
+  quantized asymmetrically, weights usually are not): ignoring it is off by
+  tens of steps.
+  """
+  interpreter = litert.Interpreter(model_path=path,
+                                   experimental_preserve_all_tensors=True)
+  interpreter.allocate_tensors()
+  detail = interpreter.get_input_details()[0]
+  interpreter.set_tensor(detail['index'], np.random.default_rng(0).integers(
+      0, 256, detail['shape']).astype(detail['dtype']))
+  interpreter.invoke()
+  tensors = {t['index']: t for t in interpreter.get_tensor_details()}
+  activations = {i for op in interpreter._get_ops_details()  # pylint: disable=protected-access
+                 for i in op['outputs']}
+  checked = 0
+  for op in interpreter._get_ops_details():  # pylint: disable=protected-access
+    if op['op_name'] != 'FULLY_CONNECTED' or op['inputs'][1] not in (
+        activations):
+      continue
+    (a, w), out = [(interpreter.get_tensor(i).astype(np.float64),
+                    tensors[i]['quantization']) for i in op['inputs'][:2]], (
+                        tensors[op['outputs'][0]]['quantization'])
+    (a, (sa, za)), (w, (sw, zw)) = a, w
+    real = ((a - za) * sa).reshape(-1, a.shape[-1]) @ (
+        (w - zw) * sw).reshape(-1, w.shape[-1]).T
+    expected = np.clip(np.round(real / out[0] + out[1]), -128, 127)
+    got = interpreter.get_tensor(op['outputs'][0]).reshape(expected.shape)
+    assert np.abs(got - expected).max() <= 1, op['index']
+    checked += 1
+  assert checked == 4
 
 
 def test_every_layer_is_quantize_wrapped():

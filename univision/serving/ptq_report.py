@@ -33,6 +33,7 @@ from official.core import task_factory
 
 from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.core import machine
 from univision.quantization import evaluate_tflite
 from univision.quantization import ptq
 from univision.serving import tflite
@@ -190,16 +191,6 @@ def _met(ok: bool) -> str:
   return '**met**' if ok else '**missed**'
 
 
-def _cpu() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      names = [l.split(':', 1)[1].strip() for l in f
-               if l.startswith('model name')]
-    return f'{len(names)} x {names[0]}'
-  except (OSError, IndexError):
-    return 'unknown'
-
-
 def _define_flags() -> None:
   flags.DEFINE_string('experiment', None, 'A float classifier experiment.')
   flags.DEFINE_multi_string('config_file', [], 'YAML overrides, in order.')
@@ -235,7 +226,7 @@ def main(_):
   write_csv(os.path.join(args.output_dir, 'estimators.csv'),
             ESTIMATOR_COLUMNS, estimators)
   text = summary(runs, estimators, command, args.held_out,
-                 args.outlier_gain, _cpu())
+                 args.outlier_gain, machine.cpu_description())
   with open(os.path.join(args.output_dir, 'summary.md'), 'w') as f:
     f.write(text)
   print(text)

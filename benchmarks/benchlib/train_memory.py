@@ -1,0 +1,86 @@
+"""Peak resident memory (RSS) of training, one implementation per process.
+
+A process's peak RSS counts everything it ever held, so each implementation
+trains in a fresh child process of its own (spawned: no memory inherited
+from the parent's models), builds its model, runs a few compiled training
+steps (`train_step`, as the throughput metric does) and reports its own
+`ru_maxrss`. Both children import the same libraries, so the difference
+between them is the model's training memory.
+"""
+import multiprocessing
+import queue as queue_lib
+import resource
+import sys
+import time
+
+import tf_keras
+
+from benchlib import train_step
+
+
+def _build(impl: str, model_id: str) -> tf_keras.Model:
+  # Imported here: the child process builds the model itself.
+  from benchlib import model_garden_pair  # pylint: disable=g-import-not-at-top
+  from univision.efficiency import report  # pylint: disable=g-import-not-at-top
+  if impl == 'ours':
+    return report.classifier(model_id)
+  if impl == 'model_garden':
+    return model_garden_pair.model_garden_classifier(model_id)
+  raise ValueError(f'unknown implementation {impl!r}.')
+
+
+def _child(impl: str, model_id: str, resolution: int, batch: int,
+           steps: int, queue) -> None:
+  try:
+    model = _build(impl, model_id)
+    step = train_step.train_step(
+        model, batch, resolution, model.layers[-1].units,
+        tf_keras.optimizers.SGD(learning_rate=1e-3, momentum=0.9))
+    for _ in range(steps):
+      step()
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put(('ok', kib / 1024 if sys.platform != 'darwin' else
+               kib / 2**20))
+  except Exception as e:  # pylint: disable=broad-except
+    queue.put(('error', f'{type(e).__name__}: {e}'))
+
+
+def peak_rss_mib(impl: str, model_id: str, resolution: int, batch: int,
+                 steps: int = 3, timeout_s: float = 1800) -> float:
+  """Peak RSS (MiB) of a process training `impl`'s `model_id`.
+
+  Args:
+    impl: `'ours'` or `'model_garden'`.
+    model_id: A MobileNetV4 model id.
+    resolution: Square training input size.
+    batch: Training batch size.
+    steps: Training steps (the first traces and compiles).
+    timeout_s: The child is killed after this long.
+
+  Raises:
+    RuntimeError: naming the child's error, or its exit code.
+  """
+  context = multiprocessing.get_context('spawn')
+  queue = context.Queue()
+  child = context.Process(target=_child, args=(impl, model_id, resolution,
+                                               batch, steps, queue))
+  child.start()
+  deadline = time.monotonic() + timeout_s
+  status = value = None
+  while status is None and time.monotonic() < deadline:
+    exited = not child.is_alive()
+    try:
+      status, value = queue.get(timeout=5)
+    except queue_lib.Empty:
+      if exited:  # It died without a result (e.g. killed for memory).
+        break
+  child.join(60)
+  if child.is_alive():
+    child.kill()
+  if status is None:
+    raise RuntimeError(f'{impl} {model_id}: training-memory child gave no '
+                       f'result in {timeout_s:.0f} s (exit code '
+                       f'{child.exitcode}).')
+  if status != 'ok':
+    raise RuntimeError(f'{impl} {model_id}: {value}')
+  return value
