@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf, tf_keras
 import torch
+import yaml
 from official.core import task_factory
 from official.vision.ops import preprocess_ops
 
@@ -16,6 +17,7 @@ from tests.interop import test_timm_hiera
 from tests.interop import timm_fixtures
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
+from univision.core import image_normalization
 from univision.interop import hub
 from univision.interop import timm_cli
 from univision.interop import timm_tags
@@ -278,3 +280,20 @@ def test_offline_download_names_the_repository_and_the_flag(monkeypatch):
                      match=r'timm/mobilenetv4_conv_small\.e2400_r224_in1k .*'
                      r'--safetensors=<a local file>'):
     timm_cli.download_weights('MobileNetV4ConvSmall')
+
+
+def test_an_imagenet_tag_keeps_model_garden_normalization_exactly():
+  # Written to the run's YAML and read back, the mean/std are Model
+  # Garden's own constants, so `renormalize` leaves images untouched.
+  tag = timm_tags.get_tag('mobilenetv4_conv_small.e2400_r224_in1k')
+  assert (tag.mean, tag.std) == timm_tags.IMAGENET
+  written = yaml.safe_load(yaml.safe_dump(timm_cli.tag_overrides(tag)))
+  preprocessing = written['task']['preprocessing']
+  assert tuple(preprocessing['mean_rgb']) == (
+      image_normalization.MODEL_GARDEN_MEAN)
+  assert tuple(preprocessing['stddev_rgb']) == (
+      image_normalization.MODEL_GARDEN_STD)
+  images = tf.constant([[[[0.5, -1.0, 2.0]]]])
+  assert image_normalization.renormalize(
+      images, preprocessing['mean_rgb'],
+      preprocessing['stddev_rgb']) is images

@@ -156,11 +156,16 @@ def download_weights(model: str) -> str:
 
 
 def tag_overrides(tag: timm_tags.Tag) -> dict:
-  """The classifier config keys that give a run `tag`'s pre-processing."""
+  """The classifier config keys that give a run `tag`'s pre-processing.
+
+  The mean and std are written unrounded: for an ImageNet-normalized tag
+  they are then exactly Model Garden's constants, and
+  `image_normalization.renormalize` leaves the images as they are.
+  """
   return {'task': {
       'model': {'input_size': [tag.test_size, tag.test_size, 3]},
-      'preprocessing': {'mean_rgb': [round(255 * m, 4) for m in tag.mean],
-                        'stddev_rgb': [round(255 * s, 4) for s in tag.std]},
+      'preprocessing': {'mean_rgb': [255 * m for m in tag.mean],
+                        'stddev_rgb': [255 * s for s in tag.std]},
       'validation_data': {'aug_crop': True,
                           'center_crop_fraction': tag.test_crop_pct,
                           'tf_resize_method': tag.interpolation}}}

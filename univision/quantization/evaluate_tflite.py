@@ -58,22 +58,36 @@ class Comparison:
   max_abs_prob_diff: float
 
 
-def compare(classifiers: list[TFLiteClassifier], images: np.ndarray,
-            labels: np.ndarray) -> list[Comparison]:
-  """Top-1 of every classifier, and agreement with the first one."""
-  probs = [np.stack([c.probabilities(im) for im in images])
-           for c in classifiers]
-  reference = probs[0]
+def predict(classifier: TFLiteClassifier, images: np.ndarray) -> np.ndarray:
+  """[images, classes] probabilities of `classifier`, one image at a time."""
+  return np.stack([classifier.probabilities(image) for image in images])
+
+
+def compare_predictions(predictions: list[tuple[str, np.ndarray]],
+                        labels: np.ndarray) -> list[Comparison]:
+  """Top-1 of each (path, `predict` output), agreement with the first's.
+
+  Lets a caller that compares many models with one reference run the
+  reference once.
+  """
+  reference = predictions[0][1]
   results = []
-  for classifier, p in zip(classifiers, probs):
+  for path, p in predictions:
     diff = np.abs(p - reference)
     results.append(Comparison(
-        path=classifier.path,
+        path=path,
         top1=float(np.mean(p.argmax(-1) == labels)),
         agreement=float(np.mean(p.argmax(-1) == reference.argmax(-1))),
         mean_abs_prob_diff=float(diff.mean()),
         max_abs_prob_diff=float(diff.max())))
   return results
+
+
+def compare(classifiers: list[TFLiteClassifier], images: np.ndarray,
+            labels: np.ndarray) -> list[Comparison]:
+  """Top-1 of every classifier, and agreement with the first one."""
+  return compare_predictions([(c.path, predict(c, images))
+                              for c in classifiers], labels)
 
 
 def validation_examples(params, max_examples: int | None = None

@@ -28,10 +28,7 @@ import sys
 
 from absl import app
 from absl import flags
-import tensorflow as tf
-from official.core import task_factory
 
-from univision.core import checkpoints
 from univision.core import config_parsing
 from univision.core import machine
 from univision.quantization import evaluate_tflite
@@ -85,15 +82,17 @@ def repeated_runs(params, command: list[str], path: str, runs: int,
     RuntimeError: with the end of its error output, if an export fails.
   """
   images, labels = evaluate_tflite.validation_examples(params)
-  reference = evaluate_tflite.TFLiteClassifier(float_path)
+  reference = (float_path, evaluate_tflite.predict(
+      evaluate_tflite.TFLiteClassifier(float_path), images))
   rows = []
   for run in range(1, runs + 1):
     done = subprocess.run([sys.executable, _EXPORT_PY, *command],
                           capture_output=True, text=True, check=False)
     if done.returncode:
       raise RuntimeError(f'PTQ run {run} failed:\n{done.stderr[-3000:]}')
-    ref, got = evaluate_tflite.compare(
-        [reference, evaluate_tflite.TFLiteClassifier(path)], images, labels)
+    ref, got = evaluate_tflite.compare_predictions(
+        [reference, (path, evaluate_tflite.predict(
+            evaluate_tflite.TFLiteClassifier(path), images))], labels)
     rows.append(dict(run=run, float_top1=ref.top1, ptq_top1=got.top1,
                      agreement=got.agreement, sha256=sha256(path)))
     print(f'run {run}: float {100 * ref.top1:.2f}%, PTQ '
@@ -108,14 +107,12 @@ def estimator_rows(params, checkpoint_path: str, held_out: str,
                    settings=ESTIMATOR_SETTINGS) -> list[dict]:
   """Each (estimator, percentile) of `settings`, without and with one
   planted outlier image (the last batch's first, times `outlier_gain`)."""
-  task = task_factory.get_task(params.task)
-  model = task.build_model()
-  tf.train.Checkpoint(model=model).read(
-      checkpoints.resolve_checkpoint(checkpoint_path)).expect_partial()
+  task, model = tflite.restored_model(params, checkpoint_path)
   batches = ptq.calibration_batches(params, task, ptq.Calibration())
   held = params.replace(task={'validation_data': {'input_path': held_out}})
   images, labels = evaluate_tflite.validation_examples(held, max_examples)
-  reference = evaluate_tflite.TFLiteClassifier(float_path)
+  reference = (float_path, evaluate_tflite.predict(
+      evaluate_tflite.TFLiteClassifier(float_path), images))
   size = tuple(params.task.model.input_size[:2])
   rows = []
   for outlier in (False, True):
@@ -128,8 +125,9 @@ def estimator_rows(params, checkpoint_path: str, held_out: str,
       with open(path, 'wb') as f:
         f.write(ptq.quantize(model, size, calibration_images, ptq.Calibration(
             estimator=estimator, percentile=percentile)))
-      _, got = evaluate_tflite.compare(
-          [reference, evaluate_tflite.TFLiteClassifier(path)], images, labels)
+      _, got = evaluate_tflite.compare_predictions(
+          [reference, (path, evaluate_tflite.predict(
+              evaluate_tflite.TFLiteClassifier(path), images))], labels)
       rows.append(dict(outlier_image=outlier, estimator=estimator,
                        percentile=percentile, top1=got.top1,
                        agreement=got.agreement))

@@ -86,6 +86,21 @@ def export_tflite(experiment: str, config_files: list[str] | None,
   return _write(model, tflite_path)
 
 
+def restored_model(params, checkpoint_path: str):
+  """(the experiment's task, its model with the checkpoint's weights).
+
+  Raises:
+    AssertionError: (from TensorFlow) naming the model variables the
+      checkpoint does not hold.
+  """
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  path = checkpoints.resolve_checkpoint(checkpoint_path)
+  status = tf.train.Checkpoint(model=model).read(path)
+  status.expect_partial().assert_existing_objects_matched()
+  return task, model
+
+
 def _post_training(params, checkpoint_path: str, quant_type: str,
                    calibration: ptq.Calibration) -> bytes:
   """`ptq.quantize` of a float classifier experiment's checkpoint."""
@@ -93,11 +108,7 @@ def _post_training(params, checkpoint_path: str, quant_type: str,
     raise ValueError(f'--quant_type={quant_type}: post-training int8 here '
                      'takes a float image classification experiment, not '
                      f'{type(params.task).__name__}.')
-  task = task_factory.get_task(params.task)
-  model = task.build_model()
-  path = checkpoints.resolve_checkpoint(checkpoint_path)
-  status = tf.train.Checkpoint(model=model).read(path)
-  status.expect_partial().assert_existing_objects_matched()
+  task, model = restored_model(params, checkpoint_path)
   batches = ptq.calibration_batches(params, task, calibration)
   return ptq.quantize(model, tuple(params.task.model.input_size[:2]),
                       batches, calibration, ptq.IO_DTYPES[quant_type])
