@@ -34,7 +34,6 @@ import tensorflow as tf, tf_keras
 from official.core import config_definitions as cfg
 
 from univision.quantization import calibration
-from univision.quantization import flat_graph
 from univision.quantization import qat
 
 IO_DTYPES = {'ptq': tf.uint8, 'ptq_int8_io': tf.int8,
@@ -79,10 +78,8 @@ def quantize(model: tf_keras.Model, input_size: tuple[int, int],
       `calibration_batches`' business).
     io_dtype: `tf.uint8`, `tf.int8` or `tf.float32` inputs and outputs.
   """
-  qat.check_supported(model)
-  flat = flat_graph.flat_classifier(
-      model, input_size, flat_graph.check_op_set(settings.op_set, 'op_set'))
-  qat_model = qat.quantize_flat_model(flat)
+  qat_model, flat = qat.quantize_classifier_and_flat(model, input_size,
+                                                     settings.op_set)
   calibration.calibrate(qat_model, flat, batches, settings.estimator,
                         settings.percentile)
   # Model Garden's classifier exports serve `logits` and `probs`. A fixed

@@ -66,6 +66,19 @@ def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
                         op_set: str = 'edgetpu') -> tf_keras.Model:
   """A QAT model computing what float classifier `model` computes.
 
+  `quantize_classifier_and_flat` without the flat twin.
+  """
+  return quantize_classifier_and_flat(model, input_size, op_set)[0]
+
+
+def quantize_classifier_and_flat(
+    model: tf_keras.Model, input_size: tuple[int, int],
+    op_set: str = 'edgetpu') -> tuple[tf_keras.Model, tf_keras.Model]:
+  """(the QAT model of float classifier `model`, its float flat twin).
+
+  The flat twin (`flat_graph.flat_classifier`) is what calibration runs to
+  set the QAT model's ranges.
+
   Args:
     model: A Model Garden `ClassificationModel` with a univision MobileNetV4
       backbone, holding the float weights to start from.
@@ -73,15 +86,18 @@ def quantize_classifier(model: tf_keras.Model, input_size: tuple[int, int],
     op_set: `'edgetpu'` or `'tflite'` (see `flat_graph.flat_backbone`).
 
   Returns:
-    A `tf_keras.Model` whose layers are tfmot `QuantizeWrapperV2`s; before
-    any training, its logits differ from `model`'s only by quantization.
+    A `tf_keras.Model` whose layers are tfmot `QuantizeWrapperV2`s (before
+    any training, its logits differ from `model`'s only by quantization),
+    and the flat float model it wraps.
 
   Raises:
-    ValueError: for a model `check_supported` refuses.
+    ValueError: for a model `check_supported` refuses, or an unknown
+      `op_set`.
   """
   check_supported(model)
-  return quantize_flat_model(
-      flat_graph.flat_classifier(model, input_size, op_set))
+  flat = flat_graph.flat_classifier(model, input_size,
+                                    flat_graph.check_op_set(op_set))
+  return quantize_flat_model(flat), flat
 
 
 def convert(qat_model: tf_keras.Model, io_dtype: tf.DType = tf.uint8) -> bytes:

@@ -119,8 +119,8 @@ def check_model(model_id: str, size: int, op_set: str, output_dir: str,
   """
   model = random_classifier(model_id, size, model_spec=model_spec)
   if method == 'qat':
-    flat = flat_graph.flat_classifier(model, (size, size), op_set)
-    source = qat.quantize_flat_model(flat)
+    source, flat = qat.quantize_classifier_and_flat(model, (size, size),
+                                                    op_set)
     calibration.calibrate(source, flat,
                           [random_images(8, size, seed) for seed in (2, 3)])
     tflite_model = qat.convert(source)

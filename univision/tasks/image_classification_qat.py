@@ -54,9 +54,9 @@ class ImageClassificationQATTask(image_classification.ImageClassificationTask):
     else:
       logging.warning('%s is unset: QAT starts from random weights.',
                       _CHECKPOINT_KEY)
-    self._flat_model = flat_graph.flat_classifier(
+    qat_model, self._flat_model = qat.quantize_classifier_and_flat(
         model, tuple(self.task_config.model.input_size[:2]), op_set)
-    return qat.quantize_flat_model(self._flat_model)
+    return qat_model
 
   def initialize(self, model: tf_keras.Model):
     """Loads `init_checkpoint` if set, then calibrates the ranges if asked.
