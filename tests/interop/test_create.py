@@ -84,7 +84,9 @@ def test_offline_and_bad_names_say_what_to_do(monkeypatch):
     create.create_model('resnet50')
   with pytest.raises(ValueError, match='known: .*e3600_r256_in1k'):
     create.create_model('mobilenetv4_conv_small.e1_r1', pretrained=True)
-  with pytest.raises(ValueError, match='no pretrained weights'):
+  with pytest.raises(ValueError, match=r'no pretrained weights .*pass '
+                     r'weights_file=<a local \.safetensors> \(or '
+                     r'pretrained=False\) instead'):
     create.create_model('mobilenetv4_conv_small_035', pretrained=True)
 
 

@@ -171,6 +171,12 @@ def test_the_download_follows_the_tag(monkeypatch, tmp_path):
     timm_cli.download_weights('mobilenetv4_conv_small.e1_r1')
 
 
+def test_a_model_without_published_weights_names_the_flag():
+  with pytest.raises(ValueError, match=r"no pretrained weights for "
+                     r"'mobilenetv4_hybrid_medium_075' .*--safetensors="):
+    timm_cli.download_weights('mobilenetv4_hybrid_medium_075')
+
+
 def test_unknown_model_is_named(tmp_path):
   with pytest.raises(ValueError, match="--model='mobilenetv9'"):
     timm_cli.convert_to_dir('mobilenetv9', 'x.safetensors', str(tmp_path))

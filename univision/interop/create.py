@@ -24,6 +24,7 @@ keeps the file's classifier behind Model Garden's background class 0
 backbone.
 """
 import fnmatch
+from collections.abc import Mapping
 
 import numpy as np
 import tf_keras
@@ -45,13 +46,28 @@ def list_models(pattern: str = '*', pretrained: bool = False) -> list[str]:
   return sorted(n for n in names if fnmatch.fnmatch(n, pattern))
 
 
-def _hub_id(name: str, model_id: str) -> str:
+def hub_id(name: str, model_id: str, instead: str,
+           defaults: Mapping[str, str] = timm_weights.TIMM_HUB_WEIGHTS
+           ) -> str:
+  """The Hub repository of `name`'s weights: its tag's, else the default.
+
+  Args:
+    name: timm's `architecture[.tag]` (tags: MobileNetV4's) or a model id.
+    model_id: The univision model id `name` resolves to.
+    instead: What to pass when timm publishes no weights (for the error).
+    defaults: Model id -> the repository of its default weights.
+
+  Raises:
+    ValueError: for an unknown tag (listing the known ones), or a model
+      without published weights (naming `instead`).
+  """
   if '.' in name:
     return timm_tags.get_tag(name).hub_id
-  if model_id not in timm_weights.TIMM_HUB_WEIGHTS:
-    raise ValueError(f'timm publishes no pretrained weights for {name!r}; '
-                     'pass weights_file= instead, or pretrained=False.')
-  return timm_weights.TIMM_HUB_WEIGHTS[model_id]
+  if model_id not in defaults:
+    raise ValueError(f'timm publishes no pretrained weights for {name!r} '
+                     f'(known: {", ".join(sorted(defaults))}); pass '
+                     f'{instead} instead.')
+  return defaults[model_id]
 
 
 def create_model(name: str, pretrained: bool = False,
@@ -84,8 +100,9 @@ def create_model(name: str, pretrained: bool = False,
     model = timm_weights.build_timm_compatible_classifier(
         model_id, num_classes or timm_weights.TIMM_NUM_CLASSES)
     return model.backbone if features_only else model
+  instead = 'weights_file=<a local .safetensors>'
   path = weights_file or hub.download_safetensors(
-      _hub_id(name, model_id), 'weights_file=<a local .safetensors>')
+      hub_id(name, model_id, f'{instead} (or pretrained=False)'), instead)
   state_dict = timm_state_dict.read_safetensors(path)
   if 'classifier.weight' not in state_dict:
     raise ValueError(f'{path}: no classifier.weight; not a timm MobileNetV4 '

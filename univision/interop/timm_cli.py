@@ -57,6 +57,8 @@ from univision.modeling.backbones import mobilenet_v4_specs
 from univision.serving import saved_model
 
 
+# What to pass instead of downloading (named in errors).
+_LOCAL_WEIGHTS = '--safetensors=<a local file>'
 TIMM_HUB_WEIGHTS = {**timm_mobilenet_v4.TIMM_HUB_WEIGHTS,
                     **timm_hiera.TIMM_HUB_WEIGHTS}
 
@@ -142,17 +144,11 @@ def download_weights(model: str) -> str:
   Raises:
     ValueError: naming the model if timm publishes no weights for it.
   """
-  tag = mobilenet_v4_tag(model, download=False)
-  if tag is not None:
-    return hub.download_safetensors(tag.hub_id,
-                                    '--safetensors=<a local file>')
-  model_id = resolve(model)[0]
-  if model_id not in TIMM_HUB_WEIGHTS:
-    raise ValueError(f'timm publishes no pretrained weights for {model_id} '
-                     f'(known: {", ".join(sorted(TIMM_HUB_WEIGHTS))}); pass '
-                     '--safetensors=<a local file> instead.')
-  return hub.download_safetensors(TIMM_HUB_WEIGHTS[model_id],
-                                  '--safetensors=<a local file>')
+  model_id, family = resolve(model)
+  name = model if family is _MOBILENET_V4 else model_id
+  return hub.download_safetensors(
+      create.hub_id(name, model_id, _LOCAL_WEIGHTS, TIMM_HUB_WEIGHTS),
+      _LOCAL_WEIGHTS)
 
 
 def tag_overrides(tag: timm_tags.Tag) -> dict:
