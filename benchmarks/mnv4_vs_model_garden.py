@@ -13,9 +13,9 @@ difference is recorded as metric `equivalence`), then measured:
   untrained (ours: univision's flat QAT graph; Model Garden's:
   `official.projects.qat`, which keeps float ops on the conv models and
   fails on the hybrids: recorded as a failed row with the error);
-* `train_peak_rss`: peak resident memory of a process that builds one
-  implementation and runs 3 training steps (`benchlib.train_memory`), in
-  MiB, same batch and input size as `train`;
+* `train_peak_rss`: peak resident memory of a process while it runs 3
+  training steps of one implementation (`benchlib.train_memory`), in MiB,
+  same batch and input size as `train`;
 * `train`: training throughput, batch `--train_batch`, one SGD step of a
   `tf.function`, in images/s, at the input size capped by
   `--max_train_resolution`.
@@ -139,7 +139,8 @@ def _tflite_latency(converters: dict, folder: str, args) -> list[dict]:
           args.model_id, metric, impl, 'ms',
           timing.summarize([t * 1e3 for t in samples]),
           total_ops=total, float_ops=floats, note=note))
-  return rows
+  return sorted(rows, key=lambda r: (TFLITE_METRICS.index(r['metric']),
+                                     r['impl'] != OURS))
 
 
 def train_memory(resolution: int, args) -> list[dict]:
