@@ -14,10 +14,6 @@ from tests.serving import test_saved_model
 from tests.tasks import test_image_classification as task_tests
 from univision.core import logging_setup
 
-# One worker runs the whole file, so its module fixture trains once
-# (`make test` runs xdist with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('test_train')
-
 YAML = os.path.join(conftest.REPO, 'univision', 'configs', 'experiments',
                     'image_classification',
                     'fashion_mnist_mnv4_conv_small_cpu.yaml')

@@ -11,10 +11,6 @@ from univision.configs import mae as mae_cfg
 from univision.studies import maws
 from univision.tasks import mae as mae_task
 
-# One worker runs the whole file, so its module fixture trains once
-# (`make test` runs xdist with --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('test_maws')
-
 SMALL = ('task.train_data.global_batch_size=8,'
          'task.validation_data.global_batch_size=8,trainer.validation_steps=2')
 MICRO_RUNS = ['mae', 'weak', 'finetune_maws', 'finetune_scratch']
