@@ -172,4 +172,4 @@ bench: $(VENV)/.runtime
 	  --csv=$(BENCH_DIR)/mqa_vs_mhsa.csv --plot=$(BENCH_DIR)/mqa_vs_mhsa.png
 
 test: $(VENV)/.dev fashion-mnist
-	$(PY) -m pytest -n 2 --durations=30 tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=30 tests
