@@ -201,22 +201,22 @@ def measure_model(model_id: str, args, folder: str) -> list[dict]:
           MG: lambda: int8_paths.qat_model_garden(theirs, model_id,
                                                   resolution)}}
   train_resolution = min(resolution, args.max_train_resolution or resolution)
-  for metric in metrics:
+  # The TFLite metrics are one step: all their models timed in one run.
+  steps = dict.fromkeys('tflite' if m in TFLITE_METRICS else m
+                        for m in metrics)
+  for step in steps:
     start = time.perf_counter()
-    if metric == 'tf':
+    if step == 'tf':
       rows += tf_latency(models, shape, args)
-    elif metric in TFLITE_METRICS:
-      if metric != next(m for m in metrics if m in TFLITE_METRICS):
-        continue  # Timed with the first TFLite metric, in one run.
+    elif step == 'tflite':
       rows += _tflite_latency(
           {(m, impl): convert for m in metrics if m in TFLITE_METRICS
            for impl, convert in converters[m].items()}, folder, args)
-      metric = 'tflite (all kinds)'
-    elif metric == 'train_peak_rss':
+    elif step == 'train_peak_rss':
       rows += train_memory(train_resolution, args)
-    elif metric == 'train':  # Last: it changes the weights.
+    elif step == 'train':  # Last: it changes the weights.
       rows += train_throughput(models, train_resolution, args)
-    print(f'{model_id} @ {resolution}: {metric} done in '
+    print(f'{model_id} @ {resolution}: {step} done in '
           f'{time.perf_counter() - start:.0f} s', flush=True)
   for r in rows:
     r['resolution'] = resolution
@@ -265,18 +265,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def int8_float_table(rows: list[dict]) -> str:
   """Per variant and implementation: int8 TFLite latency / float's."""
-  medians = {(r['group'], r['impl'], r['metric']): r for r in rows
-             if r['metric'] in TFLITE_METRICS}
+  by_key = {(r['group'], r['impl'], r['metric']): r for r in rows
+            if r['metric'] in TFLITE_METRICS}
   lines = ['| group | impl | float ms | int8 QAT ms | int8 QAT / float | '
            'int8 PTQ ms | int8 PTQ / float |',
            '|---|---|---|---|---|---|---|']
-  keys = dict.fromkeys((g, i) for g, i, _ in medians)
+  keys = dict.fromkeys((g, i) for g, i, _ in by_key)
   for group, impl in keys:
     cells = [group, impl]
-    base = medians.get((group, impl, 'tflite_float'))
+    base = by_key.get((group, impl, 'tflite_float'))
     cells.append(results.cell(base))
     for metric in ('tflite_int8_qat', 'tflite_int8_ptq'):
-      r = medians.get((group, impl, metric))
+      r = by_key.get((group, impl, metric))
       value = results.ratio(r, base)
       cells += [results.cell(r), '-' if value is None else f'{value:.3f}']
     lines.append('| ' + ' | '.join(cells) + ' |')

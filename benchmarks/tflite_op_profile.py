@@ -56,11 +56,8 @@ def markdown(model_id: str, resolution: int,
   for kind, (times, whole) in profiles.items():
     lines.append(f'| {kind} | {whole:.2f} | '
                  f'{sum(t.milliseconds for t in times):.2f} | {len(times)} |')
-  by_name = {kind: {} for kind in profiles}
-  for kind, (times, _) in profiles.items():
-    for t in times:
-      count, ms = by_name[kind].get(t.name, (0, 0.0))
-      by_name[kind][t.name] = (count + 1, ms + t.milliseconds)
+  by_name = {kind: op_profile.by_op_type(times)
+             for kind, (times, _) in profiles.items()}
   names = sorted({n for kinds in by_name.values() for n in kinds},
                  key=lambda n: -max(k.get(n, (0, 0.0))[1]
                                     for k in by_name.values()))

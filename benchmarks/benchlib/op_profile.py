@@ -8,8 +8,8 @@ filled with random values in their own dtype) and run by the same
 interpreter and XNNPACK delegate as the whole model. An op XNNPACK takes is
 timed in XNNPACK, one it does not take in TFLite's own kernel, as in the
 whole model. What this leaves out is the hand-over between ops (a delegate
-partition boundary, layout changes): `coverage` (sum of op times over the
-whole model's time) says how much of the whole is accounted for.
+partition boundary, layout changes, cold caches): the sum of the op times
+against the whole model's time says how much of the whole is accounted for.
 """
 import collections
 import dataclasses
@@ -163,17 +163,10 @@ def profile(models: dict[str, bytes], threads: int = 1, repeats: int = 5,
   return profiles
 
 
-def by_kind(times: Sequence[OpTime]) -> list[tuple[str, int, float]]:
-  """(op type and dtype, count, total ms), most expensive first."""
-  totals = collections.defaultdict(lambda: [0, 0.0])
+def by_op_type(times: Sequence[OpTime]) -> dict[str, tuple[int, float]]:
+  """Op type -> (how many ops, their total ms)."""
+  totals = collections.defaultdict(lambda: (0, 0.0))
   for t in times:
-    entry = totals[f'{t.name} ({t.dtype})']
-    entry[0] += 1
-    entry[1] += t.milliseconds
-  return sorted(((k, n, ms) for k, (n, ms) in totals.items()),
-                key=lambda row: -row[2])
-
-
-def coverage(times: Sequence[OpTime], whole_ms: float) -> float:
-  """Sum of the ops' times over the whole model's time."""
-  return sum(t.milliseconds for t in times) / whole_ms
+    count, ms = totals[t.name]
+    totals[t.name] = (count + 1, ms + t.milliseconds)
+  return dict(totals)

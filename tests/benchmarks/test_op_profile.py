@@ -2,6 +2,7 @@
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf, tf_keras
 from ai_edge_litert import interpreter as litert
 from tensorflow.lite.tools import flatbuffer_utils
@@ -57,7 +58,8 @@ def test_profile_times_every_op_and_the_whole():
   assert [t.index for t in times] == list(range(len(times)))
   assert {t.name for t in times} >= {'CONV_2D', 'ADD', 'FULLY_CONNECTED'}
   assert all(t.milliseconds > 0 for t in times) and whole_ms > 0
-  kinds = op_profile.by_kind(times)
-  assert sum(n for _, n, _ in kinds) == len(times)
-  assert op_profile.coverage(times, whole_ms) == sum(
-      t.milliseconds for t in times) / whole_ms
+  types = op_profile.by_op_type(times)
+  assert sum(n for n, _ in types.values()) == len(times)
+  assert sum(ms for _, ms in types.values()) == pytest.approx(
+      sum(t.milliseconds for t in times))
+  assert types['CONV_2D'][0] == 2

@@ -93,6 +93,8 @@ def _check_run_time_fully_connected(path: str) -> None:
   quantized asymmetrically, weights usually are not): ignoring it is off by
   tens of steps.
   """
+  run_time_fc = {op.index for op in tflite_ops.list_ops(path)
+                 if op.name == 'FULLY_CONNECTED' and op.runtime_inputs[1]}
   interpreter = litert.Interpreter(model_path=path,
                                    experimental_preserve_all_tensors=True)
   interpreter.allocate_tensors()
@@ -101,24 +103,21 @@ def _check_run_time_fully_connected(path: str) -> None:
       0, 256, detail['shape']).astype(detail['dtype']))
   interpreter.invoke()
   tensors = {t['index']: t for t in interpreter.get_tensor_details()}
-  activations = {i for op in interpreter._get_ops_details()  # pylint: disable=protected-access
-                 for i in op['outputs']}
   checked = 0
   for op in interpreter._get_ops_details():  # pylint: disable=protected-access
-    if op['op_name'] != 'FULLY_CONNECTED' or op['inputs'][1] not in (
-        activations):
+    if op['index'] not in run_time_fc:
       continue
-    (a, w), out = [(interpreter.get_tensor(i).astype(np.float64),
-                    tensors[i]['quantization']) for i in op['inputs'][:2]], (
-                        tensors[op['outputs'][0]]['quantization'])
-    (a, (sa, za)), (w, (sw, zw)) = a, w
+    (a, (sa, za)), (w, (sw, zw)) = [
+        (interpreter.get_tensor(i).astype(np.float64),
+         tensors[i]['quantization']) for i in op['inputs'][:2]]
+    so, zo = tensors[op['outputs'][0]]['quantization']
     real = ((a - za) * sa).reshape(-1, a.shape[-1]) @ (
         (w - zw) * sw).reshape(-1, w.shape[-1]).T
-    expected = np.clip(np.round(real / out[0] + out[1]), -128, 127)
+    expected = np.clip(np.round(real / so + zo), -128, 127)
     got = interpreter.get_tensor(op['outputs'][0]).reshape(expected.shape)
     assert np.abs(got - expected).max() <= 1, op['index']
     checked += 1
-  assert checked == 4
+  assert checked == len(run_time_fc) == 4
 
 
 def test_every_layer_is_quantize_wrapped():
