@@ -24,13 +24,16 @@ LR = 'trainer.optimizer_config.learning_rate.cosine.initial_learning_rate'
 
 
 def test_plan_runs_seed_by_seed_learned_patches_before_fixed_ones():
-  plan = mp.Plan(['data/a', 'data/b/'], ['predictor'], [0.2, 1.0], [0, 1])
-  assert plan.methods() == ['full', 'spot@0.2', 'spot@1', 'predictor']
+  plan = mp.Plan(['data/a', 'data/b/'], ['predictor', 'bn+predictor'],
+                 [0.2, 1.0], [0, 1])
+  assert plan.methods() == ['full', 'spot@0.2', 'spot@1', 'predictor',
+                            'bn+predictor']
   keys = plan.keys()
-  assert len(keys) == len(set(keys)) == 2 * 4 * 2 and keys[:9] == [
+  assert len(keys) == len(set(keys)) == 2 * 5 * 2 and keys[:11] == [
       ('a', 'full', 0), ('a', 'spot@0.2', 0), ('a', 'spot@1', 0),
       ('b', 'full', 0), ('b', 'spot@0.2', 0), ('b', 'spot@1', 0),
-      ('a', 'predictor', 0), ('b', 'predictor', 0), ('a', 'full', 1)]
+      ('a', 'predictor', 0), ('b', 'predictor', 0),
+      ('a', 'bn+predictor', 0), ('b', 'bn+predictor', 0), ('a', 'full', 1)]
   assert rows.spot_lambda('spot@0.05') == 0.05
   assert rows.spot_lambda('bn+predictor') is None
   assert mp.chunk_ends(3000, 500) == [500, 1000, 1500, 2000, 2500, 3000]

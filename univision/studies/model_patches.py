@@ -134,12 +134,18 @@ class Plan:
 
     Seed by seed; within a seed, the full fine-tune and the learned patches
     of every task come before the fixed-patch baselines, so a study cut
-    short has the method's comparison on every task first.
+    short has the method's comparison on every task first. The baselines
+    run patch by patch across the tasks, the first patch (the predictor,
+    whose gap to full fine-tuning is the summary's feature-gap difficulty
+    measure) on every task before the second.
     """
-    learned = [rows.FULL, *map(rows.spot_method, self.spot_lambdas)]
-    return [(task_name(folder), method, seed) for seed in self.seeds
-            for group in (learned, list(self.patches))
-            for folder in self.tasks for method in group]
+    learned = [(task_name(folder), method) for folder in self.tasks
+               for method in (rows.FULL,
+                              *map(rows.spot_method, self.spot_lambdas))]
+    fixed = [(task_name(folder), method) for method in self.patches
+             for folder in self.tasks]
+    return [(task, method, seed) for seed in self.seeds
+            for task, method in learned + fixed]
 
 
 @dataclasses.dataclass(frozen=True)
