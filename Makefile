@@ -45,7 +45,7 @@ demo: $(VENV)/.runtime fashion-mnist clean-demo
 	  --config_file=$(DEMO_YAML) --model_dir=$(DEMO_RUN) --progress_lines
 	$(PY) export.py --experiment=mnv4_fashion_mnist --config_file=$(DEMO_YAML) \
 	  --checkpoint_path=$(DEMO_RUN) --export_dir=$(DEMO_RUN)/export \
-	  --input_type=image_bytes --input_image_size=64,64
+	  --input_type=image_bytes --input_image_size=32,32
 
 clean-demo:
 	rm -rf $(DEMO_RUN)
@@ -95,11 +95,12 @@ detection-data: $(VENV)/.runtime fashion-mnist
 # 3000 images at batch 16), its test AP every 500 steps to show whether it
 # levelled off; then on six tasks x seeds 0,1,2: full fine-tuning, the six
 # default fixed patches and the learned SpotPatch at the three default lambdas,
-# 400 steps each, fixed patches at 5x the fine-tune's learning rate (0.01),
-# learned ones at the fine-tune's 0.002 (their kernel copies are whole layers;
+# 2400 steps each (400 did not level off; docs/detection.md), fixed patches at
+# 5x the fine-tune's learning rate (0.01), learned ones at the fine-tune's
+# 0.002 (their kernel copies are whole layers;
 # composites_mnv4_spot_patch_cpu.yaml). 180 task runs and 6 base chunks,
-# 2-4 min each with their evaluations on a 2-vCPU AVX2 EPYC (2026-12-05):
-# about 9 hours. Resumable: re-running skips finished runs.
+# 6-9 min per task run with its evaluations on a 2-vCPU Intel Xeon
+# (2026-12-06): about 20 hours. Resumable: re-running skips finished runs.
 patch-study: $(VENV)/.runtime detection-data
 	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.model_patches --output_dir=$(PATCH_STUDY) \
