@@ -158,7 +158,7 @@ def mnv4_wsol_composites() -> cfg.ExperimentConfig:
                                      is_training=False, drop_remainder=False,
                                      global_batch_size=50),
           label_level='fine', model=WSOLModel(num_classes=10),
-          init_checkpoint='runs/demo/ckpt-5000'),
+          init_checkpoint='runs/demo'),
       trainer=cfg.TrainerConfig(
           train_steps=steps, validation_steps=-1, validation_interval=steps,
           steps_per_loop=100, summary_interval=100, checkpoint_interval=500,
