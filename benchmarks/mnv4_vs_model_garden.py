@@ -226,8 +226,10 @@ def measure_model(model_id: str, args, folder: str) -> list[dict]:
 def parse_args(argv=None) -> argparse.Namespace:
   """The command line; see the module docstring."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--models', default=','.join(specs.MODEL_SPECS),
-                      help='Comma-separated MobileNetV4 model ids.')
+  parser.add_argument('--models', default=','.join(
+      model_garden_pair.model_garden_ids(specs.MODEL_SPECS)),
+                      help='Comma-separated MobileNetV4 model ids (default: '
+                      'every one Model Garden has).')
   parser.add_argument('--resolution', type=int, default=0,
                       help='Square input size; 0 = each model\'s native.')
   parser.add_argument('--repeats', type=int, default=30,

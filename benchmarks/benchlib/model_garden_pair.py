@@ -20,6 +20,15 @@ from univision.interop import model_garden
 NUM_CLASSES = 1000
 
 
+def model_garden_ids(model_ids) -> list[str]:
+  """The ids of `model_ids` that Model Garden's MobileNet backbone builds.
+
+  Ours has more (timm's narrow and anti-aliased variants); Model Garden
+  has the five of the paper.
+  """
+  return [m for m in model_ids if m in mg_mobilenet.SUPPORTED_SPECS_MAP]
+
+
 def model_garden_classifier(model_id: str) -> tf_keras.Model:
   """Model Garden's own MNv4 classifier with 1000 classes."""
   return classification_model.ClassificationModel(

@@ -65,6 +65,14 @@ def test_mnv4_vs_model_garden_smoke(tmp_path):
   assert plot_path.stat().st_size > 0
 
 
+def test_mnv4_vs_model_garden_defaults_to_the_models_model_garden_has():
+  """timm's extra variants (e.g. Conv-S 0.35x) would crash a default run."""
+  bench = _load('mnv4_vs_model_garden')
+  assert bench.parse_args([]).models == [
+      'MobileNetV4ConvSmall', 'MobileNetV4ConvMedium', 'MobileNetV4ConvLarge',
+      'MobileNetV4HybridMedium', 'MobileNetV4HybridLarge']
+
+
 def test_mqa_vs_mhsa_smoke(tmp_path):
   bench = _load('mqa_vs_mhsa')
   csv_path = tmp_path / 'mqa.csv'
