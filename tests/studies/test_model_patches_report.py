@@ -97,7 +97,13 @@ def test_summary_of_a_partial_study_says_so():
           '(c/spot@0.2/seed 1, c/spot@0.2/seed 2)') in text
   assert '**Fewer than 3 seeds**: 1 of 9 (task, method) results' in text
   assert '| spot@0.2 | 1 | 0.500 (1 seed) |' in text
-  assert '  - **missed** spot@0.2: worst 0.97x (b), 15.3% of' in text
+  # Its other two seeds are planned: no verdict on one seed of three.
+  assert '  - **not yet assessed** spot@0.2: worst 0.97x (b), 15.3% of' in text
+  # A study planned with one seed there gives it.
+  one_seed = [k for k in PLANNED if k not in (('c', 'spot@0.2', 1),
+                                                ('c', 'spot@0.2', 2))]
+  assert ('  - **missed** spot@0.2: worst 0.97x (b), 15.3% of'
+          in report.summary_markdown(runs, one_seed))
   no_base = report.summary_markdown(
       [r for r in runs if r.method != 'base'], PLANNED[1:])
   assert 'No base AP' in no_base

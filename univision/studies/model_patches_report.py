@@ -9,7 +9,9 @@ Built from the finished rows of `univision.studies.model_patches`
   by step and whether its last chunk gained less than `LEVELLED_GAIN` (0.01),
   i.e. whether it levelled off;
 - issue #19's targets per learned patch ('spot@<lambda>'), each marked met,
-  missed or not measured: its mean AP reaches `TARGET_FRACTION` (0.95) x full
+  missed, not measured, or not yet assessed while a planned run it rests on
+  (the learned patch's or full fine-tuning's, any task, any seed) has no
+  row: its mean AP reaches `TARGET_FRACTION` (0.95) x full
   fine-tuning's on every task at <= `TARGET_PERCENT` (15)% of the parameters
   on average; its size (% parameters) ranks with task difficulty (base AP -
   full fine-tune AP) at Spearman rho >= `TARGET_RANK` (0.8), and, without a
@@ -184,14 +186,28 @@ def _base_lines(curve: Sequence[rows.CurvePoint],
 
 
 def _mark(met: bool, complete: bool = True) -> str:
-  """A target's verdict; one measured on only some tasks is not given."""
+  """A target's verdict; not given while runs it rests on are missing."""
   if not complete:
     return '**not yet assessed**'
   return '**met**' if met else '**missed**'
 
 
+def _pending(runs: Sequence[rows.Run],
+             planned: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+  """(task, method) pairs with a planned seed that has no row yet."""
+  done = {(r.task, r.method, r.seed) for r in runs}
+  return {(t, m) for t, m, s in planned if (t, m, s) not in done}
+
+
+def _assessable(tasks: Sequence[str], methods: Sequence[str],
+                pending: set[tuple[str, str]]) -> bool:
+  """No planned seed of `methods` on `tasks` is still to run."""
+  return not any((t, m) in pending for t in tasks for m in methods)
+
+
 def _size_target(by_key: ByKey, tasks: Sequence[str],
-                 methods: Sequence[str]) -> list[str]:
+                 methods: Sequence[str],
+                 pending: set[tuple[str, str]]) -> list[str]:
   """Target 1 per lambda: >= TARGET_FRACTION x full on every task, small."""
   lines = [f'- Learned patch >= {TARGET_FRACTION:g}x full fine-tuning\'s AP '
            f'on every task at <= {TARGET_PERCENT:g}% of the parameters on '
@@ -207,7 +223,8 @@ def _size_target(by_key: ByKey, tasks: Sequence[str],
     percent = float(np.mean([by_key[(t, method)].percent
                              for t in fractions]))
     met = fractions[worst] >= TARGET_FRACTION and percent <= TARGET_PERCENT
-    complete = len(fractions) == len(tasks)
+    complete = (len(fractions) == len(tasks) and
+                _assessable(tasks, (method, rows.FULL), pending))
     lines.append(f'  - {_mark(met, complete)} {method}: worst {fractions[worst]:.2f}x '
                  f'({worst}), {percent:.1f}% of the parameters on average, '
                  f'{len(fractions)} of {len(tasks)} tasks.')
@@ -224,7 +241,8 @@ def _rank_text(correlation: tuple[float, float, int] | None) -> str:
 
 
 def _rank_target(by_key: ByKey, tasks: Sequence[str], methods: Sequence[str],
-                 base_ap: float | None) -> list[str]:
+                 base_ap: float | None,
+                 pending: set[tuple[str, str]]) -> list[str]:
   """Target 2 per lambda: the patch's size ranks with task difficulty."""
   lines = [f'- The learned patch\'s size (% parameters) ranks with task '
            f'difficulty, Spearman rho >= {TARGET_RANK:g} against the full '
@@ -237,7 +255,8 @@ def _rank_target(by_key: ByKey, tasks: Sequence[str], methods: Sequence[str],
              if (t, method) in by_key}
     drop = rank_correlation(sizes, drops)
     met = drop is not None and drop[0] >= TARGET_RANK
-    complete = len(sizes) == len(tasks) and len(drops) == len(tasks)
+    complete = (len(sizes) == len(tasks) and len(drops) == len(tasks) and
+                _assessable(tasks, (method, rows.FULL), pending))
     mark = (_mark(met, complete)
             if drop is not None and not math.isnan(drop[0]) else
             '**not measured**')
@@ -301,6 +320,7 @@ def summary_markdown(runs: Sequence[rows.Run],
       m for _, m, _ in [*planned, *((r.task, r.method, 0) for r in runs)]
       if rows.spot_lambda(m) is not None))
   base_ap = base.ap if base else None
+  pending = _pending(runs, planned)
   lines = ['# Model-patch study: learned vs fixed patches vs fine-tuning', '',
            'AP, AP50: COCO metrics on each task\'s held-out test split, mean '
            '± sample std over seeds. % params: per-task trained parameters '
@@ -309,8 +329,8 @@ def summary_markdown(runs: Sequence[rows.Run],
            '`univision.studies.model_patches`.', '']
   lines += [*_caveats(runs, planned, all_results), '', '## Base', '',
             *_base_lines(curve, base), '', '## Targets', '',
-            *_size_target(by_key, tasks, methods),
-            *_rank_target(by_key, tasks, methods, base_ap), '',
+            *_size_target(by_key, tasks, methods, pending),
+            *_rank_target(by_key, tasks, methods, base_ap, pending), '',
             '## Learned patch: AP / full fine-tune AP, % of parameters', '',
             *_learned_table(by_key, tasks, methods, base_ap), '']
   for task in tasks:
