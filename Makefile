@@ -86,9 +86,19 @@ ptq-report: $(VENV)/.runtime
 	  --output_dir=results/ptq \
 	  --held_out=data/fashion_mnist/train-00007-of-00008.tfrecord
 
-detection-data: $(VENV)/.runtime fashion-mnist
+# Written once, and again only when a data module changes: a study resumed
+# while another reads the records must not have them rewritten under it.
+DATA_MODULES := $(wildcard univision/data/*.py)
+
+detection-data: data/composites/.written data/tree_crowns/.written
+
+data/composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
 	$(PY) -m univision.data.detection_composites --output_dir=data/composites
+	touch $@
+
+data/tree_crowns/.written: $(VENV)/.runtime $(DATA_MODULES)
 	$(PY) -m univision.data.tree_crowns --output_dir=data/tree_crowns
+	touch $@
 
 # The model-patch study (issues #5, #19): a RetinaNet base trained on
 # base_clothing from the `make demo` backbone for 3000 steps (16 epochs of its
@@ -125,9 +135,15 @@ query-study: $(VENV)/.runtime detection-data
 	  --task=data/composites/crowded_clothing --init_checkpoint=$(DEMO_RUN) \
 	  --seeds=0,1,2 --steps=6000 --curve_points=6
 
-wsol-data: $(VENV)/.runtime fashion-mnist
+wsol-data: data/wsol_composites/.written data/wsol_parts/.written
+
+data/wsol_composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
 	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites
+	touch $@
+
+data/wsol_parts/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
 	$(PY) -m univision.data.wsol_parts --output_dir=data/wsol_parts
+	touch $@
 
 # Label granularity vs WSOL method (issue #21): marked / shape / family
 # labels of data/wsol_parts x CAM / Hide-and-Seek / ADL / CutMix from a
