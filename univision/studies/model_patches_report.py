@@ -139,16 +139,21 @@ def _mean_text(mean: float, std: float, seeds: int) -> str:
   return f'{mean:.3f} ± {std:.3f}'
 
 
-def _caveats(runs: Sequence[rows.Run],
-             planned: Sequence[tuple[str, str, int]],
+def _missing(runs: Sequence[rows.Run],
+             planned: Sequence[tuple[str, str, int]]
+             ) -> list[tuple[str, str, int]]:
+  """The planned (task, method, seed) runs without a row, in plan order."""
+  present = {(r.task, r.method, r.seed) for r in runs}
+  return [k for k in planned if k not in present]
+
+
+def _caveats(missing: Sequence[tuple[str, str, int]], planned_runs: int,
              all_results: Sequence[Result]) -> list[str]:
   """The partial-study and few-seeds warnings (none for a full study)."""
-  present = {(r.task, r.method, r.seed) for r in runs}
-  missing = [k for k in planned if k not in present]
   lines = []
   if missing:
     shown = ', '.join(f'{t}/{m}/seed {s}' for t, m, s in missing[:5])
-    lines.append(f'**Partial study**: {len(missing)} of {len(planned)} '
+    lines.append(f'**Partial study**: {len(missing)} of {planned_runs} '
                  f'planned runs have no row yet ({shown}'
                  f'{", ..." if len(missing) > 5 else ""}); every number '
                  'below uses the rows present.')
@@ -190,13 +195,6 @@ def _mark(met: bool, complete: bool = True) -> str:
   if not complete:
     return '**not yet assessed**'
   return '**met**' if met else '**missed**'
-
-
-def _pending(runs: Sequence[rows.Run],
-             planned: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
-  """(task, method) pairs with a planned seed that has no row yet."""
-  done = {(r.task, r.method, r.seed) for r in runs}
-  return {(t, m) for t, m, s in planned if (t, m, s) not in done}
 
 
 def _assessable(tasks: Sequence[str], methods: Sequence[str],
@@ -320,14 +318,15 @@ def summary_markdown(runs: Sequence[rows.Run],
       m for _, m, _ in [*planned, *((r.task, r.method, 0) for r in runs)]
       if rows.spot_lambda(m) is not None))
   base_ap = base.ap if base else None
-  pending = _pending(runs, planned)
+  missing = _missing(runs, planned)
+  pending = {(t, m) for t, m, _ in missing}  # Some planned seed has no row.
   lines = ['# Model-patch study: learned vs fixed patches vs fine-tuning', '',
            'AP, AP50: COCO metrics on each task\'s held-out test split, mean '
            '± sample std over seeds. % params: per-task trained parameters '
            'as a share of the detector\'s; bytes: the patch file (full: '
            'every weight as float32). Written by '
            '`univision.studies.model_patches`.', '']
-  lines += [*_caveats(runs, planned, all_results), '', '## Base', '',
+  lines += [*_caveats(missing, len(planned), all_results), '', '## Base', '',
             *_base_lines(curve, base), '', '## Targets', '',
             *_size_target(by_key, tasks, methods, pending),
             *_rank_target(by_key, tasks, methods, base_ap, pending), '',
