@@ -92,12 +92,14 @@ DATA_MODULES := $(wildcard univision/data/*.py)
 
 detection-data: data/composites/.written data/tree_crowns/.written
 
-data/composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
-	$(PY) -m univision.data.detection_composites --output_dir=data/composites
+# data/<name>/ is written by univision.data.<name>; composites/ is the one
+# whose module has another name.
+data/%/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
+	$(PY) -m univision.data.$* --output_dir=data/$*
 	touch $@
 
-data/tree_crowns/.written: $(VENV)/.runtime $(DATA_MODULES)
-	$(PY) -m univision.data.tree_crowns --output_dir=data/tree_crowns
+data/composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
+	$(PY) -m univision.data.detection_composites --output_dir=data/composites
 	touch $@
 
 # The model-patch study (issues #5, #19): a RetinaNet base trained on
@@ -136,14 +138,6 @@ query-study: $(VENV)/.runtime detection-data
 	  --seeds=0,1,2 --steps=6000 --curve_points=6
 
 wsol-data: data/wsol_composites/.written data/wsol_parts/.written
-
-data/wsol_composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
-	$(PY) -m univision.data.wsol_composites --output_dir=data/wsol_composites
-	touch $@
-
-data/wsol_parts/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
-	$(PY) -m univision.data.wsol_parts --output_dir=data/wsol_parts
-	touch $@
 
 # Label granularity vs WSOL method (issue #21): marked / shape / family
 # labels of data/wsol_parts x CAM / Hide-and-Seek / ADL / CutMix from a
