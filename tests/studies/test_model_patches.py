@@ -116,6 +116,32 @@ def test_bad_task_folders_and_flags_are_named(tmp_path, composites):
   with pytest.raises(ValueError, match='--backbone_checkpoint'):
     mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base(
         task=composites))
+  with pytest.raises(ValueError, match=r"--record_only_tasks: \['trees'\]"):
+    mp.study(str(tmp_path / 'out'), mp.Plan([composites]), base,
+             record_only=['trees'])
+  with pytest.raises(ValueError, match='--summary_only: no runs.csv in'):
+    mp.study(str(tmp_path / 'out'), mp.Plan([composites]), base,
+             summary_only=True)
+
+
+def test_summary_only_writes_the_reports_and_trains_nothing(
+    tmp_path, composites, monkeypatch):
+  out = tmp_path / 'study'
+  out.mkdir()
+  log = mp.open_log(str(out / 'runs.csv'))
+  for method, ap, percent in (('full', 0.6, 100.0), ('spot@0.2', 0.59, 9.0)):
+    log.append(rows.Run('tops_on_photos', method, 0, ap, 0.8, ap, 9, percent,
+                        36, None, 400, 1.0))
+  monkeypatch.setattr(mp.training, 'run', lambda *a, **k: pytest.fail(
+      '--summary_only trained or evaluated.'))
+  runs = mp.study(str(out), mp.Plan([composites], [], [0.2], [0, 1]),
+                  mp.Base(checkpoint='/base'), record_only=['tops_on_photos'],
+                  summary_only=True)
+  assert [r.method for r in runs] == ['full', 'spot@0.2']
+  summary = (out / 'summary.md').read_text()
+  assert '**Partial study**: 2 of 4 planned runs have no row yet' in summary
+  assert '## tops_on_photos (outside the targets)' in summary
+  assert (out / 'ap_vs_patch_size.png').stat().st_size > 0
 
 
 def test_task_rows_of_another_schedule_are_refused(tmp_path, composites):

@@ -128,6 +128,25 @@ def test_targets_of_a_study_missing_a_task_are_not_yet_assessed():
   assert '**met**' not in text and '**missed**' not in text
 
 
+def test_record_only_tasks_are_reported_outside_the_targets():
+  # Task d's learned patch is far too large and below full fine-tuning:
+  # inside the targets it misses both; recorded only, the targets are a-c's.
+  runs = RUNS + [_run('d', m, s, ap, pct) for s in range(3) for m, ap, pct in
+                 (('full', 0.05, 100.0), ('predictor', 0.2, 2.0),
+                  ('spot@0.2', 0.01, 1.0))]
+  planned = PLANNED + [(r.task, r.method, r.seed) for r in runs[len(RUNS):]]
+  inside = report.summary_markdown(runs, planned)
+  assert '**met**' not in inside and 'outside the targets' not in inside
+  text = report.summary_markdown(runs, planned, record_only=['d'])
+  assert ('  - **met** spot@0.2: worst 0.96x (c), 11.7% of the parameters '
+          'on average, 3 of 3 tasks.') in text
+  assert '  - **met** spot@0.2: rho 1.00 (p 0.00, 3 tasks)' in text
+  assert ('- Recorded outside the targets (`--record_only_tasks`; why: '
+          '[docs/detection.md]') in text and text.count('): d.') == 1
+  assert '| d (outside the targets) | 0.750 | -3.00 | 0.20x, 1.0% |' in text
+  assert '## d (outside the targets)' in text
+
+
 def test_summary_says_whether_the_base_levelled_off():
   curve = [rows.CurvePoint(500, 0.2, 0.4, 0.21, 60.0),
            rows.CurvePoint(1000, 0.205, 0.45, 0.26, 61.5)]

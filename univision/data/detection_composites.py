@@ -20,9 +20,12 @@ detector is trained on `base_clothing` (3000 train images; the others have
   horses_and_bags         horse, bag                   2 photos, grass  32-72
   footwear_on_textures    sandal, sneaker, ankle boot  TEXTURES         20-40
   digits_on_textures      digit 0, 1, 7, 8             TEXTURES         16-40
+  clothing_close_ups      top, bottom, footwear, bag   PHOTOS           36-72
 
-They move away from the base by different amounts: `tops_on_photos` is a
-near copy (finer labels for the base's 'top', on its photos);
+They move away from the base by different amounts: `clothing_close_ups` is
+the nearest (the base's own labels and photos, objects larger on average
+and at most three per image); `tops_on_photos` is a near copy too (finer
+labels for the base's 'top', on its photos);
 `small_items_on_scenery` and `horses_and_bags` keep photos but shrink the
 objects or add a new one; `footwear_on_textures` puts known objects on
 textures the base never shows (brick, grass, gravel); `digits_on_textures`
@@ -82,6 +85,10 @@ PHOTOS = ('astronaut', 'coffee', 'chelsea', 'rocket', 'china', 'flower')
 TEXTURES = ('brick', 'grass', 'gravel')
 TOPS = ('t-shirt/top', 'pullover', 'shirt', 'coat')
 FOOTWEAR = ('sandal', 'sneaker', 'ankle boot')
+# The base's labels and the object classes each stands for.
+CLOTHING = ('top', 'bottom', 'footwear', 'bag')
+CLOTHING_GROUPS = {'top': TOPS, 'bottom': ('trouser', 'dress'),
+                   'footwear': FOOTWEAR}
 # A split's position here is its random stream's offset.
 SPLITS = ('train', 'val', 'test')
 
@@ -152,10 +159,8 @@ class TaskSpec:
 
 TASKS = {
     'base_clothing': TaskSpec(
-        ('top', 'bottom', 'footwear', 'bag'), PHOTOS, (16, 64),
-        max_objects=5, num_train=3000,
-        groups={'top': TOPS, 'bottom': ('trouser', 'dress'),
-                'footwear': FOOTWEAR}),
+        CLOTHING, PHOTOS, (16, 64), max_objects=5, num_train=3000,
+        groups=CLOTHING_GROUPS),
     'tops_on_photos': TaskSpec(TOPS, PHOTOS[:4], (28, 56)),
     'footwear_on_textures': TaskSpec(FOOTWEAR, TEXTURES, (20, 40),
                                      max_objects=5),
@@ -171,13 +176,15 @@ TASKS = {
     'crowded_clothing': TaskSpec(
         (*fashion_mnist.CLASS_NAMES, HORSE), PHOTOS, (16, 36),
         min_objects=4, max_objects=8, num_train=3000),
+    'clothing_close_ups': TaskSpec(
+        CLOTHING, PHOTOS, (36, 72), max_objects=3, groups=CLOTHING_GROUPS),
 }
 # A task's position here numbers its random stream: the first four are the
 # original tasks in their original (sorted) order; new tasks are appended, so
 # adding a task never changes another task's images.
 STREAMS = ('footwear_on_textures', 'horses_and_bags', 'small_items_on_scenery',
            'tops_on_photos', 'base_clothing', 'digits_on_textures',
-           'crowded_clothing')
+           'crowded_clothing', 'clothing_close_ups')
 # Extra placements allowed to reach a task's `min_objects`.
 _TOP_UP_TRIES = 50
 

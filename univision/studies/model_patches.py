@@ -59,6 +59,9 @@ Flags:
   --backbone_checkpoint  Backbone initialisation of a base trained here.
   --base_steps           Training steps of the base (default 3000).
   --base_eval_every      The base's chunk: test AP every N steps (500).
+  --record_only_tasks    Task names reported but outside the targets.
+  --summary_only         Train nothing: rewrite summary.md and the plot
+                         from the rows in runs.csv.
 
 Outputs in `--output_dir`: `runs.csv` (a row per finished run, appended as
 it finishes: a restarted study skips finished runs, resumes an unfinished
@@ -537,7 +540,8 @@ def _check(plan: Plan, base: Base, settings: Settings) -> None:
 
 
 def study(output_dir: str, plan: Plan, base: Base,
-          settings: Settings = Settings()) -> list[rows.Run]:
+          settings: Settings = Settings(), record_only: Sequence[str] = (),
+          summary_only: bool = False) -> list[rows.Run]:
   """Runs (or resumes) the whole study and writes its reports.
 
   Args:
@@ -545,21 +549,34 @@ def study(output_dir: str, plan: Plan, base: Base,
     plan: The task runs.
     base: The shared base.
     settings: Config overrides and gate settings.
+    record_only: Names of tasks of `plan` reported but left out of the
+      targets (`model_patches_report.summary_markdown`).
+    summary_only: Train nothing: write the reports from the rows already in
+      `runs.csv` (a partial study says so at the top).
 
   Returns:
     Every run of `runs.csv`.
   """
   _check(plan, base, settings)
+  unknown = sorted(set(record_only) - {task_name(f) for f in plan.tasks})
+  if unknown:
+    raise ValueError(f'--record_only_tasks: {unknown} not among the tasks of '
+                     '--tasks.')
+  if summary_only and not tf.io.gfile.exists(
+      os.path.join(output_dir, 'runs.csv')):
+    raise ValueError(f'--summary_only: no runs.csv in {output_dir}.')
   os.makedirs(output_dir, exist_ok=True)
   state = _Study(output_dir, plan, base, settings)
-  base_checkpoint = state.base_checkpoint()
-  folders = {task_name(folder): folder for folder in plan.tasks}
-  for task, method, seed in plan.keys():
-    state.task_run(folders[task], method, seed, base_checkpoint)
+  if not summary_only:
+    base_checkpoint = state.base_checkpoint()
+    folders = {task_name(folder): folder for folder in plan.tasks}
+    for task, method, seed in plan.keys():
+      state.task_run(folders[task], method, seed, base_checkpoint)
   runs = read_runs(state.log.path)
   curve = read_curve(state.curve.path)
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
-    f.write(report.summary_markdown(runs, state.planned(), curve))
+    f.write(report.summary_markdown(runs, state.planned(), curve,
+                                    record_only))
   report.plot(runs, os.path.join(output_dir, 'ap_vs_patch_size.png'))
   return runs
 
@@ -595,6 +612,11 @@ def _define_flags() -> None:
   flags.DEFINE_integer('base_steps', 3000, 'Training steps of the base.')
   flags.DEFINE_integer('base_eval_every', 500,
                        'Test AP of the base every N steps.')
+  flags.DEFINE_list('record_only_tasks', [],
+                    'Task names reported but left out of the targets.')
+  flags.DEFINE_bool('summary_only', False,
+                    'Train nothing; write summary.md and the plot from the '
+                    'rows in runs.csv.')
   flags.mark_flags_as_required(['output_dir', 'tasks'])
 
 
@@ -617,7 +639,8 @@ def main(_):
               f.base_steps, f.base_eval_every)
   settings = Settings(f.params_override, f.patch_override, f.spot_override,
                       f.spot_granularity)
-  runs = study(f.output_dir, plan, base, settings)
+  runs = study(f.output_dir, plan, base, settings, f.record_only_tasks,
+               f.summary_only)
   print(f'Study: {len(runs)} runs, {f.output_dir}/summary.md')
 
 

@@ -16,6 +16,10 @@ Built from the finished rows of `univision.studies.model_patches`
   on average; its size (% parameters) ranks with task difficulty (base AP -
   full fine-tune AP) at Spearman rho >= `TARGET_RANK` (0.8), and, without a
   target, with the base's feature gap (1 - predictor patch AP / full AP);
+- tasks recorded outside the targets (`record_only`: a task that cannot
+  rank methods, e.g. one whose full fine-tune does not generalise), named
+  under the targets and marked in the tables; the targets are computed
+  over the other tasks;
 - a table of each learned patch's AP / full AP and size per task, then per
   task every method's mean ± sample std over seeds of AP and AP50, its
   share of the parameters, patch file bytes and gated-on layers.
@@ -35,6 +39,8 @@ from scipy import stats
 
 from univision.studies import model_patches_rows as rows
 
+# How the summary marks a `record_only` task.
+OUTSIDE = 'outside the targets'
 # Issue #19's targets: the learned patch's mean AP >= TARGET_FRACTION x full
 # fine-tuning's on every task, at <= TARGET_PERCENT% of the parameters on
 # average; its size ranks with difficulty at Spearman rho >= TARGET_RANK.
@@ -264,8 +270,8 @@ def _rank_target(by_key: ByKey, tasks: Sequence[str], methods: Sequence[str],
 
 
 def _learned_table(by_key: ByKey, tasks: Sequence[str],
-                   methods: Sequence[str],
-                   base_ap: float | None) -> list[str]:
+                   methods: Sequence[str], base_ap: float | None,
+                   record_only: Sequence[str] = ()) -> list[str]:
   """Per task: difficulty, and each lambda's AP / full AP and size."""
   drops = difficulty(by_key, tasks, base_ap) if base_ap is not None else {}
   gaps = feature_gap(by_key, tasks)
@@ -281,7 +287,8 @@ def _learned_table(by_key: ByKey, tasks: Sequence[str],
                    f'{fraction:.2f}x, {result.percent:.1f}%')
     drop = f'{drops[task]:.3f}' if task in drops else ''
     gap = f'{gaps[task]:.2f}' if task in gaps else ''
-    lines.append(f'| {task} | {drop} | {gap} | ' + ' | '.join(cells) + ' |')
+    name = f'{task} ({OUTSIDE})' if task in record_only else task
+    lines.append(f'| {name} | {drop} | {gap} | ' + ' | '.join(cells) + ' |')
   return lines
 
 
@@ -297,9 +304,18 @@ def _task_table(task_results: Sequence[Result]) -> list[str]:
   return lines
 
 
+def _outside_lines(record_only: Sequence[str]) -> list[str]:
+  if not record_only:
+    return []
+  return [f'- Recorded {OUTSIDE} (`--record_only_tasks`; why: '
+          '[docs/detection.md](../../docs/detection.md#outside-the-targets)): '
+          + ', '.join(record_only) + '.']
+
+
 def summary_markdown(runs: Sequence[rows.Run],
                      planned: Sequence[tuple[str, str, int]],
-                     curve: Sequence[rows.CurvePoint] = ()) -> str:
+                     curve: Sequence[rows.CurvePoint] = (),
+                     record_only: Sequence[str] = ()) -> str:
   """The study's `summary.md`.
 
   Args:
@@ -307,6 +323,7 @@ def summary_markdown(runs: Sequence[rows.Run],
     planned: (task, method, seed) of every row the study should have; those
       without a row make it a partial study, said at the top.
     curve: The base's chunks (`base_curve.csv`), if it trained here.
+    record_only: Tasks reported but left out of the targets.
   """
   all_results = results(runs)
   by_key = {(r.task, r.method): r for r in all_results}
@@ -317,6 +334,7 @@ def summary_markdown(runs: Sequence[rows.Run],
   methods = list(dict.fromkeys(
       m for _, m, _ in [*planned, *((r.task, r.method, 0) for r in runs)]
       if rows.spot_lambda(m) is not None))
+  targeted = [t for t in tasks if t not in record_only]
   base_ap = base.ap if base else None
   missing = _missing(runs, planned)
   pending = {(t, m) for t, m, _ in missing}  # Some planned seed has no row.
@@ -328,14 +346,16 @@ def summary_markdown(runs: Sequence[rows.Run],
            '`univision.studies.model_patches`.', '']
   lines += [*_caveats(missing, len(planned), all_results), '', '## Base', '',
             *_base_lines(curve, base), '', '## Targets', '',
-            *_size_target(by_key, tasks, methods, pending),
-            *_rank_target(by_key, tasks, methods, base_ap, pending), '',
+            *_size_target(by_key, targeted, methods, pending),
+            *_rank_target(by_key, targeted, methods, base_ap, pending),
+            *_outside_lines(record_only), '',
             '## Learned patch: AP / full fine-tune AP, % of parameters', '',
-            *_learned_table(by_key, tasks, methods, base_ap), '']
+            *_learned_table(by_key, tasks, methods, base_ap, record_only), '']
   for task in tasks:
     task_results = [r for r in all_results if r.task == task
                     and r.method != rows.BASE]
-    lines += [f'## {task}', '', *_task_table(task_results), '']
+    title = f'{task} ({OUTSIDE})' if task in record_only else task
+    lines += [f'## {title}', '', *_task_table(task_results), '']
   return '\n'.join(lines)
 
 
