@@ -15,7 +15,8 @@ difference is recorded as metric `equivalence`), then measured:
   fails on the hybrids: recorded as a failed row with the error);
 * `train_peak_rss`: peak resident memory of a process while it runs 3
   training steps of one implementation (`benchlib.train_memory`), in MiB,
-  same batch and input size as `train`;
+  same batch and input size as `train`; the median of `--rss_repeats`
+  processes per implementation, alternating;
 * `train`: training throughput, batch `--train_batch`, one SGD step of a
   `tf.function`, in images/s, at the input size capped by
   `--max_train_resolution`.
@@ -144,20 +145,36 @@ def _tflite_latency(converters: dict, folder: str, args) -> list[dict]:
 
 
 def train_memory(resolution: int, args) -> list[dict]:
-  """Peak RSS of a process training each implementation (MiB)."""
+  """Peak RSS of a process training each implementation (MiB).
+
+  `args.rss_repeats` processes per implementation, in alternating order
+  (ours first in even rounds); the row is their median. One process's peak
+  moves by tens of MiB from run to run (allocator and thread timing), more
+  than the two implementations differ by.
+  """
+  samples = {OURS: [], MG: []}
+  errors = {}
+  for round_ in range(args.rss_repeats):
+    order = (OURS, MG) if round_ % 2 == 0 else (MG, OURS)
+    for impl in order:
+      if impl in errors:
+        continue
+      try:
+        samples[impl].append(train_memory_lib.peak_rss_mib(
+            impl, args.model_id, resolution, args.train_batch))
+      except RuntimeError as e:
+        errors[impl] = e
   rows = []
   for impl in (OURS, MG):
-    try:
-      mib = train_memory_lib.peak_rss_mib(impl, args.model_id, resolution,
-                                          args.train_batch)
-    except RuntimeError as e:
-      rows.append(_failed(args.model_id, 'train_peak_rss', impl, e))
+    if impl in errors:
+      rows.append(_failed(args.model_id, 'train_peak_rss', impl,
+                          errors[impl]))
       continue
     rows.append(results.row(
         args.model_id, 'train_peak_rss', impl, 'MiB',
-        timing.summarize([mib]),
-        note=f'one process per impl: build, 3 training steps, batch '
-        f'{args.train_batch}, {resolution}px'))
+        timing.summarize(samples[impl]),
+        note=f'{len(samples[impl])} processes per impl, alternating: build, '
+        f'3 training steps, batch {args.train_batch}, {resolution}px'))
   return rows
 
 
@@ -240,6 +257,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   parser.add_argument('--train_warmup', type=int, default=2,
                       help='Untimed steps (the first one traces).')
   parser.add_argument('--train_batch', type=int, default=32)
+  parser.add_argument('--rss_repeats', type=int, default=3,
+                      help='Training processes per implementation for the '
+                      'peak RSS (median reported).')
   parser.add_argument('--max_train_resolution', type=int, default=0,
                       help='Caps the training input size (0: none). '
                       'Hybrid-L at 384 and batch 32 with both models loaded '
