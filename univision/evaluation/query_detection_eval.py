@@ -111,7 +111,8 @@ def evaluate(params, checkpoint: str, output_dir: str,
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
   seen = 0
   # One graph per input signature instead of eager calls: ~(1 + classes)
-  # forward passes per batch.
+  # forward passes per batch. A query call skips the standard pass's
+  # detections (NMS over every class), which the batch's first call made.
   predict = tf.function(lambda images, **kwargs: model(images, **kwargs))
   filtered = tf.function(model.class_detections)
   for images, labels in task.build_inputs(params.task.validation_data):
@@ -124,7 +125,8 @@ def evaluate(params, checkpoint: str, output_dir: str,
     scales = labels['image_info'][:, 2].numpy()
     for cls in classes:
       ids = tf.fill([batch], cls)
-      queried = _numpy(predict(images, query_ids=ids, **kwargs))
+      queried = _numpy(predict(images, query_ids=ids,
+                               standard_detections=False, **kwargs))
       standard_q = _numpy(filtered(standard_tensors, '', ids,
                                    kwargs['image_shape'],
                                    kwargs['anchor_boxes']))
@@ -142,7 +144,8 @@ def evaluate(params, checkpoint: str, output_dir: str,
                          *_detections(queried, 'query_', i, scale)))
       for rule in rules:
         queried = _numpy(predict(images, query_ids=tf.fill(
-            [batch], vocabulary.query_id(cls, rule)), **kwargs))
+            [batch], vocabulary.query_id(cls, rule)),
+                                 standard_detections=False, **kwargs))
         for i, gt in enumerate(gts):
           if not len(gt):
             continue

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras
 from official.core import exp_factory
 from official.core import task_factory
 
@@ -72,6 +73,58 @@ def test_zero_modulation_query_detections_are_the_standard_ones_of_q(model):
     standard = out['detection_scores'][i][:len(keep)].numpy()[keep.numpy()]
     np.testing.assert_array_equal(
         standard, out['query_detection_scores'][i][:len(standard)])
+
+
+def _masked_detections(query_model, out, classes, anchors):
+  """Reference: every class but `classes` masked, all classes through NMS."""
+  one_hot = tf.one_hot(classes, CLASSES, on_value=True,
+                       off_value=False)[:, None, None, :]
+  masked = {level: tf.where(tf.tile(one_hot, [1, 1, 1, s.shape[-1] //
+                                              CLASSES]), s, -1e4)
+            for level, s in out['cls_outputs'].items()}
+  return query_model.detector.detection_generator(
+      out['box_outputs'], masked, anchors, None)
+
+
+def test_class_detections_equal_nms_over_every_class_with_others_masked():
+  # A random head and a score threshold that keeps some of its boxes, so
+  # NMS has work to do and the detections end before max_num_detections.
+  tf_keras.utils.set_random_seed(0)
+  query_model = query_retinanet.build(_detector(threshold=0.5), CLASSES,
+                                      embedding_dim=8)
+  images = tf.random.stateless_normal([2, SIZE, SIZE, 3], [4, 2])
+  out = query_model(images, training=False)
+  rng = np.random.default_rng(0)
+  query_model.head.set_weights([0.05 * rng.normal(size=w.shape)
+                                for w in query_model.head.get_weights()])
+  out = query_model(images, training=False)
+  anchors = query_model._anchors(images)  # pylint: disable=protected-access
+  classes = tf.constant([2, 4])
+  fast = query_model.class_detections(out, '', classes, None, anchors)
+  slow = _masked_detections(query_model, out, classes, anchors)
+  np.testing.assert_array_equal(fast['num_detections'],
+                                slow['num_detections'])
+  for i, q in enumerate([2, 4]):
+    n = int(slow['num_detections'][i])
+    assert 0 < n < 100, n
+    for key in ('detection_boxes', 'detection_scores', 'detection_classes'):
+      np.testing.assert_array_equal(fast[key][i][:n], slow[key][i][:n])
+    np.testing.assert_array_equal(fast['detection_classes'][i], q)
+
+
+def test_without_standard_detections_only_the_query_pass_detects(model):
+  query_model, images = model
+  ids = tf.constant([1, 3])
+  both = query_model(images, query_ids=ids, training=False)
+  query_only = query_model(images, query_ids=ids, training=False,
+                           standard_detections=False)
+  assert 'detection_scores' not in query_only
+  assert 'cls_outputs' in query_only
+  for key in ('query_detection_scores', 'query_detection_boxes'):
+    np.testing.assert_array_equal(query_only[key], both[key])
+  # Without a query the model is the standard detector whatever the flag.
+  assert 'detection_scores' in query_model(images, training=False,
+                                           standard_detections=False)
 
 
 def test_query_steers_the_last_stages_and_not_the_early_ones(model):

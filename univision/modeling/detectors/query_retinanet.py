@@ -24,10 +24,13 @@ SSDLite features):
   detector's detections of class q; training can only specialise the
   features to the query.
 
-"Detections of class q" mask the other classes' logits before Model
-Garden's detection generator (`class_scores`), so q's boxes do not compete
-with other classes' for the `max_num_detections` slots: query detections
-and the standard detector filtered to q are made the same way.
+"Detections of class q" run Model Garden's detection generator on q's
+logits alone (`class_logits`), so q's boxes do not compete with other
+classes' for the `max_num_detections` slots, and query detections and the
+standard detector filtered to q are made the same way. The generator's NMS
+is per class and does the same work for a class whatever its scores, so
+one class instead of all K (every other class masked, as before) gives the
+same detections at about 1/K of the cost (tested against the masked run).
 """
 from typing import Any, Mapping, Sequence
 
@@ -64,23 +67,29 @@ def block_levels(backbone: tf_keras.Model) -> list[int]:
   return levels
 
 
-def class_scores(scores: Mapping[str, tf.Tensor], classes: tf.Tensor,
+def class_logits(scores: Mapping[str, tf.Tensor], classes: tf.Tensor,
                  num_classes: int) -> dict[str, tf.Tensor]:
-  """Per-level head logits with every class but `classes` [B] masked.
+  """Per-level head logits of class `classes` [B] alone, as a 2-class head.
 
   The head's last axis is anchor-major ([A * num_classes], as Model Garden's
-  RetinaNet head and losses lay it out); masked logits are -1e4, whose
-  sigmoid score is 0, below any score threshold and not counted by the
-  detection generator.
+  RetinaNet head and losses lay it out). Each anchor keeps its logit of its
+  image's class, behind a background column (class 0, which the detection
+  generator drops): [B, H, W, A * 2]. The generator then reports that class
+  as class 1.
   """
-  one_hot = tf.one_hot(tf.cast(classes, tf.int32), num_classes,
-                       on_value=True, off_value=False)[:, None, None, :]
-  masked = {}
+  picked = {}
   for level, s in scores.items():
+    shape = tf.shape(s)
     anchors = s.shape[-1] // num_classes
-    keep = tf.tile(one_hot, [1, 1, 1, anchors])
-    masked[level] = tf.where(keep, s, tf.constant(_MASKED_LOGIT, s.dtype))
-  return masked
+    per_anchor = tf.reshape(s, [shape[0], shape[1], shape[2], anchors,
+                                num_classes])
+    logits = tf.gather(per_anchor, tf.cast(classes, tf.int32), axis=4,
+                       batch_dims=1)
+    background = tf.fill(tf.shape(logits), tf.constant(_MASKED_LOGIT,
+                                                       s.dtype))
+    picked[level] = tf.reshape(tf.stack([background, logits], axis=-1),
+                               [shape[0], shape[1], shape[2], anchors * 2])
+  return picked
 
 
 class QueryRetinaNetModel(tf_keras.Model):
@@ -178,7 +187,8 @@ class QueryRetinaNetModel(tf_keras.Model):
            query_vectors: tf.Tensor | None = None,
            image_shape: tf.Tensor | None = None,
            anchor_boxes: Mapping[str, tf.Tensor] | None = None,
-           training: bool | None = None) -> dict[str, Any]:
+           training: bool | None = None,
+           standard_detections: bool = True) -> dict[str, Any]:
     """Runs the standard pass, and the query pass if a query is given.
 
     Args:
@@ -190,6 +200,9 @@ class QueryRetinaNetModel(tf_keras.Model):
       image_shape: [B, 2] unpadded image sizes, for box clipping.
       anchor_boxes: Anchors for inference; default: made for `images`.
       training: Training mode.
+      standard_detections: In inference with a query, False skips the
+        standard pass's detections (its raw outputs stay), for callers that
+        need only the query pass's (an evaluation asking every class).
 
     Returns:
       The head's raw outputs `cls_outputs`, `box_outputs` (with a query
@@ -218,11 +231,15 @@ class QueryRetinaNetModel(tf_keras.Model):
     anchors = anchor_boxes if anchor_boxes is not None else self._anchors(
         images)
     for prefix, (boxes, scores) in heads.items():
+      if not (prefix or standard_detections or query is None):
+        continue
       if prefix and query_ids is not None:
-        scores = class_scores(scores, self.query_class(query_ids),
-                              self._num_classes)
-      results = self.detector.detection_generator(boxes, scores, anchors,
-                                                  image_shape)
+        results = self._class_detections(boxes, scores,
+                                         self.query_class(query_ids),
+                                         anchors, image_shape)
+      else:
+        results = self.detector.detection_generator(boxes, scores, anchors,
+                                                    image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
     return outputs
 
@@ -239,11 +256,24 @@ class QueryRetinaNetModel(tf_keras.Model):
     E.g. `prefix=''`: the standard detector filtered to the queried class,
     made exactly as the query pass's detections are.
     """
+    return self._class_detections(
+        outputs[prefix + 'box_outputs'], outputs[prefix + 'cls_outputs'],
+        classes, anchor_boxes, image_shape)
+
+  def _class_detections(self, boxes: Mapping[str, tf.Tensor],
+                        scores: Mapping[str, tf.Tensor], classes: tf.Tensor,
+                        anchor_boxes: Mapping[str, tf.Tensor],
+                        image_shape: tf.Tensor | None
+                        ) -> dict[str, tf.Tensor]:
+    """The generator's detections of class `classes` [B] alone."""
     results = self.detector.detection_generator(
-        outputs[prefix + 'box_outputs'],
-        class_scores(outputs[prefix + 'cls_outputs'], classes,
-                     self._num_classes), anchor_boxes, image_shape)
-    return {k: results[k] for k in _DETECTION_KEYS}
+        boxes, class_logits(scores, classes, self._num_classes),
+        anchor_boxes, image_shape)
+    detections = {k: results[k] for k in _DETECTION_KEYS}
+    found = detections['detection_classes']
+    detections['detection_classes'] = tf.broadcast_to(
+        tf.cast(classes, found.dtype)[:, None], tf.shape(found))
+    return detections
 
 
 def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
