@@ -513,7 +513,8 @@ def _built_weights(params: cfg.ExperimentConfig) -> dict:
   return weights
 
 
-def _check(plan: Plan, base: Base, settings: Settings) -> None:
+def _check(plan: Plan, base: Base, settings: Settings,
+           record_only: Sequence[str] = ()) -> None:
   """Refuses bad flags and task folders before anything trains."""
   for spec in plan.patches:
     patches.parse_kinds(spec)
@@ -532,6 +533,10 @@ def _check(plan: Plan, base: Base, settings: Settings) -> None:
   names = [task_name(folder) for folder in plan.tasks]
   if len(set(names)) != len(names):
     raise ValueError(f'--tasks: two folders of one name in {names}.')
+  unknown = sorted(set(record_only) - set(names))
+  if unknown:
+    raise ValueError(f'--record_only_tasks: {unknown} not among the tasks of '
+                     '--tasks.')
   for folder in [*plan.tasks, *([base.task] if base.task else [])]:
     check_task_folder(folder)
   if not (base.checkpoint or (base.task and base.backbone_checkpoint)):
@@ -557,11 +562,7 @@ def study(output_dir: str, plan: Plan, base: Base,
   Returns:
     Every run of `runs.csv`.
   """
-  _check(plan, base, settings)
-  unknown = sorted(set(record_only) - {task_name(f) for f in plan.tasks})
-  if unknown:
-    raise ValueError(f'--record_only_tasks: {unknown} not among the tasks of '
-                     '--tasks.')
+  _check(plan, base, settings, record_only)
   if summary_only and not tf.io.gfile.exists(
       os.path.join(output_dir, 'runs.csv')):
     raise ValueError(f'--summary_only: no runs.csv in {output_dir}.')

@@ -287,8 +287,7 @@ def _learned_table(by_key: ByKey, tasks: Sequence[str],
                    f'{fraction:.2f}x, {result.percent:.1f}%')
     drop = f'{drops[task]:.3f}' if task in drops else ''
     gap = f'{gaps[task]:.2f}' if task in gaps else ''
-    name = f'{task} ({OUTSIDE})' if task in record_only else task
-    lines.append(f'| {name} | {drop} | {gap} | ' + ' | '.join(cells) + ' |')
+    lines.append(f'| {_task_label(task, record_only)} | {drop} | {gap} | ' + ' | '.join(cells) + ' |')
   return lines
 
 
@@ -302,6 +301,11 @@ def _task_table(task_results: Sequence[Result]) -> list[str]:
                  f'{_mean_text(r.ap50, r.ap50_std, r.seeds)} | '
                  f'{r.percent:.2f} | {r.file_bytes:,.0f} | {gates} |')
   return lines
+
+
+def _task_label(task: str, record_only: Sequence[str]) -> str:
+  """The task's name, marked if it is reported outside the targets."""
+  return f'{task} ({OUTSIDE})' if task in record_only else task
 
 
 def _outside_lines(record_only: Sequence[str]) -> list[str]:
@@ -354,8 +358,7 @@ def summary_markdown(runs: Sequence[rows.Run],
   for task in tasks:
     task_results = [r for r in all_results if r.task == task
                     and r.method != rows.BASE]
-    title = f'{task} ({OUTSIDE})' if task in record_only else task
-    lines += [f'## {title}', '', *_task_table(task_results), '']
+    lines += [f'## {_task_label(task, record_only)}', '', *_task_table(task_results), '']
   return '\n'.join(lines)
 
 

@@ -230,8 +230,11 @@ class QueryRetinaNetModel(tf_keras.Model):
       return outputs
     anchors = anchor_boxes if anchor_boxes is not None else self._anchors(
         images)
+    # The standard pass's detections are skipped only when asked, and only
+    # when a query pass gives detections instead.
+    skip_standard = not standard_detections and query is not None
     for prefix, (boxes, scores) in heads.items():
-      if not (prefix or standard_detections or query is None):
+      if not prefix and skip_standard:
         continue
       if prefix and query_ids is not None:
         results = self._class_detections(boxes, scores,
