@@ -143,3 +143,15 @@ def test_tflite_op_profile_smoke(tmp_path):
   text = md_path.read_text()
   assert '### MobileNetV4ConvSmall, 32x32, 2 thread(s)' in text
   assert '| CONV_2D |' in text
+
+
+def test_train_step_variants_smoke():
+  bench = _load('train_step_variants')
+  # One variant (one child process) for time; the others differ only in the
+  # Keras policy or the number of batch parts.
+  times = bench.main(['--variants=split_batch', '--resolution=32',
+                      '--batch=4', '--passes=1', '--warmup=1', '--rounds=1',
+                      '--steps=1'])
+  assert list(times) == ['split_batch'] and times['split_batch'][0] > 0
+  with pytest.raises(ValueError, match='--variants'):
+    bench.main(['--variants=float16'])
