@@ -110,9 +110,9 @@ def evaluate(params, checkpoint: str, output_dir: str,
   cases = []  # referring_accuracy.Case per (image, class, rule).
   shown = []  # (image, class, gt boxes, boxes, scores) for the plot.
   seen = 0
-  # One graph per input signature instead of eager calls: ~(1 + classes)
-  # forward passes per batch. A query call skips the standard pass's
-  # detections (NMS over every class), which the batch's first call made.
+  # One graph per input signature instead of eager calls: 1 + classes
+  # forward passes per batch. A query call skips the standard pass (its
+  # features, head and every-class NMS), which the batch's first call ran.
   predict = tf.function(lambda images, **kwargs: model(images, **kwargs))
   filtered = tf.function(model.class_detections)
   for images, labels in task.build_inputs(params.task.validation_data):
@@ -126,7 +126,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
     for cls in classes:
       ids = tf.fill([batch], cls)
       queried = _numpy(predict(images, query_ids=ids,
-                               standard_detections=False, **kwargs))
+                               standard_pass=False, **kwargs))
       standard_q = _numpy(filtered(standard_tensors, '', ids,
                                    kwargs['image_shape'],
                                    kwargs['anchor_boxes']))
@@ -145,7 +145,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
       for rule in rules:
         queried = _numpy(predict(images, query_ids=tf.fill(
             [batch], vocabulary.query_id(cls, rule)),
-                                 standard_detections=False, **kwargs))
+                                 standard_pass=False, **kwargs))
         for i, gt in enumerate(gts):
           if not len(gt):
             continue

@@ -112,19 +112,21 @@ def test_class_detections_equal_nms_over_every_class_with_others_masked():
     np.testing.assert_array_equal(fast['detection_classes'][i], q)
 
 
-def test_without_standard_detections_only_the_query_pass_detects(model):
+def test_without_the_standard_pass_only_the_query_pass_runs(model):
   query_model, images = model
   ids = tf.constant([1, 3])
   both = query_model(images, query_ids=ids, training=False)
   query_only = query_model(images, query_ids=ids, training=False,
-                           standard_detections=False)
-  assert 'detection_scores' not in query_only
-  assert 'cls_outputs' in query_only
-  for key in ('query_detection_scores', 'query_detection_boxes'):
+                           standard_pass=False)
+  assert not {'detection_scores', 'cls_outputs'} & set(query_only)
+  for key in ('query_detection_scores', 'query_detection_boxes',
+              'query_detection_classes'):
     np.testing.assert_array_equal(query_only[key], both[key])
+  np.testing.assert_array_equal(query_only['query_cls_outputs']['4'],
+                                both['query_cls_outputs']['4'])
   # Without a query the model is the standard detector whatever the flag.
   assert 'detection_scores' in query_model(images, training=False,
-                                           standard_detections=False)
+                                           standard_pass=False)
 
 
 def test_query_steers_the_last_stages_and_not_the_early_ones(model):

@@ -150,8 +150,10 @@ class QueryRetinaNetModel(tf_keras.Model):
             for level, b in boxes.items()}
 
   def _backbone_passes(self, images: tf.Tensor, query: tf.Tensor | None,
-                       training: bool | None) -> list[dict[str, tf.Tensor]]:
-    """Backbone endpoints: [standard] or [standard, query-modulated].
+                       training: bool | None, standard: bool = True
+                       ) -> list[dict[str, tf.Tensor]]:
+    """Backbone endpoints: [standard], [standard, query-modulated], or
+    (`standard` False) [query-modulated].
 
     The blocks before the first modulated one run once for both passes.
     """
@@ -163,7 +165,7 @@ class QueryRetinaNetModel(tf_keras.Model):
     for index in range(first):
       x = blocks[index](x, training=training)
       levels[str(self._block_levels[index])] = x
-    passes = [(x, dict(levels), None)]
+    passes = [(x, dict(levels), None)] if standard else []
     if query is not None:
       passes.append((x, dict(levels), query))
     endpoints = []
@@ -188,7 +190,7 @@ class QueryRetinaNetModel(tf_keras.Model):
            image_shape: tf.Tensor | None = None,
            anchor_boxes: Mapping[str, tf.Tensor] | None = None,
            training: bool | None = None,
-           standard_detections: bool = True) -> dict[str, Any]:
+           standard_pass: bool = True) -> dict[str, Any]:
     """Runs the standard pass, and the query pass if a query is given.
 
     Args:
@@ -200,22 +202,26 @@ class QueryRetinaNetModel(tf_keras.Model):
       image_shape: [B, 2] unpadded image sizes, for box clipping.
       anchor_boxes: Anchors for inference; default: made for `images`.
       training: Training mode.
-      standard_detections: In inference with a query, False skips the
-        standard pass's detections (its raw outputs stay), for callers that
-        need only the query pass's (an evaluation asking every class).
+      standard_pass: With a query, False runs the query pass alone (no
+        standard outputs, raw or detections): for callers that need only
+        the query pass's (an evaluation asking every class). Without a
+        query the standard pass runs whatever this says.
 
     Returns:
-      The head's raw outputs `cls_outputs`, `box_outputs` (with a query
-      also the query pass's, `query_cls_outputs`, `query_box_outputs`, all
-      classes); in inference also the standard detections (`detection_*`)
-      and the query pass's (`query_detection_*`): of q's class for
-      `query_ids`, of every class for `query_vectors` (a vector names no
-      class of the head). Without a query the model is the standard
-      detector (Model Garden's evaluation calls it so).
+      The head's raw outputs `cls_outputs`, `box_outputs` (unless
+      `standard_pass` is False; with a query also the query pass's,
+      `query_cls_outputs`, `query_box_outputs`, all classes); in inference
+      also the standard detections (`detection_*`) and the query pass's
+      (`query_detection_*`): of q's class for `query_ids`, of every class
+      for `query_vectors` (a vector names no class of the head). Without a
+      query the model is the standard detector (Model Garden's evaluation
+      calls it so).
     """
     query = self._query(query_ids, query_vectors)
-    passes = self._backbone_passes(images, query, training)
-    prefixes = ['', 'query_'][:len(passes)]
+    standard_pass = standard_pass or query is None
+    passes = self._backbone_passes(images, query, training, standard_pass)
+    prefixes = ([''] if standard_pass else []) + (
+        ['query_'] if query is not None else [])
     outputs, heads = {}, {}
     for prefix, features in zip(prefixes, passes):
       if self.detector.decoder:
@@ -230,12 +236,7 @@ class QueryRetinaNetModel(tf_keras.Model):
       return outputs
     anchors = anchor_boxes if anchor_boxes is not None else self._anchors(
         images)
-    # The standard pass's detections are skipped only when asked, and only
-    # when a query pass gives detections instead.
-    skip_standard = not standard_detections and query is not None
     for prefix, (boxes, scores) in heads.items():
-      if not prefix and skip_standard:
-        continue
       if prefix and query_ids is not None:
         results = self._class_detections(boxes, scores,
                                          self.query_class(query_ids),
