@@ -174,3 +174,43 @@ def test_tiny_study_end_to_end(composites, tmp_path):
   assert os.path.exists(os.path.join(eval_dir, 'detections.png'))
   assert (tmp_path / 'study' / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
   assert '| joint | 1 |' in (tmp_path / 'study' / 'summary.md').read_text()
+
+
+def test_code_edited_during_training_stops_before_the_evaluation(
+    composites, tmp_path, monkeypatch):
+  sources = {'a.py': 'old'}
+  evaluated = []
+
+  def fake_train(params, model_dir, mode):
+    del params, mode
+    tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
+                               model_dir, max_to_keep=2).save(
+                                   checkpoint_number=4)
+    sources['a.py'] = 'edited'  # Someone edits the checkout meanwhile.
+
+  def fake_evaluate(params, folder, checkpoint, output_dir, queried,
+                    referring):
+    del params, folder, output_dir, referring
+    evaluated.append(checkpoint)
+    return {'map': 0.4, 'filtered_present': 0.2, 'filtered_all': 0.1,
+            'query_present': 0.3 if queried else None,
+            'query_all': 0.2 if queried else None,
+            'referring_query': 0.5 if queried else None,
+            'referring_rule': 0.4}
+
+  monkeypatch.setattr(qd.code_guard, 'fingerprint',
+                      lambda root: dict(sources))
+  monkeypatch.setattr(qd.training, 'run', fake_train)
+  monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  monkeypatch.setattr(qd, '_reset', lambda seed: None)
+  out = str(tmp_path / 'study')
+  settings = ['standard_only=task.query.query_weight=0.0']
+  with pytest.raises(RuntimeError,
+                     match='before evaluating standard_only seed 0: 1 source'):
+    qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
+             curve_points=1)
+  assert not evaluated
+  # Restarted, the study runs on the edited code from start to end.
+  runs = qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
+                  curve_points=1)
+  assert len(evaluated) == 1 and [r.setting for r in runs] == ['standard_only']

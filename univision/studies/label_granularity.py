@@ -51,6 +51,7 @@ from univision.core import config_parsing
 from univision.core import training
 from univision.data import label_hierarchy
 from univision.evaluation import wsol_metrics
+from univision.studies import code_guard
 from univision.studies import label_granularity_report as report
 from univision.studies import runs as runs_lib
 from univision.studies import schedule
@@ -252,6 +253,7 @@ class _Study:
                2 * len(plan.fractions) * len(plan.seeds))
     done = len(self.search.done()) + len(self.log.done())
     self.progress = runs_lib.RunProgress(planned, done)
+    self.code = code_guard.CodeGuard()
 
   def model_dir(self, level: str, method: str, candidate: str, seed: int,
                 fraction: float = 1.0) -> str:
@@ -274,6 +276,7 @@ class _Study:
       if (level, method, candidate) in done:
         continue
       params = self.config(level, method, candidate, 0)
+      self.code.check(f'search {level}/{method}/{candidate}')
       val, seconds = _train(params, self.model_dir(level, method, candidate,
                                                    0), 0)
       self.search.append({'level': level, 'method': method,
@@ -301,7 +304,9 @@ class _Study:
       val, seconds = ({m: searched[0][m] for m in METRICS},
                       searched[0]['seconds'])
     else:
+      self.code.check(f'{level}/{method} seed {seed}')
       val, seconds = _train(params, model_dir, seed)
+    self.code.check(f'testing {level}/{method} seed {seed}')
     test = evaluate_test(params, self.data, model_dir, val['best_threshold'])
     self.log.append({'level': level, 'method': method, 'seed': seed,
                      'fraction': fraction, 'candidate': candidate, **test,

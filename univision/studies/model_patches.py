@@ -94,6 +94,7 @@ from univision.core import config_parsing
 from univision.core import training
 from univision.modeling import patches
 from univision.modeling import spot_patch
+from univision.studies import code_guard
 from univision.studies import model_patches_report as report
 from univision.studies import model_patches_rows as rows
 from univision.studies import runs as runs_lib
@@ -389,6 +390,7 @@ class _Study:
       planned.append(self.base_key())
       finished += self.base_key() in self.done
     self.progress = runs_lib.RunProgress(len(planned), finished)
+    self.code = code_guard.CodeGuard()
 
   def base_key(self) -> tuple[str, str, int]:
     return (task_name(self.base.task), rows.BASE, BASE_SEED)
@@ -465,6 +467,7 @@ class _Study:
         continue
       params = self._base_config(end, end, self.base.backbone_checkpoint,
                                  'backbone')
+      self.code.check(f'{rows.BASE} to step {end}')
       run = train_and_test(params, self.base.task,
                            (task_name(self.base.task), rows.BASE, end),
                            model_dir, None)
@@ -494,6 +497,7 @@ class _Study:
       os.makedirs(patch_dir, exist_ok=True)
       patch_path = os.path.join(patch_dir, f'{method}.npz')
     if (task, method, seed) not in self.done:
+      self.code.check(f'{task}/{method}/seed {seed}')
       run = train_and_test(params, folder, (task, method, seed), model_dir,
                            patch_path)
       self.log.append(run)

@@ -54,6 +54,7 @@ import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import config_parsing
 from univision.core import training
 from univision.evaluation import query_detection_eval
+from univision.studies import code_guard
 from univision.studies import query_detection_report as report
 from univision.studies import runs as runs_lib
 from univision.studies import schedule
@@ -227,6 +228,7 @@ class _Study:
     planned = {(name, seed) for name, _ in settings for seed in seeds}
     self.progress = runs_lib.RunProgress(
         len(planned), len(planned & self.log.done()))
+    self.code = code_guard.CodeGuard()
 
   def run(self, name: str, overrides: str, seed: int) -> None:
     """Trains (or resumes) one run and evaluates its checkpoints on test."""
@@ -234,11 +236,13 @@ class _Study:
                         seed, overrides, self.curve_points)
     queried = params.task.query.query_weight > 0
     model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
+    self.code.check(f'training {name} seed {seed}')
     _reset(seed)
     start = time.time()
     training.run(params, model_dir, mode='train')
     seconds = time.time() - start
     _reset(seed)
+    self.code.check(f'evaluating {name} seed {seed}')
     curve_done = self.curve.done()
     final = None
     for step, checkpoint in _checkpoints(model_dir):
