@@ -41,6 +41,7 @@ from official.vision.ops import anchor
 
 from univision.modeling.layers import query_embedding as embedding_lib
 from univision.modeling.layers import query_modulation_sites as sites_lib
+from univision.modeling.layers import scored_nms_generator
 
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections')
@@ -118,6 +119,11 @@ class QueryRetinaNetModel(tf_keras.Model):
     self._query_classes = tf.constant(list(query_classes), tf.int32)
     self._block_levels = block_levels(detector.backbone)
     self._endpoints = list(detector.backbone.output_specs)
+    # The detector's generator, its v2 NMS cut to the scored boxes (same
+    # detections, several times faster on a CPU; `scored_nms_generator`).
+    self.detection_generator = (
+        scored_nms_generator.ScoredNmsDetectionGenerator(
+            **detector.detection_generator.get_config()))
 
   @property
   def backbone(self):
@@ -242,8 +248,8 @@ class QueryRetinaNetModel(tf_keras.Model):
                                          self.query_class(query_ids),
                                          anchors, image_shape)
       else:
-        results = self.detector.detection_generator(boxes, scores, anchors,
-                                                    image_shape)
+        results = self.detection_generator(boxes, scores, anchors,
+                                           image_shape)
       outputs.update({prefix + k: results[k] for k in _DETECTION_KEYS})
     return outputs
 
@@ -270,7 +276,7 @@ class QueryRetinaNetModel(tf_keras.Model):
                         image_shape: tf.Tensor | None
                         ) -> dict[str, tf.Tensor]:
     """The generator's detections of class `classes` [B] alone."""
-    results = self.detector.detection_generator(
+    results = self.detection_generator(
         boxes, class_logits(scores, classes, self._num_classes),
         anchor_boxes, image_shape)
     detections = {k: results[k] for k in _DETECTION_KEYS}
