@@ -11,6 +11,7 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
 from univision.modeling.backbones import mobilenet_v4
+from univision.modeling.layers import scored_nms_generator
 
 
 def _task(folder):
@@ -79,6 +80,8 @@ def test_patch_training_changes_only_the_patch(composites, patch):
       exp_factory.get_exp_config('mnv4_retinanet_composites_patch').task,
       retinanet_cfg.PatchedRetinaNetTask)
   task, model, batch = _patched(composites, patch=patch)
+  assert isinstance(model.detection_generator,
+                    scored_nms_generator.ScoredNmsDetectionGenerator)
   patch_ids = {id(v) for v in patches.select(model, patch)}
   before = {id(v): v.numpy() for v in model.weights}
   task.train_step(batch, model, tf_keras.optimizers.SGD(0.1),

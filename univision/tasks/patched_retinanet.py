@@ -7,7 +7,9 @@ to the patch's variables only. Batch norms outside the patch are switched to
 inference mode (`trainable = False`), so their statistics stay the base's;
 so are those inside it unless `bn_statistics: batch` (their scale and shift
 still train: the gradient is taken with respect to the variables).
-Inputs, losses, metrics and evaluation are Model Garden's.
+Inputs, losses, metrics and evaluation are Model Garden's (its detection
+generator's v2 NMS cut to the scored boxes, for the same detections faster:
+`modeling/layers/scored_nms_generator.py`).
 """
 from typing import Any
 
@@ -17,6 +19,7 @@ from official.vision.tasks import retinanet as mg_retinanet_task
 
 from univision.configs import retinanet as retinanet_cfg
 from univision.modeling import patches
+from univision.modeling.layers import scored_nms_generator
 from univision.tasks import gradient_steps
 
 
@@ -29,7 +32,7 @@ class PatchedRetinaNetTask(mg_retinanet_task.RetinaNetTask):
       raise ValueError(f'task.bn_statistics: '
                        f'{self.task_config.bn_statistics!r}; choose '
                        "'frozen' or 'batch'.")
-    model = super().build_model()
+    model = scored_nms_generator.with_scored_nms(super().build_model())
     patch_ids = {id(v) for v in patches.select(model, self.task_config.patch)}
     batch_statistics = self.task_config.bn_statistics == 'batch'
     for layer in model.submodules:

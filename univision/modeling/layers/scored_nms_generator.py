@@ -22,6 +22,7 @@ import contextlib
 from typing import Any, Mapping
 
 import tensorflow as tf, tf_keras
+from official.vision.modeling import retinanet_model
 from official.vision.modeling.layers import detection_generator
 from official.vision.ops import box_ops
 from official.vision.ops import nms
@@ -116,3 +117,16 @@ class ScoredNmsDetectionGenerator(
             'detection_boxes': nmsed_boxes,
             'detection_classes': nmsed_classes + 1,  # Background is 0.
             'detection_scores': nmsed_scores, 'detection_attributes': {}}
+
+
+def with_scored_nms(model: retinanet_model.RetinaNetModel
+                    ) -> retinanet_model.RetinaNetModel:
+  """Model Garden's RetinaNet with its generator's NMS cut to scored boxes.
+
+  The same backbone, decoder and head objects (so the same checkpoint
+  layout) under a new `RetinaNetModel`; call it before building the model.
+  """
+  config = dict(model.get_config())
+  config['detection_generator'] = ScoredNmsDetectionGenerator(
+      **model.detection_generator.get_config())
+  return retinanet_model.RetinaNetModel(**config)
