@@ -82,7 +82,7 @@ def scored_v2_nms(boxes: tf.Tensor, scores: tf.Tensor, pre_nms_top_k: int,
   return final_boxes, final_scores, final_classes, valid
 
 
-@tf_keras.utils.register_keras_serializable(package='Univision')
+@tf_keras.utils.register_keras_serializable(package='univision')
 class ScoredNmsDetectionGenerator(
     detection_generator.MultilevelDetectionGenerator):
   """Model Garden's generator; its class-aware v2 NMS skips unscored boxes."""
