@@ -17,6 +17,7 @@ from tests import test_train
 from tests.configs import test_experiments
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import config_parsing
+from univision.core import run_clock
 from univision.core import training
 
 TPU_YAMLS = sorted(glob.glob(os.path.join(
@@ -69,6 +70,11 @@ def test_mirrored_from_yaml_trains_through_run(fake_fmnist_tfrecords,
   assert latest.endswith('ckpt-2')
   assert tf.train.load_variable(
       latest, 'global_step/.ATTRIBUTES/VARIABLE_VALUE') == 2
+  # The run's wall time is kept for the next process; evaluating adds none.
+  seconds = run_clock.read(model_dir)
+  assert seconds > 0
+  training.run(params, model_dir, 'eval')
+  assert run_clock.read(model_dir) == seconds
 
 
 @pytest.mark.parametrize('path', TPU_YAMLS, ids=os.path.basename)

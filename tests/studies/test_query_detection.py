@@ -6,6 +6,7 @@ import tensorflow as tf
 from official.core import task_factory
 
 from univision import registry_imports  # pylint: disable=unused-import
+from univision.core import run_clock
 from univision.studies import query_detection as qd
 from univision.studies import query_detection_report as report
 
@@ -108,6 +109,7 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
         tf.train.Checkpoint(step=tf.Variable(0)), model_dir, max_to_keep=4)
     for step in (2, 4):
       manager.save(checkpoint_number=step)
+    run_clock.RunClock(model_dir).write()  # As training.run does.
 
   def fake_evaluate(params, folder, checkpoint, output_dir, queried,
                     referring):
@@ -186,6 +188,7 @@ def test_code_edited_during_training_stops_before_the_evaluation(
     tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
                                model_dir, max_to_keep=2).save(
                                    checkpoint_number=4)
+    run_clock.RunClock(model_dir).write()  # As training.run does.
     sources['a.py'] = 'edited'  # Someone edits the checkout meanwhile.
 
   def fake_evaluate(params, folder, checkpoint, output_dir, queried,

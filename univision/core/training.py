@@ -13,7 +13,9 @@ they are checkpointed); a `DataLossError` from a damaged TFRecord file is
 re-raised naming the file and byte offset (`tfrecord_check`); Orbit's
 messages are printed once (Orbit both prints and logs each one); and, with
 `progress_lines`, each train loop is reported as one `progress` line (step,
-loss, steps/s, ETA) instead of Orbit's block of every train metric.
+loss, steps/s, ETA) instead of Orbit's block of every train metric; a
+training run's wall time is added up over the processes that train it
+(`run_clock`, `<model_dir>/run_seconds.json`).
 """
 from collections.abc import Iterator, Mapping
 import contextlib
@@ -31,6 +33,7 @@ from orbit import controller as orbit_controller
 
 from univision.core import divergence
 from univision.core import progress
+from univision.core import run_clock
 from univision.core import tfrecord_check
 
 # Orbit's report after each train loop: 'train | step: 100 | steps/sec: ...'.
@@ -141,15 +144,25 @@ def run(params: cfg.ExperimentConfig, model_dir: str,
   with strategy.scope():
     task = task_factory.get_task(params.task, logging_dir=model_dir)
   last_eval = {}
+  # A training run's wall time over every process that trains it (the
+  # chief keeps it; an evaluation alone adds nothing).
+  clock = (run_clock.RunClock(model_dir)
+           if 'train' in mode and strategy.extended.should_checkpoint
+           else None)
+  clock_actions = [clock] if clock else []
   try:
     with _orbit_messages_once(progress_lines):
       runner = _GuardedRunner(
           distribution_strategy=strategy, task=task, mode=mode,
           params=params, model_dir=model_dir,
           save_summary=strategy.extended.should_save_summary,
-          eval_actions=[lambda logs: last_eval.update(logs)],
+          train_actions=clock_actions,
+          eval_actions=[lambda logs: last_eval.update(logs),
+                        *clock_actions],
           progress_lines=progress_lines)
       model, _ = runner.run()
+      if clock:
+        clock.write()
   except tf.errors.DataLossError as e:
     try:
       located = tfrecord_check.locate_damage(params, e)

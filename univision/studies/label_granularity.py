@@ -34,7 +34,6 @@ and each run's model folder under `runs/`.
 """
 import dataclasses
 import os
-import time
 from typing import Sequence
 
 from absl import app
@@ -48,6 +47,7 @@ import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.configs import wsol as wsol_cfg
 from univision.core import checkpoints
 from univision.core import config_parsing
+from univision.core import run_clock
 from univision.core import training
 from univision.data import label_hierarchy
 from univision.evaluation import wsol_metrics
@@ -147,9 +147,8 @@ def _train(params: cfg.ExperimentConfig, model_dir: str,
   """Trains (or resumes) a run; its val metrics and training seconds."""
   tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(seed)
-  start = time.time()
   _, metrics = training.run(params, model_dir)
-  seconds = round(time.time() - start, 1)
+  seconds = run_clock.read(model_dir)
   if 'MaxBoxAccV2' not in metrics:  # Finished before: evaluate again.
     _, metrics = training.run(params, model_dir, mode='eval')
   return _metrics(metrics, model_dir), seconds

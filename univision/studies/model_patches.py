@@ -79,7 +79,6 @@ import gc
 import json
 import math
 import os
-import time
 from typing import Sequence
 
 from absl import app
@@ -91,6 +90,7 @@ from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import config_parsing
+from univision.core import run_clock
 from univision.core import training
 from univision.modeling import patches
 from univision.modeling import spot_patch
@@ -293,10 +293,10 @@ def _patch_weights(model: tf_keras.Model, spec: str,
 
 def _train(params: cfg.ExperimentConfig, model_dir: str,
            patch_path: str | None) -> tuple[dict[str, float], float, dict]:
-  """Trains a run: (its val metrics, training seconds, `Run` weights)."""
-  start = time.time()
+  """Trains a run: (its val metrics, its seconds so far (`run_clock`: every
+  process that trained it), `Run` weights)."""
   model, val = training.run(params, model_dir)
-  seconds = round(time.time() - start, 1)
+  seconds = run_clock.read(model_dir)
   weights = (_detector_weights(model) if patch_path is None else
              _patch_weights(model, params.task.patch, patch_path))
   return val, seconds, weights
@@ -468,11 +468,12 @@ class _Study:
       params = self._base_config(end, end, self.base.backbone_checkpoint,
                                  'backbone')
       self.code.check(f'{rows.BASE} to step {end}')
+      before = run_clock.read(model_dir) or 0.0  # The chunks before.
       run = train_and_test(params, self.base.task,
                            (task_name(self.base.task), rows.BASE, end),
                            model_dir, None)
       self.curve.append(rows.CurvePoint(end, run.ap, run.ap50, run.val_ap,
-                                        run.seconds))
+                                        round(run.seconds - before, 1)))
       self.progress.finish(f'{rows.BASE} to step {end}', {'AP': run.ap})
     points = read_curve(self.curve.path)
     last = next(p for p in points if p.steps == self.base.steps)

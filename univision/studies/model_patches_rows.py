@@ -24,7 +24,9 @@ class Run:
   file_bytes: int  # The patch file on disk; full: 4 x every weight.
   gates_on: int | None  # A learned patch's gated-on layers (or blocks).
   steps: int  # 0 for a given base.
-  seconds: float  # Training time, the evaluations left out.
+  # Wall time of training and its validation, over every process that
+  # trained the run (`core.run_clock`); the test evaluation left out.
+  seconds: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +36,7 @@ class CurvePoint:
   ap: float  # Test AP.
   ap50: float
   val_ap: float
-  seconds: float  # Training time of the chunk that ended here.
+  seconds: float  # Wall time of the chunk that ended here.
 
 
 def spot_method(size_weight: float) -> str:

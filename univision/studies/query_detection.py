@@ -41,7 +41,6 @@ query pass's detections for every query on the same images).
 import dataclasses
 import gc
 import os
-import time
 from typing import Sequence
 
 from absl import app
@@ -52,6 +51,7 @@ from official.core import exp_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import config_parsing
+from univision.core import run_clock
 from univision.core import training
 from univision.evaluation import query_detection_eval
 from univision.studies import code_guard
@@ -238,9 +238,8 @@ class _Study:
     model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
     self.code.check(f'training {name} seed {seed}')
     _reset(seed)
-    start = time.time()
     training.run(params, model_dir, mode='train')
-    seconds = time.time() - start
+    seconds = run_clock.read(model_dir)
     _reset(seed)
     self.code.check(f'evaluating {name} seed {seed}')
     curve_done = self.curve.done()
@@ -262,8 +261,7 @@ class _Study:
         final = aps
     if final is None:
       raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
-    run = Run(name, seed, **final, steps=self.steps,
-              seconds=round(seconds, 1))
+    run = Run(name, seed, **final, steps=self.steps, seconds=seconds)
     self.log.append(run)
     self.progress.finish(f'{name} seed {seed}', {
         'mAP': run.map, 'filtered': run.filtered_present,
