@@ -125,8 +125,16 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
             'referring_query': 0.5 if queried else None,
             'referring_rule': 0.4}
 
+  figures = []
+
+  def fake_figure(params, checkpoint, path):
+    del params
+    figures.append((checkpoint.rsplit('-', 1)[1], os.path.basename(path)))
+    open(path, 'wb').close()
+
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  monkeypatch.setattr(qd.query_detection_eval, 'two_queries', fake_figure)
   # Nothing to clear between fake runs (gc in a long-lived worker is slow).
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
@@ -151,6 +159,10 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   assert qd.study(out, composites, '/ckpt', settings, seeds=[0], steps=4,
                   curve_points=2) == runs
   assert len(trained) == 3 and len(evaluated) == 4
+  # The queried setting's figure, once, from its last checkpoint.
+  assert figures == [('4', 'two_queries_joint.png')]
+  assert '![two_queries_joint.png](two_queries_joint.png)' in open(
+      os.path.join(out, 'summary.md')).read()
 
 
 def test_tiny_study_end_to_end(composites, tmp_path):
@@ -175,7 +187,11 @@ def test_tiny_study_end_to_end(composites, tmp_path):
   eval_dir = os.path.join(out, 'runs', 'joint', 'seed0', 'query_eval')
   assert os.path.exists(os.path.join(eval_dir, 'detections.png'))
   assert (tmp_path / 'study' / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
-  assert '| joint | 1 |' in (tmp_path / 'study' / 'summary.md').read_text()
+  assert (tmp_path / 'study' / 'two_queries_joint.png').read_bytes()[:4] == (
+      b'\x89PNG')
+  summary = (tmp_path / 'study' / 'summary.md').read_text()
+  assert '| joint | 1 |' in summary
+  assert '![two_queries_joint.png](two_queries_joint.png)' in summary
 
 
 def test_code_edited_during_training_stops_before_the_evaluation(
@@ -203,6 +219,8 @@ def test_code_edited_during_training_stops_before_the_evaluation(
 
   monkeypatch.setattr(qd.code_guard, 'fingerprint',
                       lambda root: dict(sources))
+  monkeypatch.setattr(qd.query_detection_eval, 'two_queries',
+                      lambda *args: None)
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
   monkeypatch.setattr(qd, '_reset', lambda seed: None)

@@ -85,14 +85,8 @@ def scores(by_class) -> dict[str, float]:
              for key, value in present.items()}}
 
 
-def evaluate(params, checkpoint: str, output_dir: str,
-             num_plot_images: int = 3,
-             referring: bool = True) -> dict[str, dict[str, float]]:
-  """Query-AP of the query pass and of the filtered standard pass.
-
-  With `referring` and a model with referring queries, also their
-  accuracies (`referring`).
-  """
+def _restored(params, checkpoint: str):
+  """The task and its query model with the checkpoint's weights."""
   task = task_factory.get_task(params.task)
   model = task.build_model()
   size = params.task.model.input_size
@@ -101,6 +95,18 @@ def evaluate(params, checkpoint: str, output_dir: str,
   tf.train.Checkpoint(**model.checkpoint_items).read(
       checkpoints.resolve_checkpoint(checkpoint)
   ).expect_partial().assert_existing_objects_matched()
+  return task, model
+
+
+def evaluate(params, checkpoint: str, output_dir: str,
+             num_plot_images: int = 3,
+             referring: bool = True) -> dict[str, dict[str, float]]:
+  """Query-AP of the query pass and of the filtered standard pass.
+
+  With `referring` and a model with referring queries, also their
+  accuracies (`referring`).
+  """
+  task, model = _restored(params, checkpoint)
   classes = query_classes(params)
   runs = {'query_pass': {c: [] for c in classes},
           'standard_filtered': {c: [] for c in classes}}
@@ -168,6 +174,85 @@ def evaluate(params, checkpoint: str, output_dir: str,
     json.dump({'classes': classes, **results}, f, indent=1)
   plot(shown, classes, os.path.join(output_dir, 'detections.png'))
   return results
+
+
+def two_queries(params, checkpoint: str, path: str,
+                score_threshold: float = 0.3) -> tuple[int, int, int]:
+  """The first validation image holding two query classes, asked both.
+
+  Three panels: the standard pass's detections of the two classes, then
+  the query pass's detections for each query (boxes at or above
+  `score_threshold`; ground truth of the panel's classes in green).
+
+  Returns:
+    (index of the image in the split, first class, second class).
+
+  Raises:
+    ValueError: naming the split, if no image holds two query classes.
+  """
+  task, model = _restored(params, checkpoint)
+  classes = query_classes(params)
+  seen = 0
+  for images, labels in task.build_inputs(params.task.validation_data):
+    truth = _numpy(labels['groundtruths'])
+    for i in range(int(tf.shape(images)[0])):
+      n = int(truth['num_detections'][i])
+      present = sorted(set(truth['classes'][i][:n].tolist()) & set(classes))
+      if len(present) < 2:
+        continue
+      pair = present[:2]
+      kwargs = dict(image_shape=labels['image_info'][i:i + 1, 1, :],
+                    anchor_boxes={k: v[i:i + 1] for k, v in
+                                  labels['anchor_boxes'].items()},
+                    training=False)
+      image = images[i:i + 1]
+      scale = labels['image_info'][i, 2].numpy()
+      standard = _numpy(model(image, **kwargs))
+      panels = [('standard detector', pair,
+                 [_detections(standard, '', 0, scale, c) for c in pair])]
+      for cls in pair:
+        queried = _numpy(model(image, query_ids=tf.constant([cls]),
+                               standard_pass=False, **kwargs))
+        panels.append((f'query: {classes[cls]}', [cls],
+                       [_detections(queried, 'query_', 0, scale)]))
+      _plot_panels(image[0].numpy(), truth, i, classes, panels, path,
+                   score_threshold)
+      return seen + i, pair[0], pair[1]
+    seen += int(tf.shape(images)[0])
+  raise ValueError(f'{params.task.validation_data.input_path}: no image '
+                   'holds two of the query classes.')
+
+
+def _plot_panels(image, truth, i, classes, panels, path,
+                 score_threshold) -> None:
+  """One image, one panel per (title, classes, [(boxes, scores)])."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use('Agg')
+  from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
+  colors = ('red', 'deepskyblue')
+  figure, axes = pyplot.subplots(1, len(panels),
+                                 figsize=(3.2 * len(panels), 3.6))
+  shown = image - image.min()
+  for ax, (title, panel_classes, detections) in zip(axes, panels):
+    ax.axis('off')
+    ax.imshow(shown / max(shown.max(), 1e-6))
+    for cls, (boxes, scores) in zip(panel_classes, detections):
+      for y0, x0, y1, x1 in _gt_boxes(truth, i, cls):
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (x0, y0), x1 - x0, y1 - y0, fill=False, color='lime', lw=1.5))
+      color = colors[list(panels[0][1]).index(cls)]
+      for (y0, x0, y1, x1), s in zip(boxes, scores):
+        if s >= score_threshold:
+          ax.add_patch(matplotlib.patches.Rectangle(
+              (x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=1))
+          ax.text(x0, y0, f'{classes[cls]} {s:.2f}', color=color,
+                  fontsize=6, va='bottom')
+    ax.set_title(title, fontsize=9)
+  figure.suptitle(f'green: ground truth; boxes: detections >= '
+                  f'{score_threshold}', fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=110)
+  pyplot.close(figure)
 
 
 def plot(shown, classes: dict[int, str], path: str,

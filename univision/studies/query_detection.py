@@ -230,6 +230,28 @@ class _Study:
         len(planned), len(planned & self.log.done()))
     self.code = code_guard.CodeGuard()
 
+  def figures(self) -> None:
+    """`two_queries_<setting>.png` of each queried setting's first seed.
+
+    Made from the run's last checkpoint as soon as the run has its row
+    (kept in the study folder, as run folders stay on the machine that
+    made them); a run whose folder is gone is skipped.
+    """
+    seed = self.seeds[0]
+    for name, overrides in self.settings:
+      path = os.path.join(self.output_dir, f'two_queries_{name}.png')
+      params = run_config(self.task_folder, self.init_checkpoint, self.steps,
+                          seed, overrides, self.curve_points)
+      model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
+      last = dict(_checkpoints(model_dir)).get(self.steps)
+      if (params.task.query.query_weight <= 0 or os.path.exists(path) or
+          (name, seed) not in self.log.done() or last is None):
+        continue
+      self.code.check(f'the two-query figure of {name}')
+      query_detection_eval.two_queries(
+          _on_test(params, self.task_folder), last, path)
+      _reset(seed)
+
   def run(self, name: str, overrides: str, seed: int) -> None:
     """Trains (or resumes) one run and evaluates its checkpoints on test."""
     params = run_config(self.task_folder, self.init_checkpoint, self.steps,
@@ -286,15 +308,21 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
   state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
                  steps, curve_points)
   done = state.log.done()
+  state.figures()
   for seed in seeds:  # Seed by seed: a study stopped early has whole seeds.
     for name, overrides in parsed:
       if (name, seed) not in done:
         state.run(name, overrides, seed)
+        state.figures()
   runs = [r for r in read_runs(state.log.path)
           if r.setting in names and r.seed in seeds]
   curve = read_curve(state.curve.path)
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
-    f.write(report.summary_markdown(runs, curve, names, list(seeds)))
+    f.write(report.summary_markdown(
+        runs, curve, names, list(seeds),
+        figures=[f'two_queries_{name}.png' for name in names
+                 if os.path.exists(os.path.join(
+                     output_dir, f'two_queries_{name}.png'))]))
   report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
   return runs
 

@@ -21,6 +21,7 @@ setting's mean mAP (and query-AP) gain over its last curve interval, below
 """
 import math
 import statistics
+from typing import Sequence
 
 JOINT = 'joint'
 STANDARD_ONLY = 'standard_only'
@@ -119,8 +120,12 @@ def _levelled(curve, settings: list[str]) -> list[str]:
 
 
 def summary_markdown(runs, curve, settings: list[str],
-                     seeds: list[int]) -> str:
-  """The study's `summary.md` (see the module docstring)."""
+                     seeds: list[int], figures: Sequence[str] = ()) -> str:
+  """The study's `summary.md` (see the module docstring).
+
+  `figures`: files next to it showing two queries on one image, one per
+  queried setting (`query_detection_eval.two_queries`).
+  """
   by_setting = {s: [r for r in runs if r.setting == s] for s in settings}
   lines = ['# Query-modulated detection study', '',
            'Test split; mean ± sample sd over seeds. Query-AP: COCO AP '
@@ -149,6 +154,12 @@ def summary_markdown(runs, curve, settings: list[str],
   lines += _targets(by_setting)
   lines += _referring(by_setting)
   lines += _levelled(curve, settings)
+  if figures:
+    lines += ['', '## Two queries on one test image', '',
+              'The first test image holding two query classes (first seed): '
+              'the standard detector\'s detections of both, then the query '
+              'pass for each query.', '']
+    lines += [f'![{f}]({f})' for f in figures]
   return '\n'.join(lines)
 
 
