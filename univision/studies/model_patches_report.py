@@ -287,7 +287,8 @@ def _learned_table(by_key: ByKey, tasks: Sequence[str],
                    f'{fraction:.2f}x, {result.percent:.1f}%')
     drop = f'{drops[task]:.3f}' if task in drops else ''
     gap = f'{gaps[task]:.2f}' if task in gaps else ''
-    lines.append(f'| {_task_label(task, record_only)} | {drop} | {gap} | ' + ' | '.join(cells) + ' |')
+    lines.append(f'| {_task_label(task, record_only)} | {drop} | {gap} | '
+                 + ' | '.join(cells) + ' |')
   return lines
 
 
@@ -358,7 +359,8 @@ def summary_markdown(runs: Sequence[rows.Run],
   for task in tasks:
     task_results = [r for r in all_results if r.task == task
                     and r.method != rows.BASE]
-    lines += [f'## {_task_label(task, record_only)}', '', *_task_table(task_results), '']
+    lines += [f'## {_task_label(task, record_only)}', '',
+              *_task_table(task_results), '']
   return '\n'.join(lines)
 
 
