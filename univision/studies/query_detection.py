@@ -179,6 +179,11 @@ def _checkpoints(model_dir: str) -> list[tuple[int, str]]:
   return sorted((int(p.rsplit('-', 1)[1]), p) for p in paths)
 
 
+def figure_path(output_dir: str, setting: str) -> str:
+  """Where the study keeps a setting's two-query figure."""
+  return os.path.join(output_dir, f'two_queries_{setting}.png')
+
+
 def _on_test(params: cfg.ExperimentConfig,
              task_folder: str) -> cfg.ExperimentConfig:
   return params.replace(task={'validation_data': {
@@ -238,14 +243,16 @@ class _Study:
     made them); a run whose folder is gone is skipped.
     """
     seed = self.seeds[0]
+    done = self.log.done()
     for name, overrides in self.settings:
-      path = os.path.join(self.output_dir, f'two_queries_{name}.png')
-      params = run_config(self.task_folder, self.init_checkpoint, self.steps,
-                          seed, overrides, self.curve_points)
+      path = figure_path(self.output_dir, name)
+      if os.path.exists(path) or (name, seed) not in done:
+        continue
       model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
       last = dict(_checkpoints(model_dir)).get(self.steps)
-      if (params.task.query.query_weight <= 0 or os.path.exists(path) or
-          (name, seed) not in self.log.done() or last is None):
+      params = run_config(self.task_folder, self.init_checkpoint, self.steps,
+                          seed, overrides, self.curve_points)
+      if params.task.query.query_weight <= 0 or last is None:
         continue
       self.code.check(f'the two-query figure of {name}')
       query_detection_eval.two_queries(
@@ -320,9 +327,9 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(report.summary_markdown(
         runs, curve, names, list(seeds),
-        figures=[f'two_queries_{name}.png' for name in names
-                 if os.path.exists(os.path.join(
-                     output_dir, f'two_queries_{name}.png'))]))
+        figures=[os.path.basename(figure_path(output_dir, name))
+                 for name in names
+                 if os.path.exists(figure_path(output_dir, name))]))
   report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
   return runs
 
