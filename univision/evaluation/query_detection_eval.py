@@ -215,7 +215,8 @@ def two_queries(params, checkpoint: str, path: str,
                                standard_pass=False, **kwargs))
         panels.append((f'query: {classes[cls]}', [cls],
                        [_detections(queried, 'query_', 0, scale)]))
-      _plot_panels(image[0].numpy(), truth, i, classes, panels, path,
+      _plot_panels(image[0].numpy(), truth, i, classes, panels,
+                   dict(zip(pair, ('red', 'deepskyblue'))), path,
                    score_threshold)
       return seen + i, pair[0], pair[1]
     seen += int(tf.shape(images)[0])
@@ -223,36 +224,44 @@ def two_queries(params, checkpoint: str, path: str,
                    'holds two of the query classes.')
 
 
-def _plot_panels(image, truth, i, classes, panels, path,
+def _plot_panels(image, truth, i, classes, panels, colors, path,
                  score_threshold) -> None:
   """One image, one panel per (title, classes, [(boxes, scores)])."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   from matplotlib import pyplot  # pylint: disable=g-import-not-at-top
-  colors = ('red', 'deepskyblue')
   figure, axes = pyplot.subplots(1, len(panels),
                                  figsize=(3.2 * len(panels), 3.6))
-  shown = image - image.min()
   for ax, (title, panel_classes, detections) in zip(axes, panels):
-    ax.axis('off')
-    ax.imshow(shown / max(shown.max(), 1e-6))
+    _show(ax, image)
     for cls, (boxes, scores) in zip(panel_classes, detections):
-      for y0, x0, y1, x1 in _gt_boxes(truth, i, cls):
-        ax.add_patch(matplotlib.patches.Rectangle(
-            (x0, y0), x1 - x0, y1 - y0, fill=False, color='lime', lw=1.5))
-      color = colors[list(panels[0][1]).index(cls)]
-      for (y0, x0, y1, x1), s in zip(boxes, scores):
-        if s >= score_threshold:
-          ax.add_patch(matplotlib.patches.Rectangle(
-              (x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=1))
-          ax.text(x0, y0, f'{classes[cls]} {s:.2f}', color=color,
-                  fontsize=6, va='bottom')
+      _draw_boxes(ax, _gt_boxes(truth, i, cls), 'lime', 1.5)
+      kept = [(b, s) for b, s in zip(boxes, scores) if s >= score_threshold]
+      _draw_boxes(ax, [b for b, _ in kept], colors[cls], 1,
+                  [f'{classes[cls]} {s:.2f}' for _, s in kept])
     ax.set_title(title, fontsize=9)
   figure.suptitle(f'green: ground truth; boxes: detections >= '
                   f'{score_threshold}', fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
   pyplot.close(figure)
+
+
+def _show(ax, image) -> None:
+  """The image, stretched to [0, 1], without axes."""
+  ax.axis('off')
+  shown = image - image.min()
+  ax.imshow(shown / max(shown.max(), 1e-6))
+
+
+def _draw_boxes(ax, boxes, color: str, width: float, labels=()) -> None:
+  """[y0, x0, y1, x1] boxes as rectangles, each with its label if given."""
+  from matplotlib import patches  # pylint: disable=g-import-not-at-top
+  for k, (y0, x0, y1, x1) in enumerate(boxes):
+    ax.add_patch(patches.Rectangle(
+        (x0, y0), x1 - x0, y1 - y0, fill=False, color=color, lw=width))
+    if k < len(labels):
+      ax.text(x0, y0, labels[k], color=color, fontsize=6, va='bottom')
 
 
 def plot(shown, classes: dict[int, str], path: str,
@@ -273,15 +282,10 @@ def plot(shown, classes: dict[int, str], path: str,
       if col >= len(items):
         continue
       image, _, gt, boxes, scores = items[col]
-      shown_image = image - image.min()
-      ax.imshow(shown_image / max(shown_image.max(), 1e-6))
-      for y0, x0, y1, x1 in gt:
-        ax.add_patch(matplotlib.patches.Rectangle(
-            (x0, y0), x1 - x0, y1 - y0, fill=False, color='lime', lw=1))
-      for (y0, x0, y1, x1), s in zip(boxes, scores):
-        if s >= score_threshold:
-          ax.add_patch(matplotlib.patches.Rectangle(
-              (x0, y0), x1 - x0, y1 - y0, fill=False, color='red', lw=1))
+      _show(ax, image)
+      _draw_boxes(ax, gt, 'lime', 1)
+      _draw_boxes(ax, [b for b, sc in zip(boxes, scores)
+                       if sc >= score_threshold], 'red', 1)
       if col == 0:
         ax.set_title(f'query: {classes[cls]}', fontsize=8, loc='left')
   figure.suptitle(f'green: ground truth of the query class; red: query '
