@@ -57,6 +57,13 @@ def test_evaluation_writes_both_query_aps_and_a_plot(composites, tmp_path,
       assert 0.0 <= results[name][key] <= 1.0
   # Zero modulation: the query pass is the standard pass filtered to q.
   assert results['query_pass'] == results['standard_filtered']
+  breakdown = results['breakdown']
+  assert breakdown['query_pass'] == breakdown['standard_filtered']
+  filtered = breakdown['standard_filtered']
+  assert filtered['AP'] == results['standard_filtered']['query_AP_present']
+  # Removing false positives never lowers AP.
+  assert filtered['AP_confusion_free'] >= filtered['AP']
+  assert filtered['AP50_confusion_free'] >= filtered['AP50'] >= filtered['AP']
   assert 0.0 <= results['standard']['mAP'] <= 1.0
   assert set(results['standard']) - {'mAP'} <= {f'AP/{c}' for c in range(
       1, 5)}

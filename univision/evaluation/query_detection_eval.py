@@ -13,7 +13,9 @@ model's standard pass with its detections filtered to the queried class
 `QueryRetinaNetModel.class_detections`), over all runs and over the runs
 whose image holds the queried class (`scores`); and the standard pass's
 COCO mAP over the query classes (`standard`: each image's every-class
-detections, by class). A model with referring queries (`the largest c`,
+detections, by class), and for both passes how much of their present-class
+query-AP class confusion costs (`breakdown`: `evaluation.query_headroom`).
+A model with referring queries (`the largest c`,
 `core.query_vocabulary`) is also asked each of them for every class an
 image holds: `referring` compares its query pass's top detection with
 detect-then-select-by-rule on its standard pass
@@ -34,6 +36,7 @@ from univision.core import checkpoints
 from univision.core import config_parsing
 from univision.core import query_vocabulary
 from univision.evaluation import query_ap
+from univision.evaluation import query_headroom
 from univision.evaluation import referring_accuracy
 
 
@@ -58,6 +61,12 @@ def _gt_boxes(truth: dict, i: int, cls: int) -> np.ndarray:
   """Image i's ground-truth boxes of class `cls` (`truth`: `_numpy`'d)."""
   n = int(truth['num_detections'][i])
   return truth['boxes'][i][:n][truth['classes'][i][:n] == cls]
+
+
+def _other_boxes(truth: dict, i: int, cls: int) -> np.ndarray:
+  """Image i's ground-truth boxes of every class but `cls`."""
+  n = int(truth['num_detections'][i])
+  return truth['boxes'][i][:n][truth['classes'][i][:n] != cls]
 
 
 def _detections(outputs: dict, prefix: str, i: int, scale: np.ndarray,
@@ -111,6 +120,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
   runs = {'query_pass': {c: [] for c in classes},
           'standard_filtered': {c: [] for c in classes}}
   standard_runs = {c: [] for c in classes}  # Its every-class detections.
+  others = {c: [] for c in classes}  # Each run's other-class boxes.
   vocabulary = query_vocabulary.QueryVocabulary.of_task(params.task)
   rules = vocabulary.rules if referring else ()
   cases = []  # referring_accuracy.Case per (image, class, rule).
@@ -137,6 +147,7 @@ def evaluate(params, checkpoint: str, output_dir: str,
                                    kwargs['image_shape'],
                                    kwargs['anchor_boxes']))
       gts = [_gt_boxes(truth, i, cls) for i in range(batch)]
+      others[cls].extend(_other_boxes(truth, i, cls) for i in range(batch))
       for i, gt in enumerate(gts):
         scale = scales[i]
         runs['query_pass'][cls].append(
@@ -162,6 +173,8 @@ def evaluate(params, checkpoint: str, output_dir: str,
               *_detections(standard_q, '', i, scale)))
     seen += batch
   results = {name: scores(by_class) for name, by_class in runs.items()}
+  results['breakdown'] = {name: query_headroom.breakdown(by_class, others)
+                          for name, by_class in runs.items()}
   # COCO mAP of the standard detector: per class, every image's detections
   # of that class from its one every-class detection list.
   results['standard'] = {
