@@ -43,6 +43,23 @@ def test_edge_cases_all_present_or_none_present():
     assert 1 <= query <= 3 and positives.size == 0
 
 
+def test_query_classes_narrow_both_pools():
+  def draws(classes, query_classes, n=100):
+    return [(int(q), p.numpy()) for q, p in (
+        query_synthesis.synthesize(tf.constant(classes), 6, 0.5,
+                                   seed=tf.constant([3, i]),
+                                   query_classes=query_classes)
+        for i in range(n))]
+  narrowed = draws([1, 3], (3, 4))
+  assert {q for q, _ in narrowed} == {3, 4}
+  assert {q for q, p in narrowed if p.any()} == {3}
+  # One class: always asked, present or absent, whatever the chance says.
+  assert {(q, p.any()) for q, p in draws([1, 3], (3,))} == {(3, True)}
+  assert {(q, p.any()) for q, p in draws([1, 2], (3,))} == {(3, False)}
+  with pytest.raises(ValueError, match=r'train_classes: \[6\] not in 1..5'):
+    query_synthesis.synthesize(tf.constant([1]), 6, 0.5, query_classes=(6,))
+
+
 def test_seeded_draws_repeat_and_work_in_a_dataset():
   first, again = _draws([1, 2], 5, 0.5, n=10), _draws([1, 2], 5, 0.5, n=10)
   assert [q for q, _ in first] == [q for q, _ in again]

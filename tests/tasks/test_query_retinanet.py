@@ -97,6 +97,24 @@ def test_query_weight_zero_trains_the_standard_detector_alone(composites):
     np.testing.assert_array_equal(v.numpy(), b)
 
 
+def test_a_one_class_query_detector_skips_the_standard_pass(composites):
+  # standard_weight 0 and one query class: the query pass alone, always
+  # asked for class 2.
+  task, params = _task(composites, standard_weight=0.0, train_classes=[2])
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  np.testing.assert_array_equal(batch[1]['query'].numpy(), [2] * 4)
+  calls = []
+  call = model.call
+  model.call = lambda *a, **k: calls.append(k.get('standard_pass')) or call(
+      *a, **k)
+  logs = task.train_step(batch, model, tf_keras.optimizers.SGD(0.01),
+                         metrics=task.build_metrics(training=True))
+  assert calls == [False]
+  assert float(logs['cls_loss']) == 0.0
+  assert float(logs['total_loss']) == float(logs['query_loss']) > 0
+
+
 def test_evaluation_is_model_gardens_on_the_standard_head(composites):
   task, params = _task(composites)
   model = task.build_model()

@@ -39,6 +39,9 @@ class Query(hyperparams.Config):
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
     referring_probability: Chance that a training query for a present
       class refers to one of its boxes by a rule (drawn uniformly).
+    train_classes: The classes training queries are drawn from; [] for
+      all. One class with `standard_weight: 0` trains a one-class detector
+      of it (the query study's capacity check).
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -52,6 +55,7 @@ class Query(hyperparams.Config):
   decoder: bool = True
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
+  train_classes: list[int] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass

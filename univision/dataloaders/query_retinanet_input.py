@@ -20,7 +20,8 @@ class Parser(retinanet_input.Parser):
 
   def __init__(self, num_classes: int, absent_probability: float,
                referring_rules: tuple[str, ...] = (),
-               referring_probability: float = 0.0, **kwargs):
+               referring_probability: float = 0.0,
+               query_classes: tuple[int, ...] = (), **kwargs):
     """Initializes the parser.
 
     Args:
@@ -44,11 +45,12 @@ class Parser(retinanet_input.Parser):
     self._vocabulary = query_vocabulary.QueryVocabulary(
         num_classes, tuple(referring_rules))
     self._referring_probability = referring_probability
+    self._query_classes = tuple(query_classes)
 
   def _parse_train_data(self, data, anchor_labeler=None, input_anchor=None):
     query, positives = query_synthesis.synthesize(
         data['groundtruth_classes'], self._num_classes,
-        self._absent_probability)
+        self._absent_probability, query_classes=self._query_classes)
     query = query_synthesis.refer(query, positives, self._vocabulary,
                                   self._referring_probability)
     image, labels = super()._parse_train_data(data, anchor_labeler,

@@ -10,6 +10,10 @@ Per example, `synthesize` picks the query class:
 - otherwise one of the classes present, uniformly over distinct classes:
   the positives are that class's boxes only.
 
+`query_classes` narrows both pools to some classes: with one class every
+example queries it (present or absent), which makes the query pass a
+one-class detector of it.
+
 A present class may then become a referring-style query
 (`core.query_vocabulary`: "the largest c", "the leftmost c") with
 `referring_probability`, its rule drawn uniformly: `refer`. Its positives
@@ -31,7 +35,9 @@ from univision.core import query_vocabulary
 
 def synthesize(classes: tf.Tensor, num_classes: int,
                absent_probability: float,
-               seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+               seed: tf.Tensor | None = None,
+               query_classes: Sequence[int] = ()
+               ) -> tuple[tf.Tensor, tf.Tensor]:
   """Picks a query class for one example.
 
   Args:
@@ -40,22 +46,32 @@ def synthesize(classes: tf.Tensor, num_classes: int,
     num_classes: Model Garden's `num_classes` (background included).
     absent_probability: Chance of querying a class absent from the image.
     seed: A [2] int stateless seed; None draws from the global generator.
+    query_classes: The classes queries are drawn from; empty: all.
 
   Returns:
     query: int32 scalar, the query class (1..num_classes-1).
     positives: [N] bool, True for the boxes of the query class.
+
+  Raises:
+    ValueError: naming a query class outside 1..num_classes-1.
   """
+  bad = [c for c in query_classes if not 0 < c < num_classes]
+  if bad:
+    raise ValueError(f'task.query.train_classes: {bad} not in 1..'
+                     f'{num_classes - 1}.')
   classes = tf.cast(classes, tf.int32)
   ids = tf.range(1, num_classes, dtype=tf.int32)
+  allowed = tf.constant([not query_classes or i in query_classes
+                         for i in range(1, num_classes)])
   present = tf.reduce_any(tf.equal(ids[:, None], classes[None, :]), axis=1)
   if seed is None:
     seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
   seeds = tf.random.experimental.stateless_split(seed, 2)
   want_absent = tf.random.stateless_uniform([], seeds[0]) < absent_probability
-  any_absent = tf.reduce_any(~present)
+  absent, present = ~present & allowed, present & allowed
   any_present = tf.reduce_any(present)
-  pick_absent = (want_absent & any_absent) | ~any_present
-  pool = tf.where(pick_absent, ~present, present)
+  pick_absent = (want_absent & tf.reduce_any(absent)) | ~any_present
+  pool = tf.where(pick_absent, absent, present)
   # Uniform over the pool: the argmax of random scores inside it.
   scores = tf.random.stateless_uniform([num_classes - 1], seeds[1])
   query = ids[tf.argmax(tf.where(pool, scores, -1.0))]

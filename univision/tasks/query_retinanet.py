@@ -64,6 +64,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
         absent_probability=self.task_config.query.absent_probability,
         referring_rules=tuple(self.task_config.query.referring_rules),
         referring_probability=self.task_config.query.referring_probability,
+        query_classes=tuple(self.task_config.query.train_classes),
         output_size=model.input_size[:2], min_level=model.min_level,
         max_level=model.max_level, num_scales=model.anchor.num_scales,
         aspect_ratios=model.anchor.aspect_ratios,
@@ -124,14 +125,19 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     features, labels = inputs
     query = self.task_config.query
     # Without a query loss no query pass runs: the standard detector alone,
-    # whose batch-norm statistics see standard features only.
+    # whose batch-norm statistics see standard features only; without a
+    # standard loss no standard pass runs.
     query_ids = labels['query'] if query.query_weight else None
+    standard = bool(query.standard_weight) or query_ids is None
     with tf.GradientTape() as tape:
       outputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32),
-          model(features, query_ids=query_ids, training=True))
-      total, cls_loss, box_loss, model_loss = self.build_losses(
-          outputs=outputs, labels=labels, aux_losses=model.losses)
+          model(features, query_ids=query_ids, training=True,
+                standard_pass=standard))
+      total = cls_loss = box_loss = model_loss = tf.constant(0.0)
+      if standard:
+        total, cls_loss, box_loss, model_loss = self.build_losses(
+            outputs=outputs, labels=labels, aux_losses=model.losses)
       query_loss = tf.constant(0.0)
       if query_ids is not None:
         query_cls, query_box = self.query_losses(outputs, labels)
