@@ -1,4 +1,5 @@
 """Query-modulation study: settings, configs, summary, a tiny study."""
+import json
 import os
 
 import pytest
@@ -86,6 +87,84 @@ def test_summary_states_the_targets_with_the_seed_spread():
   assert '## Referring queries' not in text  # No rules: no section.
 
 
+def test_summary_shows_what_confusions_cost():
+  rows = [qd.Breakdown('standard_only', 0, 'standard_filtered', 0.40, 0.43,
+                       0.70, 0.75),
+          qd.Breakdown('standard_only', 1, 'standard_filtered', 0.42, 0.47,
+                       0.72, 0.78),
+          qd.Breakdown('joint', 0, 'query_pass', 0.41, 0.42, 0.7, 0.72),
+          qd.Breakdown('other', 0, 'query_pass', 0.1, 0.2, 0.3, 0.4)]
+  runs = [_run('standard_only', 0, 0.5, 0.4, None)]
+  text = report.summary_markdown(runs, [], ['standard_only', 'joint'], [0],
+                                 breakdown=rows)
+  assert '## Where present-class query-AP goes' in text
+  assert ('| standard_only | standard filtered | 0.410 ± 0.014 | '
+          '0.450 ± 0.028 | 0.040 ± 0.014 | 0.710 ± 0.014 | 0.765 ± 0.021 |'
+          ) in text
+  assert '| joint | query pass | 0.410 | 0.420 | 0.010 | 0.700 | 0.720 |' in (
+      text)
+  assert '| other |' not in text  # Not a summarised setting.
+  assert '## Where' not in report.summary_markdown(
+      runs, [], ['standard_only'], [0])
+
+
+def test_summary_compares_one_class_detectors_with_the_baselines():
+  rows = [qd.Specialist(7, 0, 0.40, 0.32, 0.33, 10, 1.0),
+          qd.Specialist(7, 1, 0.44, 0.32, None, 10, 1.0),
+          qd.Specialist(2, 0, 0.50, None, None, 10, 1.0)]
+  text = report.summary_markdown([], [], ['standard_only'], [0],
+                                 specialists=rows)
+  assert '## Capacity check: one-class detectors' in text
+  assert ('| 7 | 2 | 0.420 ± 0.028 | 0.320 ± 0.000 | 0.330 | '
+          '0.100 ± 0.028 |') in text
+  assert '| 2 | 1 | 0.500 | - | - | - |' in text
+  assert text.index('| 2 | 1 |') < text.index('| 7 | 2 |')
+
+
+def test_a_specialist_is_a_one_class_query_detector_scored_on_its_class(
+    composites, tmp_path, monkeypatch):
+  trained = []
+
+  def fake_train(params, model_dir, mode):
+    del mode
+    trained.append((params.task.query.train_classes,
+                    params.task.query.standard_weight,
+                    params.task.query.referring_probability,
+                    os.path.relpath(model_dir, out)))
+    tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
+                               model_dir, max_to_keep=2).save(
+                                   checkpoint_number=4)
+    run_clock.RunClock(model_dir).write()
+
+  def fake_classes(params, folder, checkpoint, output_dir):
+    del params, folder
+    assert checkpoint.endswith('ckpt-4') and output_dir.endswith('query_eval')
+    return {'query_AP_present': 0.1, 'AP_present/3': 0.45}
+
+  monkeypatch.setattr(qd.training, 'run', fake_train)
+  monkeypatch.setattr(qd, 'evaluate_classes', fake_classes)
+  monkeypatch.setattr(qd, '_reset', lambda seed: None)
+  out = str(tmp_path / 'study')
+  # The standard-only run of seed 0 was evaluated: its AP of class 3 is
+  # the baseline.
+  saved = os.path.join(out, 'runs', 'standard_only', 'seed0', 'query_eval')
+  os.makedirs(saved)
+  with open(os.path.join(saved, 'query_ap.json'), 'w') as f:
+    json.dump({'standard_filtered': {'AP_present/3': 0.3}}, f)
+  with pytest.raises(ValueError, match='--specialists: class 12 is not in '
+                     r'1\.\.11'):
+    qd.study(out, composites, '/ckpt', [], seeds=[0], steps=4,
+             curve_points=1, specialists=[12])
+  for _ in range(2):  # The second study finds the row and trains nothing.
+    assert qd.study(out, composites, '/ckpt', [], seeds=[0], steps=4,
+                    curve_points=1, specialists=[3]) == []
+  assert trained == [([3], 0.0, 0.0, 'runs/specialist_3/seed0')]
+  assert qd.read_specialists(os.path.join(out, 'specialists.csv')) == [
+      qd.Specialist(3, 0, 0.45, 0.3, None, 4, pytest.approx(0, abs=60))]
+  assert '| 3 | 1 | 0.450 | 0.300 | - | 0.150 |' in open(
+      os.path.join(out, 'summary.md')).read()
+
+
 def test_summary_compares_referring_queries_with_select_by_rule():
   runs = [_run('standard_only', 0, 0.5, 0.4, None, (None, 0.30)),
           _run('standard_only', 1, 0.5, 0.4, None, (None, 0.34)),
@@ -132,8 +211,19 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
     figures.append((checkpoint.rsplit('-', 1)[1], os.path.basename(path)))
     open(path, 'wb').close()
 
+  broken_down = []
+
+  def fake_breakdown(params, folder, checkpoint, output_dir):
+    del params, folder
+    broken_down.append((checkpoint.rsplit('-', 1)[1],
+                        os.path.basename(output_dir)))
+    values = {'AP': 0.2, 'AP_confusion_free': 0.25, 'AP50': 0.5,
+              'AP50_confusion_free': 0.6}
+    return {'standard_filtered': values, 'query_pass': values}
+
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  monkeypatch.setattr(qd, 'evaluate_breakdown', fake_breakdown)
   monkeypatch.setattr(qd.query_detection_eval, 'two_queries', fake_figure)
   # Nothing to clear between fake runs (gc in a long-lived worker is slow).
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
@@ -163,6 +253,14 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   assert figures == [('4', 'two_queries_joint.png')]
   assert '![two_queries_joint.png](two_queries_joint.png)' in open(
       os.path.join(out, 'summary.md')).read()
+  # The fake evaluations wrote no query_ap.json: each finished run's last
+  # checkpoint was broken down once; the standard-only run has no query
+  # pass of its own.
+  assert broken_down == [('4', 'query_eval_breakdown')] * 2
+  assert [(b.setting, b.detections, b.ap50) for b in qd.read_breakdown(
+      os.path.join(out, 'breakdown.csv'))] == [
+          ('standard_only', 'standard_filtered', 0.5),
+          ('joint', 'standard_filtered', 0.5), ('joint', 'query_pass', 0.5)]
 
 
 def test_tiny_study_end_to_end(composites, tmp_path):
@@ -191,6 +289,12 @@ def test_tiny_study_end_to_end(composites, tmp_path):
       b'\x89PNG')
   summary = (tmp_path / 'study' / 'summary.md').read_text()
   assert '| joint | 1 |' in summary
+  # The breakdown comes from the final evaluation itself.
+  rows = qd.read_breakdown(os.path.join(out, 'breakdown.csv'))
+  assert [r.detections for r in rows] == ['standard_filtered', 'query_pass']
+  assert rows[0].ap == pytest.approx(run.filtered_present)
+  assert rows[1].ap == pytest.approx(run.query_present)
+  assert '## Where present-class query-AP goes' in summary
   assert '![two_queries_joint.png](two_queries_joint.png)' in summary
 
 
@@ -223,6 +327,7 @@ def test_code_edited_during_training_stops_before_the_evaluation(
                       lambda *args: None)
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
+  monkeypatch.setattr(qd, 'evaluate_breakdown', lambda *args: {})
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
   settings = ['standard_only=task.query.query_weight=0.0']

@@ -29,17 +29,30 @@ all; and, for referring queries ("the largest c", "the leftmost c"), the
 accuracy of the query pass's top detection and of detect-then-select-by-
 rule on the standard pass (`evaluation.referring_accuracy`). Checkpoints
 every `steps / curve_points` steps are evaluated too (APs only), so
-`curve.csv` shows whether AP levelled off.
+`curve.csv` shows whether AP levelled off. Each finished run's last
+checkpoint also gives `breakdown.csv`: for the filtered standard pass and
+the query pass, present-class query-AP with and without the detections
+that are class confusions, at IoU 0.50:0.95 and 0.5
+(`evaluation.query_headroom`), i.e. what telling the queried class from
+its look-alikes could add at most. With `--specialists`, each listed class
+also gets a one-class detector per seed (`specialist_<c>`: the query pass
+alone, always asked for c, no standard loss; `specialists.csv`): its
+present-class AP of c against the standard-only detector filtered to c and
+the joint model's query pass for c, the same seed. Query modulation
+specialises one network to the queried class; a detector that is nothing
+but that specialisation shows how much the task rewards it.
 
 Outputs in `--output_dir`: `runs.csv` (a `Run` per finished (setting,
 seed), appended as it finishes; a restarted study skips finished runs and
-resumes an unfinished one from its checkpoint), `curve.csv`, `summary.md`
+resumes an unfinished one from its checkpoint), `curve.csv`,
+`breakdown.csv`, `specialists.csv`, `summary.md`
 (`query_detection_report`), `query_ap.png`, and each run's folder under
 `runs/` with its `query_eval/` (`query_ap.json`, `detections.png`: the
 query pass's detections for every query on the same images).
 """
 import dataclasses
 import gc
+import json
 import os
 from typing import Sequence
 
@@ -65,6 +78,11 @@ DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
                     f'{report.JOINT}_decoder_only='
                     'task.query.backbone_levels=[]')
 SPLITS = ('train', 'val', 'test')
+# A one-class detector of class {cls}: the query pass alone, always asked
+# for it (present or absent), no referring queries.
+SPECIALIST = ('task.query.standard_weight=0.0,'
+              'task.query.train_classes=[{cls}],'
+              'task.query.referring_probability=0.0')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +116,32 @@ class CurvePoint:
   map: float
   filtered_present: float
   query_present: float | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Breakdown:
+  """Where one run's present-class query-AP goes (a row of
+  `breakdown.csv`; `query_headroom.breakdown` of its last checkpoint)."""
+  setting: str
+  seed: int
+  detections: str  # 'standard_filtered' or 'query_pass'.
+  ap: float
+  ap_confusion_free: float
+  ap50: float
+  ap50_confusion_free: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Specialist:
+  """A one-class detector of `cls` against the same seed's baselines (a
+  row of `specialists.csv`); present-class AP of `cls` on test."""
+  cls: int
+  seed: int
+  specialist: float
+  standard_only_filtered: float | None  # None: that run is not found.
+  joint_query: float | None
+  steps: int
+  seconds: float
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -165,6 +209,26 @@ def read_curve(path: str) -> list[CurvePoint]:
   return [CurvePoint(**row) for row in open_curve(path).rows()]
 
 
+def open_breakdown(path: str) -> runs_lib.RunLog:
+  """The study's `breakdown.csv`: a `Breakdown` per (run, detections)."""
+  return runs_lib.RunLog(path, runs_lib.columns_of(Breakdown),
+                         key=('setting', 'seed', 'detections'))
+
+
+def read_breakdown(path: str) -> list[Breakdown]:
+  return [Breakdown(**row) for row in open_breakdown(path).rows()]
+
+
+def open_specialists(path: str) -> runs_lib.RunLog:
+  """The study's `specialists.csv`: a `Specialist` per (class, seed)."""
+  return runs_lib.RunLog(path, runs_lib.columns_of(Specialist),
+                         key=('cls', 'seed'))
+
+
+def read_specialists(path: str) -> list[Specialist]:
+  return [Specialist(**row) for row in open_specialists(path).rows()]
+
+
 def _reset(seed: int) -> None:
   tf_keras.backend.clear_session()
   tf_keras.utils.set_random_seed(seed)
@@ -219,20 +283,56 @@ def evaluate_run(params: cfg.ExperimentConfig, task_folder: str,
           'referring_rule': refer.get('select_by_rule')}
 
 
+def evaluate_breakdown(params: cfg.ExperimentConfig, task_folder: str,
+                       checkpoint: str, output_dir: str
+                       ) -> dict[str, dict[str, float]]:
+  """`query_detection_eval`'s `breakdown` of a checkpoint on test, for a
+  run evaluated before the breakdown existed (no referring queries)."""
+  return query_detection_eval.evaluate(
+      _on_test(params, task_folder), checkpoint, output_dir,
+      referring=False)['breakdown']
+
+
+def evaluate_classes(params: cfg.ExperimentConfig, task_folder: str,
+                     checkpoint: str, output_dir: str) -> dict[str, float]:
+  """The query pass's present-class AP of every class on test
+  ({'AP_present/<c>': AP}; no referring queries)."""
+  return query_detection_eval.evaluate(
+      _on_test(params, task_folder), checkpoint, output_dir,
+      referring=False)['query_pass']
+
+
+def _class_ap(model_dir: str, detections: str, cls: int) -> float | None:
+  """A finished run's present-class AP of `cls` from its final
+  evaluation, or None if that file is not here."""
+  path = os.path.join(model_dir, 'query_eval', 'query_ap.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)[detections].get(f'AP_present/{cls}')
+
+
 class _Study:
   """One study folder: its logs, progress and the runs still to do."""
 
   def __init__(self, output_dir: str, task_folder: str, init_checkpoint: str,
                settings: list[tuple[str, str]], seeds: Sequence[int],
-               steps: int, curve_points: int):
+               steps: int, curve_points: int, specialists: Sequence[int]):
     self.output_dir, self.task_folder = output_dir, task_folder
     self.init_checkpoint, self.settings = init_checkpoint, settings
     self.seeds, self.steps, self.curve_points = seeds, steps, curve_points
     self.log = open_log(os.path.join(output_dir, 'runs.csv'))
     self.curve = open_curve(os.path.join(output_dir, 'curve.csv'))
+    self.breakdown = open_breakdown(os.path.join(output_dir,
+                                                 'breakdown.csv'))
+    self.specialists = open_specialists(os.path.join(output_dir,
+                                                     'specialists.csv'))
     planned = {(name, seed) for name, _ in settings for seed in seeds}
+    one_class = {(cls, seed) for cls in specialists for seed in seeds}
     self.progress = runs_lib.RunProgress(
-        len(planned), len(planned & self.log.done()))
+        len(planned) + len(one_class),
+        len(planned & self.log.done()) +
+        len(one_class & self.specialists.done()))
     self.code = code_guard.CodeGuard()
 
   def figures(self) -> None:
@@ -258,6 +358,73 @@ class _Study:
       query_detection_eval.two_queries(
           _on_test(params, self.task_folder), last, path)
       _reset(seed)
+
+  def breakdowns(self) -> None:
+    """`breakdown.csv` rows of every finished run that lacks them.
+
+    Read from the final evaluation's `query_ap.json`; a run evaluated before
+    it held a breakdown has its last checkpoint evaluated again (into
+    `query_eval_breakdown/`); a run whose folder is gone is skipped.
+    """
+    have, done = self.breakdown.done(), self.log.done()
+    for name, overrides in self.settings:
+      for seed in self.seeds:
+        if (name, seed) not in done or (
+            name, seed, 'standard_filtered') in have:
+          continue
+        params = run_config(self.task_folder, self.init_checkpoint,
+                            self.steps, seed, overrides, self.curve_points)
+        model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
+        saved = os.path.join(model_dir, 'query_eval', 'query_ap.json')
+        found = {}
+        if os.path.exists(saved):
+          with open(saved) as f:
+            found = json.load(f).get('breakdown', {})
+        last = dict(_checkpoints(model_dir)).get(self.steps)
+        if not found and last is not None:
+          self.code.check(f'the breakdown of {name} seed {seed}')
+          found = evaluate_breakdown(
+              params, self.task_folder, last,
+              os.path.join(model_dir, 'query_eval_breakdown'))
+          _reset(seed)
+        queried = params.task.query.query_weight > 0
+        for detections in ('standard_filtered', 'query_pass')[:1 + queried]:
+          if detections in found:
+            values = found[detections]
+            self.breakdown.append(Breakdown(
+                name, seed, detections, values['AP'],
+                values['AP_confusion_free'], values['AP50'],
+                values['AP50_confusion_free']))
+
+  def specialist(self, cls: int, seed: int) -> None:
+    """Trains (or resumes) the one-class detector of `cls` and logs it."""
+    if (cls, seed) in self.specialists.done():
+      return
+    params = run_config(self.task_folder, self.init_checkpoint, self.steps,
+                        seed, SPECIALIST.format(cls=cls), self.curve_points)
+    runs = os.path.join(self.output_dir, 'runs')
+    model_dir = os.path.join(runs, f'specialist_{cls}', f'seed{seed}')
+    self.code.check(f'training the specialist of class {cls} seed {seed}')
+    _reset(seed)
+    training.run(params, model_dir, mode='train')
+    seconds = run_clock.read(model_dir)
+    _reset(seed)
+    self.code.check(f'evaluating the specialist of class {cls} seed {seed}')
+    last = dict(_checkpoints(model_dir)).get(self.steps)
+    if last is None:
+      raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
+    aps = evaluate_classes(params, self.task_folder, last,
+                           os.path.join(model_dir, 'query_eval'))
+    _reset(seed)
+    baseline = lambda setting, detections: _class_ap(
+        os.path.join(runs, setting, f'seed{seed}'), detections, cls)
+    row = Specialist(cls, seed, aps[f'AP_present/{cls}'],
+                     baseline(report.STANDARD_ONLY, 'standard_filtered'),
+                     baseline(report.JOINT, 'query_pass'), self.steps,
+                     seconds)
+    self.specialists.append(row)
+    self.progress.finish(f'specialist of class {cls} seed {seed}',
+                         {'AP': row.specialist})
 
   def run(self, name: str, overrides: str, seed: int) -> None:
     """Trains (or resumes) one run and evaluates its checkpoints on test."""
@@ -300,8 +467,10 @@ class _Study:
 def study(output_dir: str, task_folder: str, init_checkpoint: str,
           settings: Sequence[str] = DEFAULT_SETTINGS,
           seeds: Sequence[int] = (0, 1, 2), steps: int = 6000,
-          curve_points: int = 6) -> list[Run]:
-  """Trains and evaluates every (setting, seed) not yet in `runs.csv`."""
+          curve_points: int = 6, specialists: Sequence[int] = ()
+          ) -> list[Run]:
+  """Trains and evaluates every (setting, seed) not yet in `runs.csv`,
+  and the one-class detector of each of `specialists` per seed."""
   parsed = [parse_setting(s) for s in settings]
   names = [name for name, _ in parsed]
   if len(set(names)) != len(names):
@@ -311,26 +480,42 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
                      'must be >= 1.')
   for name, overrides in parsed:  # Refuse bad overrides before training.
     run_config(task_folder, init_checkpoint, steps, 0, overrides)
+  for cls in specialists:
+    classes = run_config(task_folder, init_checkpoint, steps, 0,
+                         SPECIALIST.format(cls=cls)).task.model.num_classes
+    if not 0 < cls < classes:
+      raise ValueError(f'--specialists: class {cls} is not in 1..'
+                       f'{classes - 1}.')
   os.makedirs(output_dir, exist_ok=True)
   state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
-                 steps, curve_points)
+                 steps, curve_points, specialists)
   done = state.log.done()
   state.figures()
+  state.breakdowns()
   for seed in seeds:  # Seed by seed: a study stopped early has whole seeds.
     for name, overrides in parsed:
       if (name, seed) not in done:
         state.run(name, overrides, seed)
         state.figures()
+        state.breakdowns()
+    for cls in specialists:
+      state.specialist(cls, seed)
   runs = [r for r in read_runs(state.log.path)
           if r.setting in names and r.seed in seeds]
   curve = read_curve(state.curve.path)
+  breakdown = [b for b in read_breakdown(state.breakdown.path)
+               if b.setting in names and b.seed in seeds]
+  specialist_rows = [r for r in read_specialists(state.specialists.path)
+                     if r.cls in specialists and r.seed in seeds]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(report.summary_markdown(
-        runs, curve, names, list(seeds),
+        runs, curve, names, list(seeds), breakdown=breakdown,
+        specialists=specialist_rows,
         figures=[os.path.basename(figure_path(output_dir, name))
                  for name in names
                  if os.path.exists(figure_path(output_dir, name))]))
-  report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
+  if runs:
+    report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
   return runs
 
 
@@ -345,6 +530,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer('steps', 6000, 'Training steps per run.')
   flags.DEFINE_integer('curve_points', 6,
                        'Checkpoints per run evaluated on test.')
+  flags.DEFINE_list('specialists', [], 'Classes to train a one-class '
+                    'detector of, per seed (a capacity check).')
   flags.mark_flags_as_required(['output_dir', 'task', 'init_checkpoint'])
 
 
@@ -353,7 +540,8 @@ def main(_):
   from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
   runs = study(f.output_dir, f.task, f.init_checkpoint, f.setting,
-               [int(s) for s in f.seeds], f.steps, f.curve_points)
+               [int(s) for s in f.seeds], f.steps, f.curve_points,
+               [int(c) for c in f.specialists])
   print(f'{len(runs)} runs; {os.path.join(f.output_dir, "summary.md")}')
 
 

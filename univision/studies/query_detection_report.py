@@ -12,7 +12,13 @@ class queries and all queries), and the paired query-pass gain; then issue
 - the joint model's standard mAP is within 1 point (0.01) of the
   standard-only detector's.
 
-Then referring-style queries ("the largest c", "the leftmost c"): the
+Then where each setting's present-class query-AP goes
+(`evaluation.query_headroom`, from `breakdown.csv`): AP with and without the
+detections that are class confusions, at IoU 0.50:0.95 and 0.5, so that a
+missed first target can be read against the most a query could add by
+telling classes apart; and the capacity check, one-class detectors
+(`specialists.csv`) against the standard-only detector filtered to their
+class and the joint query pass for it. Then referring-style queries ("the largest c", "the leftmost c"): the
 accuracy (IoU >= 0.5 of one answer box) of each setting's query pass and of
 detect-then-select-by-rule on its standard pass, the comparison the paper
 draws with referring-expression systems; and whether AP levelled off: each
@@ -95,6 +101,58 @@ def _referring(by_setting: dict) -> list[str]:
   return lines + ['']
 
 
+def _breakdown(rows) -> list[str]:
+  if not rows:
+    return []
+  lines = ['## Where present-class query-AP goes (last checkpoint)', '',
+           'A confusion is a detection of q whose best-overlapping ground-'
+           'truth box (IoU >= 0.5) is another class\'s object. Without them, '
+           'the same detections score what perfect class discrimination '
+           'would give with the same boxes and scores: the most a query can '
+           'add by telling q from its look-alikes. The AP50 columns show '
+           'how much AP the boxes\' looseness costs besides.', '',
+           '| setting | detections | AP | AP without confusions | '
+           'confusion cost (paired) | AP50 | AP50 without confusions |',
+           '|---|---|---:|---:|---:|---:|---:|']
+  groups = {}
+  for row in rows:
+    groups.setdefault((row.setting, row.detections), []).append(row)
+  for (setting, detections), group in groups.items():
+    cost = [r.ap_confusion_free - r.ap for r in group]
+    lines.append(
+        f'| {setting} | {detections.replace("_", " ")} | '
+        f'{_cell(group, "ap")} | {_cell(group, "ap_confusion_free")} | '
+        f'{_mean_sd(cost)} | {_cell(group, "ap50")} | '
+        f'{_cell(group, "ap50_confusion_free")} |')
+  return lines + ['']
+
+
+def _specialists(rows) -> list[str]:
+  if not rows:
+    return []
+  lines = ['## Capacity check: one-class detectors', '',
+           'A one-class detector of c (the same network trained only to find '
+           'c: the query pass alone, always asked for c) against the same '
+           'seed\'s standard-only detector filtered to c and joint query '
+           'pass for c; present-class AP of c on test. Query modulation can '
+           'at most turn the shared detector into such a specialist per '
+           'query: where the specialist gains nothing, the task does not '
+           'reward the modulation.', '',
+           '| class | runs | one-class detector | standard-only filtered | '
+           'joint query pass | one-class - filtered (paired) |',
+           '|---:|---:|---:|---:|---:|---:|']
+  for cls in sorted({r.cls for r in rows}):
+    group = [r for r in rows if r.cls == cls]
+    paired = [r.specialist - r.standard_only_filtered for r in group
+              if r.standard_only_filtered is not None]
+    lines.append(
+        f'| {cls} | {len(group)} | {_cell(group, "specialist")} | '
+        f'{_cell(group, "standard_only_filtered")} | '
+        f'{_cell(group, "joint_query")} | '
+        f'{_mean_sd(paired) if paired else "-"} |')
+  return lines + ['']
+
+
 def _levelled(curve, settings: list[str]) -> list[str]:
   lines = ['## Did AP level off?', '',
            '| setting | steps evaluated | last interval mAP gain | '
@@ -120,11 +178,14 @@ def _levelled(curve, settings: list[str]) -> list[str]:
 
 
 def summary_markdown(runs, curve, settings: list[str],
-                     seeds: list[int], figures: Sequence[str] = ()) -> str:
+                     seeds: list[int], figures: Sequence[str] = (),
+                     breakdown: Sequence = (),
+                     specialists: Sequence = ()) -> str:
   """The study's `summary.md` (see the module docstring).
 
   `figures`: files next to it showing two queries on one image, one per
-  queried setting (`query_detection_eval.two_queries`).
+  queried setting (`query_detection_eval.two_queries`). `breakdown`: the
+  study's `Breakdown` rows; `specialists` its `Specialist` rows.
   """
   by_setting = {s: [r for r in runs if r.setting == s] for s in settings}
   lines = ['# Query-modulated detection study', '',
@@ -152,6 +213,8 @@ def summary_markdown(runs, curve, settings: list[str],
   if missing:
     lines += [f'Missing runs (study in progress): {", ".join(missing)}.', '']
   lines += _targets(by_setting)
+  lines += _breakdown([b for b in breakdown if b.setting in settings])
+  lines += _specialists(specialists)
   lines += _referring(by_setting)
   lines += _levelled(curve, settings)
   if figures:
