@@ -131,14 +131,17 @@ patch-study: $(VENV)/.runtime detection-data
 # (query modulating the last two backbone stages and every decoder level)
 # and the decoder-only ablation, 3 seeds each, 6000 steps, test APs at 6
 # checkpoints per run (curve.csv); referring queries ("the largest <class>")
-# against detect-then-select-by-rule. Resumable; the earlier design's study
-# (before issue #20) is in results/query_detection_earlier_design/.
+# against detect-then-select-by-rule; what class confusions cost each run
+# (breakdown.csv) and a one-class detector of `shirt` per seed
+# (specialists.csv: does the task reward specialising to the query?).
+# Resumable; the earlier design's study (before issue #20) is in
+# results/query_detection_earlier_design/.
 query-study: $(VENV)/.runtime detection-data
 	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.query_detection \
 	  --output_dir=results/query_detection \
 	  --task=data/composites/crowded_clothing --init_checkpoint=$(DEMO_RUN) \
-	  --seeds=0,1,2 --steps=6000 --curve_points=6
+	  --seeds=0,1,2 --steps=6000 --curve_points=6 --specialists=7
 
 wsol-data: data/wsol_composites/.written data/wsol_parts/.written
 
