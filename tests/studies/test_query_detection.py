@@ -10,6 +10,7 @@ from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import run_clock
 from univision.studies import query_detection as qd
 from univision.studies import query_detection_report as report
+from univision.studies import query_detection_rows as rows
 
 
 def test_settings_parse_and_bad_ones_are_named():
@@ -52,7 +53,7 @@ def test_bad_configs_and_folders_are_named(composites, tmp_path):
 
 
 def _run(setting, seed, map_, filtered, query, referring=(None, None)):
-  return qd.Run(setting, seed, map_, filtered, filtered - 0.1, query,
+  return rows.Run(setting, seed, map_, filtered, filtered - 0.1, query,
                 None if query is None else query - 0.1, *referring, 10, 1.0)
 
 
@@ -61,10 +62,10 @@ def test_summary_states_the_targets_with_the_seed_spread():
           _run('standard_only', 1, 0.52, 0.42, None),
           _run('joint', 0, 0.505, 0.41, 0.50),
           _run('joint', 1, 0.515, 0.41, 0.48)]
-  curve = [qd.CurvePoint('joint', 0, 5, 0.40, 0.3, 0.35),
-           qd.CurvePoint('joint', 0, 10, 0.505, 0.41, 0.50),
-           qd.CurvePoint('standard_only', 0, 5, 0.505, 0.4, None),
-           qd.CurvePoint('standard_only', 0, 10, 0.50, 0.4, None)]
+  curve = [rows.CurvePoint('joint', 0, 5, 0.40, 0.3, 0.35),
+           rows.CurvePoint('joint', 0, 10, 0.505, 0.41, 0.50),
+           rows.CurvePoint('standard_only', 0, 5, 0.505, 0.4, None),
+           rows.CurvePoint('standard_only', 0, 10, 0.50, 0.4, None)]
   text = report.summary_markdown(runs, curve, ['standard_only', 'joint'],
                                  [0, 1, 2])
   assert ('| joint | 2 | 0.510 ± 0.007 | 0.410 ± 0.000 | 0.310 ± 0.000 | '
@@ -88,15 +89,16 @@ def test_summary_states_the_targets_with_the_seed_spread():
 
 
 def test_summary_shows_what_confusions_cost():
-  rows = [qd.Breakdown('standard_only', 0, 'standard_filtered', 0.40, 0.43,
-                       0.70, 0.75),
-          qd.Breakdown('standard_only', 1, 'standard_filtered', 0.42, 0.47,
-                       0.72, 0.78),
-          qd.Breakdown('joint', 0, 'query_pass', 0.41, 0.42, 0.7, 0.72),
-          qd.Breakdown('other', 0, 'query_pass', 0.1, 0.2, 0.3, 0.4)]
+  breakdowns = [
+      rows.Breakdown('standard_only', 0, 'standard_filtered', 0.40, 0.43,
+                     0.70, 0.75),
+      rows.Breakdown('standard_only', 1, 'standard_filtered', 0.42, 0.47,
+                     0.72, 0.78),
+      rows.Breakdown('joint', 0, 'query_pass', 0.41, 0.42, 0.7, 0.72),
+      rows.Breakdown('other', 0, 'query_pass', 0.1, 0.2, 0.3, 0.4)]
   runs = [_run('standard_only', 0, 0.5, 0.4, None)]
   text = report.summary_markdown(runs, [], ['standard_only', 'joint'], [0],
-                                 breakdown=rows)
+                                 breakdown=breakdowns)
   assert '## Where present-class query-AP goes' in text
   assert ('| standard_only | standard filtered | 0.410 ± 0.014 | '
           '0.450 ± 0.028 | 0.040 ± 0.014 | 0.710 ± 0.014 | 0.765 ± 0.021 |'
@@ -109,11 +111,11 @@ def test_summary_shows_what_confusions_cost():
 
 
 def test_summary_compares_one_class_detectors_with_the_baselines():
-  rows = [qd.Specialist(7, 0, 0.40, 0.32, 0.33, 10, 1.0),
-          qd.Specialist(7, 1, 0.44, 0.32, None, 10, 1.0),
-          qd.Specialist(2, 0, 0.50, None, None, 10, 1.0)]
+  one_class = [rows.Specialist(7, 0, 0.40, 0.32, 0.33, 10, 1.0),
+               rows.Specialist(7, 1, 0.44, 0.32, None, 10, 1.0),
+               rows.Specialist(2, 0, 0.50, None, None, 10, 1.0)]
   text = report.summary_markdown([], [], ['standard_only'], [0],
-                                 specialists=rows)
+                                 specialists=one_class)
   assert '## Capacity check: one-class detectors' in text
   assert ('| 7 | 2 | 0.420 ± 0.028 | 0.320 ± 0.000 | 0.330 | '
           '0.100 ± 0.028 |') in text
@@ -159,8 +161,8 @@ def test_a_specialist_is_a_one_class_query_detector_scored_on_its_class(
     assert qd.study(out, composites, '/ckpt', [], seeds=[0], steps=4,
                     curve_points=1, specialists=[3]) == []
   assert trained == [([3], 0.0, 0.0, 'runs/specialist_3/seed0')]
-  assert qd.read_specialists(os.path.join(out, 'specialists.csv')) == [
-      qd.Specialist(3, 0, 0.45, 0.3, None, 4, pytest.approx(0, abs=60))]
+  assert rows.read_specialists(os.path.join(out, 'specialists.csv')) == [
+      rows.Specialist(3, 0, 0.45, 0.3, None, 4, pytest.approx(0, abs=60))]
   assert '| 3 | 1 | 0.450 | 0.300 | - | 0.150 |' in open(
       os.path.join(out, 'summary.md')).read()
 
@@ -237,11 +239,11 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   assert trained == [0.0, 1.0, 1.0]  # The killed run resumes its training.
   assert evaluated == [(False, 2, 'query_eval_2'), (False, 4, 'query_eval'),
                        (True, 2, 'query_eval_2'), (True, 4, 'query_eval')]
-  assert runs == [qd.Run('standard_only', 0, 0.4, 0.2, 0.1, None, None,
+  assert runs == [rows.Run('standard_only', 0, 0.4, 0.2, 0.1, None, None,
                          None, 0.4, 4, runs[0].seconds),
-                  qd.Run('joint', 0, 0.4, 0.2, 0.1, 0.3, 0.2, 0.5, 0.4, 4,
+                  rows.Run('joint', 0, 0.4, 0.2, 0.1, 0.3, 0.2, 0.5, 0.4, 4,
                          runs[1].seconds)]
-  assert [(p.setting, p.steps, p.query_present) for p in qd.read_curve(
+  assert [(p.setting, p.steps, p.query_present) for p in rows.read_curve(
       os.path.join(out, 'curve.csv'))] == [
           ('standard_only', 2, None), ('standard_only', 4, None),
           ('joint', 2, 0.3), ('joint', 4, 0.3)]
@@ -257,7 +259,7 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   # checkpoint was broken down once; the standard-only run has no query
   # pass of its own.
   assert broken_down == [('4', 'query_eval_breakdown')] * 2
-  assert [(b.setting, b.detections, b.ap50) for b in qd.read_breakdown(
+  assert [(b.setting, b.detections, b.ap50) for b in rows.read_breakdown(
       os.path.join(out, 'breakdown.csv'))] == [
           ('standard_only', 'standard_filtered', 0.5),
           ('joint', 'standard_filtered', 0.5), ('joint', 'query_pass', 0.5)]
@@ -280,7 +282,7 @@ def test_tiny_study_end_to_end(composites, tmp_path):
                 run.query_present, run.query_all, run.referring_query,
                 run.referring_rule):
     assert 0.0 <= value <= 1.0
-  (point,) = qd.read_curve(os.path.join(out, 'curve.csv'))
+  (point,) = rows.read_curve(os.path.join(out, 'curve.csv'))
   assert (point.steps, point.map) == (2, run.map)
   eval_dir = os.path.join(out, 'runs', 'joint', 'seed0', 'query_eval')
   assert os.path.exists(os.path.join(eval_dir, 'detections.png'))
@@ -290,10 +292,10 @@ def test_tiny_study_end_to_end(composites, tmp_path):
   summary = (tmp_path / 'study' / 'summary.md').read_text()
   assert '| joint | 1 |' in summary
   # The breakdown comes from the final evaluation itself.
-  rows = qd.read_breakdown(os.path.join(out, 'breakdown.csv'))
-  assert [r.detections for r in rows] == ['standard_filtered', 'query_pass']
-  assert rows[0].ap == pytest.approx(run.filtered_present)
-  assert rows[1].ap == pytest.approx(run.query_present)
+  found = rows.read_breakdown(os.path.join(out, 'breakdown.csv'))
+  assert [r.detections for r in found] == ['standard_filtered', 'query_pass']
+  assert found[0].ap == pytest.approx(run.filtered_present)
+  assert found[1].ap == pytest.approx(run.query_present)
   assert '## Where present-class query-AP goes' in summary
   assert '![two_queries_joint.png](two_queries_joint.png)' in summary
 

@@ -11,7 +11,7 @@ from tests import conftest
 from univision.efficiency import nas_log
 from univision.studies import maws
 from univision.studies import model_patches
-from univision.studies import query_detection
+from univision.studies import query_detection_rows
 from univision.studies import runs
 
 COLUMNS = {'setting': str, 'seed': int, 'ap': runs.optional(float)}
@@ -123,7 +123,7 @@ def _committed(*parts: str) -> str:
 
 @pytest.mark.parametrize('open_log, folder', [
     (maws.open_log, 'maws'), (model_patches.open_log, 'model_patches'),
-    (query_detection.open_log, 'query_detection')])
+    (query_detection_rows.open_log, 'query_detection')])
 # results/query_detection_earlier_design/ and
 # results/label_granularity_earlier_design/ hold the records of the designs
 # before issues #20 and #21, in columns the rebuilt studies no longer read;

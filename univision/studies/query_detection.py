@@ -50,7 +50,6 @@ resumes an unfinished one from its checkpoint), `curve.csv`,
 `runs/` with its `query_eval/` (`query_ap.json`, `detections.png`: the
 query pass's detections for every query on the same images).
 """
-import dataclasses
 import gc
 import json
 import os
@@ -69,6 +68,7 @@ from univision.core import training
 from univision.evaluation import query_detection_eval
 from univision.studies import code_guard
 from univision.studies import query_detection_report as report
+from univision.studies import query_detection_rows as rows
 from univision.studies import runs as runs_lib
 from univision.studies import schedule
 
@@ -83,65 +83,6 @@ SPLITS = ('train', 'val', 'test')
 SPECIALIST = ('task.query.standard_weight=0.0,'
               'task.query.train_classes=[{cls}],'
               'task.query.referring_probability=0.0')
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-  """One finished run (a row of `runs.csv`); APs on the test split.
-
-  `query_*` are None for a setting without a query pass (its query pass
-  would be its filtered standard pass exactly).
-  """
-  setting: str
-  seed: int
-  map: float  # The standard pass's COCO mAP.
-  filtered_present: float  # Standard pass filtered to q, present queries.
-  filtered_all: float  # The same over every query.
-  query_present: float | None  # The query pass, present queries.
-  query_all: float | None  # The same over every query.
-  # Referring queries: accuracy of the query pass's top detection, and of
-  # detect-then-select-by-rule on the standard pass (None: no rules).
-  referring_query: float | None
-  referring_rule: float | None
-  steps: int
-  seconds: float
-
-
-@dataclasses.dataclass(frozen=True)
-class CurvePoint:
-  """One evaluated checkpoint of a run (a row of `curve.csv`)."""
-  setting: str
-  seed: int
-  steps: int
-  map: float
-  filtered_present: float
-  query_present: float | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Breakdown:
-  """Where one run's present-class query-AP goes (a row of
-  `breakdown.csv`; `query_headroom.breakdown` of its last checkpoint)."""
-  setting: str
-  seed: int
-  detections: str  # 'standard_filtered' or 'query_pass'.
-  ap: float
-  ap_confusion_free: float
-  ap50: float
-  ap50_confusion_free: float
-
-
-@dataclasses.dataclass(frozen=True)
-class Specialist:
-  """A one-class detector of `cls` against the same seed's baselines (a
-  row of `specialists.csv`); present-class AP of `cls` on test."""
-  cls: int
-  seed: int
-  specialist: float
-  standard_only_filtered: float | None  # None: that run is not found.
-  joint_query: float | None
-  steps: int
-  seconds: float
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -186,47 +127,6 @@ def run_config(task_folder: str, init_checkpoint: str, steps: int, seed: int,
     params = config_parsing.apply_override(params, overrides)
   params.validate()
   return params
-
-
-def open_log(path: str) -> runs_lib.RunLog:
-  """The study's `runs.csv`: a `Run` per finished (setting, seed)."""
-  return runs_lib.RunLog(path, runs_lib.columns_of(Run),
-                         key=('setting', 'seed'))
-
-
-def read_runs(path: str) -> list[Run]:
-  """The finished runs of `runs.csv` (none if the file does not exist)."""
-  return [Run(**row) for row in open_log(path).rows()]
-
-
-def open_curve(path: str) -> runs_lib.RunLog:
-  """The study's `curve.csv`: a `CurvePoint` per evaluated checkpoint."""
-  return runs_lib.RunLog(path, runs_lib.columns_of(CurvePoint),
-                         key=('setting', 'seed', 'steps'))
-
-
-def read_curve(path: str) -> list[CurvePoint]:
-  return [CurvePoint(**row) for row in open_curve(path).rows()]
-
-
-def open_breakdown(path: str) -> runs_lib.RunLog:
-  """The study's `breakdown.csv`: a `Breakdown` per (run, detections)."""
-  return runs_lib.RunLog(path, runs_lib.columns_of(Breakdown),
-                         key=('setting', 'seed', 'detections'))
-
-
-def read_breakdown(path: str) -> list[Breakdown]:
-  return [Breakdown(**row) for row in open_breakdown(path).rows()]
-
-
-def open_specialists(path: str) -> runs_lib.RunLog:
-  """The study's `specialists.csv`: a `Specialist` per (class, seed)."""
-  return runs_lib.RunLog(path, runs_lib.columns_of(Specialist),
-                         key=('cls', 'seed'))
-
-
-def read_specialists(path: str) -> list[Specialist]:
-  return [Specialist(**row) for row in open_specialists(path).rows()]
 
 
 def _reset(seed: int) -> None:
@@ -321,11 +221,11 @@ class _Study:
     self.output_dir, self.task_folder = output_dir, task_folder
     self.init_checkpoint, self.settings = init_checkpoint, settings
     self.seeds, self.steps, self.curve_points = seeds, steps, curve_points
-    self.log = open_log(os.path.join(output_dir, 'runs.csv'))
-    self.curve = open_curve(os.path.join(output_dir, 'curve.csv'))
-    self.breakdown = open_breakdown(os.path.join(output_dir,
+    self.log = rows.open_log(os.path.join(output_dir, 'runs.csv'))
+    self.curve = rows.open_curve(os.path.join(output_dir, 'curve.csv'))
+    self.breakdown = rows.open_breakdown(os.path.join(output_dir,
                                                  'breakdown.csv'))
-    self.specialists = open_specialists(os.path.join(output_dir,
+    self.specialists = rows.open_specialists(os.path.join(output_dir,
                                                      'specialists.csv'))
     planned = {(name, seed) for name, _ in settings for seed in seeds}
     one_class = {(cls, seed) for cls in specialists for seed in seeds}
@@ -391,7 +291,7 @@ class _Study:
         for detections in ('standard_filtered', 'query_pass')[:1 + queried]:
           if detections in found:
             values = found[detections]
-            self.breakdown.append(Breakdown(
+            self.breakdown.append(rows.Breakdown(
                 name, seed, detections, values['AP'],
                 values['AP_confusion_free'], values['AP50'],
                 values['AP50_confusion_free']))
@@ -418,7 +318,7 @@ class _Study:
     _reset(seed)
     baseline = lambda setting, detections: _class_ap(
         os.path.join(runs, setting, f'seed{seed}'), detections, cls)
-    row = Specialist(cls, seed, aps[f'AP_present/{cls}'],
+    row = rows.Specialist(cls, seed, aps[f'AP_present/{cls}'],
                      baseline(report.STANDARD_ONLY, 'standard_filtered'),
                      baseline(report.JOINT, 'query_pass'), self.steps,
                      seconds)
@@ -450,14 +350,14 @@ class _Study:
                          queried, referring=last)
       _reset(seed)
       if (name, seed, step) not in curve_done:
-        self.curve.append(CurvePoint(name, seed, step, aps['map'],
+        self.curve.append(rows.CurvePoint(name, seed, step, aps['map'],
                                      aps['filtered_present'],
                                      aps['query_present']))
       if last:
         final = aps
     if final is None:
       raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
-    run = Run(name, seed, **final, steps=self.steps, seconds=seconds)
+    run = rows.Run(name, seed, **final, steps=self.steps, seconds=seconds)
     self.log.append(run)
     self.progress.finish(f'{name} seed {seed}', {
         'mAP': run.map, 'filtered': run.filtered_present,
@@ -468,7 +368,7 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
           settings: Sequence[str] = DEFAULT_SETTINGS,
           seeds: Sequence[int] = (0, 1, 2), steps: int = 6000,
           curve_points: int = 6, specialists: Sequence[int] = ()
-          ) -> list[Run]:
+          ) -> list[rows.Run]:
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`,
   and the one-class detector of each of `specialists` per seed."""
   parsed = [parse_setting(s) for s in settings]
@@ -500,12 +400,12 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
         state.breakdowns()
     for cls in specialists:
       state.specialist(cls, seed)
-  runs = [r for r in read_runs(state.log.path)
+  runs = [r for r in rows.read_runs(state.log.path)
           if r.setting in names and r.seed in seeds]
-  curve = read_curve(state.curve.path)
-  breakdown = [b for b in read_breakdown(state.breakdown.path)
+  curve = rows.read_curve(state.curve.path)
+  breakdown = [b for b in rows.read_breakdown(state.breakdown.path)
                if b.setting in names and b.seed in seeds]
-  specialist_rows = [r for r in read_specialists(state.specialists.path)
+  specialist_rows = [r for r in rows.read_specialists(state.specialists.path)
                      if r.cls in specialists and r.seed in seeds]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(report.summary_markdown(

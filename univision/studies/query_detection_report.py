@@ -18,12 +18,13 @@ detections that are class confusions, at IoU 0.50:0.95 and 0.5, so that a
 missed first target can be read against the most a query could add by
 telling classes apart; and the capacity check, one-class detectors
 (`specialists.csv`) against the standard-only detector filtered to their
-class and the joint query pass for it. Then referring-style queries ("the largest c", "the leftmost c"): the
-accuracy (IoU >= 0.5 of one answer box) of each setting's query pass and of
-detect-then-select-by-rule on its standard pass, the comparison the paper
-draws with referring-expression systems; and whether AP levelled off: each
-setting's mean mAP (and query-AP) gain over its last curve interval, below
-0.01 counting as levelled off.
+class and the joint query pass for it. Then referring-style queries ("the
+largest c", "the leftmost c"): the accuracy (IoU >= 0.5 of one answer box)
+of each setting's query pass and of detect-then-select-by-rule on its
+standard pass, the comparison the paper draws with referring-expression
+systems; and whether AP levelled off: each setting's mean mAP (and
+query-AP) gain over its last curve interval, below 0.01 counting as
+levelled off.
 """
 import math
 import statistics
