@@ -296,6 +296,22 @@ class _Study:
                 values['AP_confusion_free'], values['AP50'],
                 values['AP50_confusion_free']))
 
+  def _train(self, params: cfg.ExperimentConfig, model_dir: str, what: str,
+             seed: int) -> float:
+    """Trains (or resumes) a run; returns its wall seconds over processes.
+
+    Raises:
+      RuntimeError: if the sources changed since the study started (before
+        training or before evaluating, `code_guard`).
+    """
+    self.code.check(f'training {what}')
+    _reset(seed)
+    training.run(params, model_dir, mode='train')
+    seconds = run_clock.read(model_dir)
+    _reset(seed)
+    self.code.check(f'evaluating {what}')
+    return seconds
+
   def specialist(self, cls: int, seed: int) -> None:
     """Trains (or resumes) the one-class detector of `cls` and logs it."""
     if (cls, seed) in self.specialists.done():
@@ -304,12 +320,8 @@ class _Study:
                         seed, SPECIALIST.format(cls=cls), self.curve_points)
     runs = os.path.join(self.output_dir, 'runs')
     model_dir = os.path.join(runs, f'specialist_{cls}', f'seed{seed}')
-    self.code.check(f'training the specialist of class {cls} seed {seed}')
-    _reset(seed)
-    training.run(params, model_dir, mode='train')
-    seconds = run_clock.read(model_dir)
-    _reset(seed)
-    self.code.check(f'evaluating the specialist of class {cls} seed {seed}')
+    seconds = self._train(params, model_dir,
+                          f'the specialist of class {cls} seed {seed}', seed)
     last = dict(_checkpoints(model_dir)).get(self.steps)
     if last is None:
       raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
@@ -318,10 +330,10 @@ class _Study:
     _reset(seed)
     baseline = lambda setting, detections: _class_ap(
         os.path.join(runs, setting, f'seed{seed}'), detections, cls)
-    row = rows.Specialist(cls, seed, aps[f'AP_present/{cls}'],
-                     baseline(report.STANDARD_ONLY, 'standard_filtered'),
-                     baseline(report.JOINT, 'query_pass'), self.steps,
-                     seconds)
+    row = rows.Specialist(
+        cls, seed, aps[f'AP_present/{cls}'],
+        baseline(report.STANDARD_ONLY, 'standard_filtered'),
+        baseline(report.JOINT, 'query_pass'), self.steps, seconds)
     self.specialists.append(row)
     self.progress.finish(f'specialist of class {cls} seed {seed}',
                          {'AP': row.specialist})
@@ -332,12 +344,7 @@ class _Study:
                         seed, overrides, self.curve_points)
     queried = params.task.query.query_weight > 0
     model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
-    self.code.check(f'training {name} seed {seed}')
-    _reset(seed)
-    training.run(params, model_dir, mode='train')
-    seconds = run_clock.read(model_dir)
-    _reset(seed)
-    self.code.check(f'evaluating {name} seed {seed}')
+    seconds = self._train(params, model_dir, f'{name} seed {seed}', seed)
     curve_done = self.curve.done()
     final = None
     for step, checkpoint in _checkpoints(model_dir):
