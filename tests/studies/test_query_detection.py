@@ -111,59 +111,83 @@ def test_summary_shows_what_confusions_cost():
 
 
 def test_summary_compares_one_class_detectors_with_the_baselines():
-  one_class = [rows.Specialist(7, 0, 0.40, 0.32, 0.33, 10, 1.0),
-               rows.Specialist(7, 1, 0.44, 0.32, None, 10, 1.0),
-               rows.Specialist(2, 0, 0.50, None, None, 10, 1.0)]
+  one_class = [rows.Specialist(7, 0, 'backbone', 0.40, 0.32, 0.33, 10, 1.0),
+               rows.Specialist(7, 1, 'backbone', 0.44, 0.32, None, 10, 1.0),
+               rows.Specialist(7, 0, 'standard_only', 0.35, 0.32, 0.33, 3,
+                               1.0),
+               rows.Specialist(2, 0, 'backbone', 0.50, None, None, 10, 1.0)]
   text = report.summary_markdown([], [], ['standard_only'], [0],
                                  specialists=one_class)
   assert '## Capacity check: one-class detectors' in text
-  assert ('| 7 | 2 | 0.420 ± 0.028 | 0.320 ± 0.000 | 0.330 | '
+  assert ('| 7 | backbone | 2 | 10 | 0.420 ± 0.028 | 0.320 ± 0.000 | 0.330 | '
           '0.100 ± 0.028 |') in text
-  assert '| 2 | 1 | 0.500 | - | - | - |' in text
-  assert text.index('| 2 | 1 |') < text.index('| 7 | 2 |')
+  assert ('| 7 | standard_only | 1 | 3 | 0.350 | 0.320 | 0.330 | 0.030 |'
+          in text)
+  assert '| 2 | backbone | 1 | 10 | 0.500 | - | - | - |' in text
+  assert text.index('| 2 |') < text.index('| 7 | backbone')
 
 
-def test_a_specialist_is_a_one_class_query_detector_scored_on_its_class(
+def test_specialists_are_one_class_query_detectors_scored_on_their_class(
     composites, tmp_path, monkeypatch):
   trained = []
 
   def fake_train(params, model_dir, mode):
     del mode
-    trained.append((params.task.query.train_classes,
-                    params.task.query.standard_weight,
-                    params.task.query.referring_probability,
-                    os.path.relpath(model_dir, out)))
+    task, trainer = params.task, params.trainer
+    trained.append((
+        task.query.train_classes, task.query.standard_weight,
+        task.query.referring_probability, os.path.relpath(model_dir, out),
+        os.path.relpath(task.init_checkpoint, out),
+        task.init_checkpoint_modules, trainer.train_steps,
+        trainer.optimizer_config.learning_rate.cosine.initial_learning_rate))
     tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
                                model_dir, max_to_keep=2).save(
-                                   checkpoint_number=4)
+                                   checkpoint_number=trainer.train_steps)
     run_clock.RunClock(model_dir).write()
 
   def fake_classes(params, folder, checkpoint, output_dir):
-    del params, folder
-    assert checkpoint.endswith('ckpt-4') and output_dir.endswith('query_eval')
-    return {'query_AP_present': 0.1, 'AP_present/3': 0.45}
+    del folder
+    assert checkpoint.endswith(f'ckpt-{params.trainer.train_steps}')
+    assert output_dir.endswith('query_eval')
+    return {'query_AP_present': 0.1,
+            'AP_present/3': 0.45 if params.trainer.train_steps == 6 else 0.5}
 
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_classes', fake_classes)
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
   # The standard-only run of seed 0 was evaluated: its AP of class 3 is
-  # the baseline.
-  saved = os.path.join(out, 'runs', 'standard_only', 'seed0', 'query_eval')
-  os.makedirs(saved)
-  with open(os.path.join(saved, 'query_ap.json'), 'w') as f:
+  # the baseline. Its checkpoint is not here yet.
+  standard = os.path.join(out, 'runs', 'standard_only', 'seed0')
+  os.makedirs(os.path.join(standard, 'query_eval'))
+  with open(os.path.join(standard, 'query_eval', 'query_ap.json'), 'w') as f:
     json.dump({'standard_filtered': {'AP_present/3': 0.3}}, f)
   with pytest.raises(ValueError, match='--specialists: class 12 is not in '
                      r'1\.\.11'):
-    qd.study(out, composites, '/ckpt', [], seeds=[0], steps=4,
-             curve_points=1, specialists=[12])
-  for _ in range(2):  # The second study finds the row and trains nothing.
-    assert qd.study(out, composites, '/ckpt', [], seeds=[0], steps=4,
-                    curve_points=1, specialists=[3]) == []
-  assert trained == [([3], 0.0, 0.0, 'runs/specialist_3/seed0')]
-  assert rows.read_specialists(os.path.join(out, 'specialists.csv')) == [
-      rows.Specialist(3, 0, 0.45, 0.3, None, 4, pytest.approx(0, abs=60))]
-  assert '| 3 | 1 | 0.450 | 0.300 | - | 0.150 |' in open(
+    qd.study(out, composites, os.path.join(out, 'ckpt'), [], seeds=[0],
+             steps=6, curve_points=1, specialists=[12])
+  study = lambda: qd.study(out, composites, os.path.join(out, 'ckpt'), [],
+                           seeds=[0], steps=6, curve_points=1,
+                           specialists=[3])
+  assert study() == []
+  rate = qd.run_config(composites, '', 6, 0).trainer.optimizer_config \
+      .learning_rate.cosine.initial_learning_rate
+  # From the backbone only: no standard-only detector to start from.
+  assert trained == [([3], 0.0, 0.0, 'runs/specialist_3/seed0', 'ckpt',
+                      'backbone', 6, rate)]
+  tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
+                             standard, max_to_keep=1).save(
+                                 checkpoint_number=6)
+  for _ in range(2):  # The second study finds the rows and trains nothing.
+    assert study() == []
+  assert trained[1:] == [
+      ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only/seed0',
+       'runs/standard_only/seed0/ckpt-6', 'all', 2, rate / 4)]
+  found = rows.read_specialists(os.path.join(out, 'specialists.csv'))
+  assert [(r.start, r.specialist, r.standard_only_filtered, r.steps)
+          for r in found] == [('backbone', 0.45, 0.3, 6),
+                              ('standard_only', 0.5, 0.3, 2)]
+  assert '| 3 | standard_only | 1 | 2 | 0.500 | 0.300 | - | 0.200 |' in open(
       os.path.join(out, 'summary.md')).read()
 
 

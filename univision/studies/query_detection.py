@@ -35,8 +35,11 @@ the query pass, present-class query-AP with and without the detections
 that are class confusions, at IoU 0.50:0.95 and 0.5
 (`evaluation.query_headroom`), i.e. what telling the queried class from
 its look-alikes could add at most. With `--specialists`, each listed class
-also gets a one-class detector per seed (`specialist_<c>`: the query pass
-alone, always asked for c, no standard loss; `specialists.csv`): its
+also gets one-class detectors per seed (the query pass alone, always asked
+for c, no standard loss; `specialists.csv`): `specialist_<c>` from the
+backbone on the settings' schedule, and `specialist_<c>_from_standard_only`
+fine-tuned from that seed's standard-only detector (which starts at the
+filtered baseline exactly, as the query pass does); each one's
 present-class AP of c against the standard-only detector filtered to c and
 the joint model's query pass for c, the same seed. Query modulation
 specialises one network to the queried class; a detector that is nothing
@@ -83,6 +86,14 @@ SPLITS = ('train', 'val', 'test')
 SPECIALIST = ('task.query.standard_weight=0.0,'
               'task.query.train_classes=[{cls}],'
               'task.query.referring_probability=0.0')
+# Where a specialist starts: the backbone, or the trained standard-only
+# detector (fine-tuned for steps / TUNED_STEPS_DIVISOR at the learning rate
+# / TUNED_RATE_DIVISOR).
+SPECIALIST_STARTS = ('backbone', report.STANDARD_ONLY)
+TUNED_STEPS_DIVISOR = 3
+TUNED_RATE_DIVISOR = 4
+_LEARNING_RATE = ('trainer.optimizer_config.learning_rate.cosine.'
+                  'initial_learning_rate')
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -228,7 +239,8 @@ class _Study:
     self.specialists = rows.open_specialists(os.path.join(output_dir,
                                                      'specialists.csv'))
     planned = {(name, seed) for name, _ in settings for seed in seeds}
-    one_class = {(cls, seed) for cls in specialists for seed in seeds}
+    one_class = {(cls, seed, start) for cls in specialists for seed in seeds
+                 for start in SPECIALIST_STARTS}
     self.progress = runs_lib.RunProgress(
         len(planned) + len(one_class),
         len(planned & self.log.done()) +
@@ -312,31 +324,51 @@ class _Study:
     self.code.check(f'evaluating {what}')
     return seconds
 
-  def specialist(self, cls: int, seed: int) -> None:
-    """Trains (or resumes) the one-class detector of `cls` and logs it."""
-    if (cls, seed) in self.specialists.done():
+  def specialist(self, cls: int, seed: int, start: str) -> None:
+    """Trains (or resumes) a one-class detector of `cls` and logs it.
+
+    Args:
+      cls: The class.
+      seed: The seed.
+      start: 'backbone' (the study's schedule from its backbone checkpoint)
+        or 'standard_only' (fine-tuned from that seed's standard-only
+        detector, a third of the schedule at a quarter of its learning
+        rate; skipped while that detector is not trained).
+    """
+    if (cls, seed, start) in self.specialists.done():
       return
-    params = run_config(self.task_folder, self.init_checkpoint, self.steps,
-                        seed, SPECIALIST.format(cls=cls), self.curve_points)
     runs = os.path.join(self.output_dir, 'runs')
-    model_dir = os.path.join(runs, f'specialist_{cls}', f'seed{seed}')
-    seconds = self._train(params, model_dir,
-                          f'the specialist of class {cls} seed {seed}', seed)
-    last = dict(_checkpoints(model_dir)).get(self.steps)
+    overrides = SPECIALIST.format(cls=cls)
+    steps, init, name = self.steps, self.init_checkpoint, f'specialist_{cls}'
+    if start == report.STANDARD_ONLY:
+      init = dict(_checkpoints(os.path.join(
+          runs, report.STANDARD_ONLY, f'seed{seed}'))).get(self.steps)
+      if init is None:
+        return
+      rate = run_config(self.task_folder, init, steps, seed).trainer \
+          .optimizer_config.learning_rate.cosine.initial_learning_rate
+      steps = max(1, self.steps // TUNED_STEPS_DIVISOR)
+      overrides += (f',task.init_checkpoint_modules=all,'
+                    f'{_LEARNING_RATE}={rate / TUNED_RATE_DIVISOR}')
+      name += f'_from_{start}'
+    params = run_config(self.task_folder, init, steps, seed, overrides,
+                        self.curve_points)
+    model_dir = os.path.join(runs, name, f'seed{seed}')
+    seconds = self._train(params, model_dir, f'{name} seed {seed}', seed)
+    last = dict(_checkpoints(model_dir)).get(steps)
     if last is None:
-      raise RuntimeError(f'{model_dir}: no checkpoint of step {self.steps}.')
+      raise RuntimeError(f'{model_dir}: no checkpoint of step {steps}.')
     aps = evaluate_classes(params, self.task_folder, last,
                            os.path.join(model_dir, 'query_eval'))
     _reset(seed)
     baseline = lambda setting, detections: _class_ap(
         os.path.join(runs, setting, f'seed{seed}'), detections, cls)
     row = rows.Specialist(
-        cls, seed, aps[f'AP_present/{cls}'],
+        cls, seed, start, aps[f'AP_present/{cls}'],
         baseline(report.STANDARD_ONLY, 'standard_filtered'),
-        baseline(report.JOINT, 'query_pass'), self.steps, seconds)
+        baseline(report.JOINT, 'query_pass'), steps, seconds)
     self.specialists.append(row)
-    self.progress.finish(f'specialist of class {cls} seed {seed}',
-                         {'AP': row.specialist})
+    self.progress.finish(f'{name} seed {seed}', {'AP': row.specialist})
 
   def run(self, name: str, overrides: str, seed: int) -> None:
     """Trains (or resumes) one run and evaluates its checkpoints on test."""
@@ -406,7 +438,8 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
         state.figures()
         state.breakdowns()
     for cls in specialists:
-      state.specialist(cls, seed)
+      for start in SPECIALIST_STARTS:
+        state.specialist(cls, seed, start)
   runs = [r for r in rows.read_runs(state.log.path)
           if r.setting in names and r.seed in seeds]
   curve = rows.read_curve(state.curve.path)

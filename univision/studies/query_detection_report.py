@@ -132,22 +132,27 @@ def _specialists(rows) -> list[str]:
   if not rows:
     return []
   lines = ['## Capacity check: one-class detectors', '',
-           'A one-class detector of c (the same network trained only to find '
-           'c: the query pass alone, always asked for c) against the same '
-           'seed\'s standard-only detector filtered to c and joint query '
-           'pass for c; present-class AP of c on test. Query modulation can '
-           'at most turn the shared detector into such a specialist per '
-           'query: where the specialist gains nothing, the task does not '
-           'reward the modulation.', '',
-           '| class | runs | one-class detector | standard-only filtered | '
-           'joint query pass | one-class - filtered (paired) |',
-           '|---:|---:|---:|---:|---:|---:|']
-  for cls in sorted({r.cls for r in rows}):
-    group = [r for r in rows if r.cls == cls]
+           'A one-class detector of c: the same network trained only to find '
+           'c (the query pass alone, always asked for c), from the backbone '
+           'on the settings\' schedule, or fine-tuned from the same seed\'s '
+           'standard-only detector (it starts at the filtered baseline, as '
+           'the query pass does); against that seed\'s standard-only '
+           'detector filtered to c and joint query pass for c; present-class '
+           'AP of c on test. Query modulation can at most turn the shared '
+           'detector into such a specialist per query: where the specialist '
+           'gains nothing, the task does not reward the modulation.', '',
+           '| class | start | runs | steps | one-class detector | '
+           'standard-only filtered | joint query pass | '
+           'one-class - filtered (paired) |',
+           '|---:|---|---:|---:|---:|---:|---:|---:|']
+  for cls, start in sorted({(r.cls, r.start) for r in rows}):
+    group = [r for r in rows if (r.cls, r.start) == (cls, start)]
     paired = [r.specialist - r.standard_only_filtered for r in group
               if r.standard_only_filtered is not None]
     lines.append(
-        f'| {cls} | {len(group)} | {_cell(group, "specialist")} | '
+        f'| {cls} | {start} | {len(group)} | '
+        f'{", ".join(sorted({str(r.steps) for r in group}))} | '
+        f'{_cell(group, "specialist")} | '
         f'{_cell(group, "standard_only_filtered")} | '
         f'{_cell(group, "joint_query")} | '
         f'{_mean_sd(paired) if paired else "-"} |')

@@ -60,6 +60,10 @@ class Specialist:
   row of `specialists.csv`); present-class AP of `cls` on test."""
   cls: int
   seed: int
+  # Where it starts: 'backbone' (the study's backbone checkpoint, as every
+  # setting) or 'standard_only' (that seed's trained standard-only
+  # detector, i.e. from the filtered baseline itself).
+  start: str
   specialist: float
   standard_only_filtered: float | None  # None: that run is not found.
   joint_query: float | None
@@ -99,9 +103,10 @@ def read_breakdown(path: str) -> list[Breakdown]:
 
 
 def open_specialists(path: str) -> runs_lib.RunLog:
-  """The study's `specialists.csv`: a `Specialist` per (class, seed)."""
+  """The study's `specialists.csv`: a `Specialist` per (class, seed,
+  start)."""
   return runs_lib.RunLog(path, runs_lib.columns_of(Specialist),
-                         key=('cls', 'seed'))
+                         key=('cls', 'seed', 'start'))
 
 
 def read_specialists(path: str) -> list[Specialist]:
