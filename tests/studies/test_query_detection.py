@@ -111,19 +111,19 @@ def test_summary_shows_what_confusions_cost():
 
 
 def test_summary_compares_one_class_detectors_with_the_baselines():
-  one_class = [rows.Specialist(7, 0, 'backbone', 0.40, 0.32, 0.33, 10, 1.0),
-               rows.Specialist(7, 1, 'backbone', 0.44, 0.32, None, 10, 1.0),
-               rows.Specialist(7, 0, 'standard_only', 0.35, 0.32, 0.33, 3,
-                               1.0),
-               rows.Specialist(2, 0, 'backbone', 0.50, None, None, 10, 1.0)]
+  one_class = [
+      rows.Specialist(7, 0, 'backbone', 0.40, 0.32, None, 0.33, 10, 1.0),
+      rows.Specialist(7, 1, 'backbone', 0.44, 0.32, None, None, 10, 1.0),
+      rows.Specialist(7, 0, 'standard_only', 0.35, 0.32, 0.34, 0.33, 3, 1.0),
+      rows.Specialist(2, 0, 'backbone', 0.50, None, None, None, 10, 1.0)]
   text = report.summary_markdown([], [], ['standard_only'], [0],
                                  specialists=one_class)
   assert '## Capacity check: one-class detectors' in text
-  assert ('| 7 | backbone | 2 | 10 | 0.420 ± 0.028 | 0.320 ± 0.000 | 0.330 | '
-          '0.100 ± 0.028 |') in text
-  assert ('| 7 | standard_only | 1 | 3 | 0.350 | 0.320 | 0.330 | 0.030 |'
-          in text)
-  assert '| 2 | backbone | 1 | 10 | 0.500 | - | - | - |' in text
+  assert ('| 7 | backbone | 2 | 10 | 0.420 ± 0.028 | 0.320 ± 0.000 | - | '
+          '0.330 | 0.100 ± 0.028 | - |') in text
+  assert ('| 7 | standard_only | 1 | 3 | 0.350 | 0.320 | 0.340 | 0.330 | '
+          '0.030 | 0.010 |') in text
+  assert '| 2 | backbone | 1 | 10 | 0.500 | - | - | - | - | - |' in text
   assert text.index('| 2 |') < text.index('| 7 | backbone')
 
 
@@ -149,6 +149,8 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
     del folder
     assert checkpoint.endswith(f'ckpt-{params.trainer.train_steps}')
     assert output_dir.endswith('query_eval')
+    if not params.task.query.query_weight:  # The control.
+      return {'AP_present/3': 0.35}
     return {'query_AP_present': 0.1,
             'AP_present/3': 0.45 if params.trainer.train_steps == 6 else 0.5}
 
@@ -180,15 +182,21 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
                                  checkpoint_number=6)
   for _ in range(2):  # The second study finds the rows and trains nothing.
     assert study() == []
+  # Then the control (the standard-only detector trained on, every class,
+  # no query pass) and the specialist, both as long at the same rate.
+  start = 'runs/standard_only/seed0/ckpt-6'
   assert trained[1:] == [
-      ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only/seed0',
-       'runs/standard_only/seed0/ckpt-6', 'all', 2, rate / 4)]
+      ([], 1.0, pytest.approx(1 / 3), 'runs/standard_only_continued/seed0',
+       start, 'all', 2, rate / 4),
+      ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only/seed0', start,
+       'all', 2, rate / 4)]
   found = rows.read_specialists(os.path.join(out, 'specialists.csv'))
-  assert [(r.start, r.specialist, r.standard_only_filtered, r.steps)
-          for r in found] == [('backbone', 0.45, 0.3, 6),
-                              ('standard_only', 0.5, 0.3, 2)]
-  assert '| 3 | standard_only | 1 | 2 | 0.500 | 0.300 | - | 0.200 |' in open(
-      os.path.join(out, 'summary.md')).read()
+  assert [(r.start, r.specialist, r.standard_only_filtered,
+           r.continued_filtered, r.steps) for r in found] == [
+               ('backbone', 0.45, 0.3, None, 6),
+               ('standard_only', 0.5, 0.3, 0.35, 2)]
+  assert ('| 3 | standard_only | 1 | 2 | 0.500 | 0.300 | 0.350 | - | 0.200 '
+          '| 0.150 |') in open(os.path.join(out, 'summary.md')).read()
 
 
 def test_summary_compares_referring_queries_with_select_by_rule():

@@ -324,6 +324,25 @@ class _Study:
     self.code.check(f'evaluating {what}')
     return seconds
 
+  def _one_class_aps(self, params: cfg.ExperimentConfig, name: str,
+                     seed: int) -> tuple[dict[str, float], float]:
+    """Trains (or resumes) run `name` and scores its last checkpoint.
+
+    Returns:
+      The query pass's present-class AP per class (`evaluate_classes`) and
+      the run's wall seconds.
+    """
+    model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
+    seconds = self._train(params, model_dir, f'{name} seed {seed}', seed)
+    steps = params.trainer.train_steps
+    last = dict(_checkpoints(model_dir)).get(steps)
+    if last is None:
+      raise RuntimeError(f'{model_dir}: no checkpoint of step {steps}.')
+    aps = evaluate_classes(params, self.task_folder, last,
+                           os.path.join(model_dir, 'query_eval'))
+    _reset(seed)
+    return aps, seconds
+
   def specialist(self, cls: int, seed: int, start: str) -> None:
     """Trains (or resumes) a one-class detector of `cls` and logs it.
 
@@ -333,13 +352,16 @@ class _Study:
       start: 'backbone' (the study's schedule from its backbone checkpoint)
         or 'standard_only' (fine-tuned from that seed's standard-only
         detector, a third of the schedule at a quarter of its learning
-        rate; skipped while that detector is not trained).
+        rate; skipped while that detector is not trained). The second
+        has a control: the standard-only detector trained on as long at
+        that rate on every class (`standard_only_continued`).
     """
     if (cls, seed, start) in self.specialists.done():
       return
     runs = os.path.join(self.output_dir, 'runs')
     overrides = SPECIALIST.format(cls=cls)
     steps, init, name = self.steps, self.init_checkpoint, f'specialist_{cls}'
+    continued = None
     if start == report.STANDARD_ONLY:
       init = dict(_checkpoints(os.path.join(
           runs, report.STANDARD_ONLY, f'seed{seed}'))).get(self.steps)
@@ -348,24 +370,26 @@ class _Study:
       rate = run_config(self.task_folder, init, steps, seed).trainer \
           .optimizer_config.learning_rate.cosine.initial_learning_rate
       steps = max(1, self.steps // TUNED_STEPS_DIVISOR)
-      overrides += (f',task.init_checkpoint_modules=all,'
-                    f'{_LEARNING_RATE}={rate / TUNED_RATE_DIVISOR}')
+      tuned = (f'task.init_checkpoint_modules=all,'
+               f'{_LEARNING_RATE}={rate / TUNED_RATE_DIVISOR}')
+      overrides += ',' + tuned
       name += f'_from_{start}'
-    params = run_config(self.task_folder, init, steps, seed, overrides,
-                        self.curve_points)
-    model_dir = os.path.join(runs, name, f'seed{seed}')
-    seconds = self._train(params, model_dir, f'{name} seed {seed}', seed)
-    last = dict(_checkpoints(model_dir)).get(steps)
-    if last is None:
-      raise RuntimeError(f'{model_dir}: no checkpoint of step {steps}.')
-    aps = evaluate_classes(params, self.task_folder, last,
-                           os.path.join(model_dir, 'query_eval'))
-    _reset(seed)
+      # The control, without a query pass: its query pass's detections
+      # (zero modulation) are its standard ones filtered to the class.
+      control, _ = self._one_class_aps(
+          run_config(self.task_folder, init, steps, seed,
+                     f'task.query.query_weight=0.0,{tuned}',
+                     self.curve_points),
+          f'{report.STANDARD_ONLY}_continued', seed)
+      continued = control[f'AP_present/{cls}']
+    aps, seconds = self._one_class_aps(
+        run_config(self.task_folder, init, steps, seed, overrides,
+                   self.curve_points), name, seed)
     baseline = lambda setting, detections: _class_ap(
         os.path.join(runs, setting, f'seed{seed}'), detections, cls)
     row = rows.Specialist(
         cls, seed, start, aps[f'AP_present/{cls}'],
-        baseline(report.STANDARD_ONLY, 'standard_filtered'),
+        baseline(report.STANDARD_ONLY, 'standard_filtered'), continued,
         baseline(report.JOINT, 'query_pass'), steps, seconds)
     self.specialists.append(row)
     self.progress.finish(f'{name} seed {seed}', {'AP': row.specialist})

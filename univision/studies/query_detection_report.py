@@ -137,25 +137,31 @@ def _specialists(rows) -> list[str]:
            'on the settings\' schedule, or fine-tuned from the same seed\'s '
            'standard-only detector (it starts at the filtered baseline, as '
            'the query pass does); against that seed\'s standard-only '
-           'detector filtered to c and joint query pass for c; present-class '
-           'AP of c on test. Query modulation can at most turn the shared '
-           'detector into such a specialist per query: where the specialist '
-           'gains nothing, the task does not reward the modulation.', '',
+           'detector filtered to c, the fine-tuned one also against its '
+           'control (the standard-only detector trained on as long at the '
+           'same rate on every class, filtered to c), and the joint query '
+           'pass for c; present-class AP of c on test. Query modulation can '
+           'at most turn the shared detector into such a specialist per '
+           'query: where the specialist gains nothing over its control, the '
+           'task does not reward the modulation.', '',
            '| class | start | runs | steps | one-class detector | '
-           'standard-only filtered | joint query pass | '
-           'one-class - filtered (paired) |',
-           '|---:|---|---:|---:|---:|---:|---:|---:|']
+           'standard-only filtered | control, filtered | joint query pass | '
+           'one-class - filtered (paired) | one-class - control (paired) |',
+           '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
+  paired = lambda group, field: _mean_sd(values) if (values := [
+      r.specialist - getattr(r, field) for r in group
+      if getattr(r, field) is not None]) else '-'
   for cls, start in sorted({(r.cls, r.start) for r in rows}):
     group = [r for r in rows if (r.cls, r.start) == (cls, start)]
-    paired = [r.specialist - r.standard_only_filtered for r in group
-              if r.standard_only_filtered is not None]
     lines.append(
         f'| {cls} | {start} | {len(group)} | '
         f'{", ".join(sorted({str(r.steps) for r in group}))} | '
         f'{_cell(group, "specialist")} | '
         f'{_cell(group, "standard_only_filtered")} | '
+        f'{_cell(group, "continued_filtered")} | '
         f'{_cell(group, "joint_query")} | '
-        f'{_mean_sd(paired) if paired else "-"} |')
+        f'{paired(group, "standard_only_filtered")} | '
+        f'{paired(group, "continued_filtered")} |')
   return lines + ['']
 
 

@@ -66,6 +66,9 @@ class Specialist:
   start: str
   specialist: float
   standard_only_filtered: float | None  # None: that run is not found.
+  # For start 'standard_only': the control, that detector trained on as
+  # long on every class, filtered to `cls` (None for 'backbone').
+  continued_filtered: float | None
   joint_query: float | None
   steps: int
   seconds: float
