@@ -115,6 +115,28 @@ def test_a_one_class_query_detector_skips_the_standard_pass(composites):
   assert float(logs['total_loss']) == float(logs['query_loss']) > 0
 
 
+def test_train_only_modulation_freezes_every_other_weight(composites):
+  task, params = _task(composites, standard_weight=0.0, train_classes=[2],
+                       train_only_modulation=True)
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], query_ids=batch[1]['query'], training=False)
+  before = {id(v): v.numpy() for v in model.trainable_variables}
+  changed = lambda layer: [v.name for v in layer.trainable_variables
+                           if not np.array_equal(v.numpy(), before[id(v)])]
+  optimizer = tf_keras.optimizers.SGD(0.01)
+  for _ in range(2):  # The embedding moves from step 2 (zero modulation).
+    task.train_step(batch, model, optimizer,
+                    metrics=task.build_metrics(training=True))
+  for layer in (model.backbone, model.decoder, model.head):
+    # The backbone's own weights; its modulation sites are not its own.
+    assert not [n for n in changed(layer) if 'film' not in n], layer.name
+  assert changed(model.modulation) and changed(model.query_embedding)
+  task, _ = _task(composites, query_weight=0.0, train_only_modulation=True)
+  with pytest.raises(ValueError, match='query_weight is 0'):
+    task.train_step(batch, model, optimizer)
+
+
 def test_evaluation_is_model_gardens_on_the_standard_head(composites):
   task, params = _task(composites)
   model = task.build_model()

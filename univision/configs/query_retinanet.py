@@ -42,6 +42,10 @@ class Query(hyperparams.Config):
     train_classes: The classes training queries are drawn from; [] for
       all. One class with `standard_weight: 0` trains a one-class detector
       of it (the query study's capacity check).
+    train_only_modulation: Update only the modulations and the query
+      embedding, every other weight frozen (how far the modulation alone
+      can specialise a trained detector; batch norm still runs in training
+      mode, so its moving statistics move); needs a query loss.
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -56,6 +60,7 @@ class Query(hyperparams.Config):
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
   train_classes: list[int] = dataclasses.field(default_factory=list)
+  train_only_modulation: bool = False
 
 
 @dataclasses.dataclass

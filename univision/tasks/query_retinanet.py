@@ -118,6 +118,22 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
             sample_weight=box_weights / positives)
     return cls_loss, box_loss
 
+  def _trained_variables(self, model: tf_keras.Model) -> list[tf.Variable]:
+    """Every trainable weight, or with `query.train_only_modulation` the
+    modulations' and the query embedding's only.
+
+    Raises:
+      ValueError: for `train_only_modulation` without a query loss.
+    """
+    query = self.task_config.query
+    if not query.train_only_modulation:
+      return model.trainable_variables
+    if not query.query_weight:
+      raise ValueError('task.query.train_only_modulation trains the query '
+                       'pass alone, but task.query.query_weight is 0.')
+    return (model.modulation.trainable_variables +
+            model.query_embedding.trainable_variables)
+
   def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
                  optimizer: tf_keras.optimizers.Optimizer,
                  metrics: list[Any] | None = None) -> dict[str, Any]:
@@ -145,8 +161,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
                                   query_box)
       joint = query.standard_weight * total + query.query_weight * query_loss
       scaled = gradient_steps.scaled_loss(joint, optimizer)
-    gradient_steps.apply_gradients(tape, scaled, model.trainable_variables,
-                                   optimizer)
+    gradient_steps.apply_gradients(tape, scaled,
+                                   self._trained_variables(model), optimizer)
     losses = {'total_loss': joint, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
     return gradient_steps.update_metrics(
