@@ -129,7 +129,7 @@ def test_summary_compares_one_class_detectors_with_the_baselines():
 
 def test_specialists_are_one_class_query_detectors_scored_on_their_class(
     composites, tmp_path, monkeypatch):
-  trained = []
+  trained, only_modulation = [], []
 
   def fake_train(params, model_dir, mode):
     del mode
@@ -140,6 +140,8 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
         os.path.relpath(task.init_checkpoint, out),
         task.init_checkpoint_modules, trainer.train_steps,
         trainer.optimizer_config.learning_rate.cosine.initial_learning_rate))
+    if task.init_checkpoint_modules == 'all':
+      only_modulation.append(task.query.train_only_modulation)
     tf.train.CheckpointManager(tf.train.Checkpoint(step=tf.Variable(0)),
                                model_dir, max_to_keep=2).save(
                                    checkpoint_number=trainer.train_steps)
@@ -189,12 +191,19 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
       ([], 1.0, pytest.approx(1 / 3), 'runs/standard_only_continued/seed0',
        start, 'all', 2, rate / 4),
       ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only/seed0', start,
-       'all', 2, rate / 4)]
+       'all', 2, rate / 4),
+      # The control trains again only in name: its run is finished.
+      ([], 1.0, pytest.approx(1 / 3), 'runs/standard_only_continued/seed0',
+       start, 'all', 2, rate / 4),
+      ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only_modulation_only/'
+       'seed0', start, 'all', 2, rate / 4)]
+  assert only_modulation == [False, False, False, True]
   found = rows.read_specialists(os.path.join(out, 'specialists.csv'))
   assert [(r.start, r.specialist, r.standard_only_filtered,
            r.continued_filtered, r.steps) for r in found] == [
                ('backbone', 0.45, 0.3, None, 6),
-               ('standard_only', 0.5, 0.3, 0.35, 2)]
+               ('standard_only', 0.5, 0.3, 0.35, 2),
+               ('standard_only_modulation_only', 0.5, 0.3, 0.35, 2)]
   assert ('| 3 | standard_only | 1 | 2 | 0.500 | 0.300 | 0.350 | - | 0.200 '
           '| 0.150 |') in open(os.path.join(out, 'summary.md')).read()
 

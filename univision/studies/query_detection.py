@@ -39,7 +39,9 @@ also gets one-class detectors per seed (the query pass alone, always asked
 for c, no standard loss; `specialists.csv`): `specialist_<c>` from the
 backbone on the settings' schedule, and `specialist_<c>_from_standard_only`
 fine-tuned from that seed's standard-only detector (which starts at the
-filtered baseline exactly, as the query pass does); each one's
+filtered baseline exactly, as the query pass does; against the control
+`standard_only_continued`, trained on as long on every class), every
+weight or (`..._modulation_only`) the query's modulations alone; each one's
 present-class AP of c against the standard-only detector filtered to c and
 the joint model's query pass for c, the same seed. Query modulation
 specialises one network to the queried class; a detector that is nothing
@@ -88,8 +90,9 @@ SPECIALIST = ('task.query.standard_weight=0.0,'
               'task.query.referring_probability=0.0')
 # Where a specialist starts: the backbone, or the trained standard-only
 # detector (fine-tuned for steps / TUNED_STEPS_DIVISOR at the learning rate
-# / TUNED_RATE_DIVISOR).
-SPECIALIST_STARTS = ('backbone', report.STANDARD_ONLY)
+# / TUNED_RATE_DIVISOR), every weight or the modulations alone.
+MODULATION_ONLY = f'{report.STANDARD_ONLY}_modulation_only'
+SPECIALIST_STARTS = ('backbone', report.STANDARD_ONLY, MODULATION_ONLY)
 TUNED_STEPS_DIVISOR = 3
 TUNED_RATE_DIVISOR = 4
 _LEARNING_RATE = ('trainer.optimizer_config.learning_rate.cosine.'
@@ -352,9 +355,11 @@ class _Study:
       start: 'backbone' (the study's schedule from its backbone checkpoint)
         or 'standard_only' (fine-tuned from that seed's standard-only
         detector, a third of the schedule at a quarter of its learning
-        rate; skipped while that detector is not trained). The second
-        has a control: the standard-only detector trained on as long at
-        that rate on every class (`standard_only_continued`).
+        rate; skipped while that detector is not trained), or
+        `MODULATION_ONLY` (the same, training only the modulations and the
+        query embedding). The fine-tuned ones have a control: the
+        standard-only detector trained on as long at that rate on every
+        class (`standard_only_continued`).
     """
     if (cls, seed, start) in self.specialists.done():
       return
@@ -362,7 +367,7 @@ class _Study:
     overrides = SPECIALIST.format(cls=cls)
     steps, init, name = self.steps, self.init_checkpoint, f'specialist_{cls}'
     continued = None
-    if start == report.STANDARD_ONLY:
+    if start != 'backbone':
       init = dict(_checkpoints(os.path.join(
           runs, report.STANDARD_ONLY, f'seed{seed}'))).get(self.steps)
       if init is None:
@@ -373,6 +378,8 @@ class _Study:
       tuned = (f'task.init_checkpoint_modules=all,'
                f'{_LEARNING_RATE}={rate / TUNED_RATE_DIVISOR}')
       overrides += ',' + tuned
+      if start == MODULATION_ONLY:
+        overrides += ',task.query.train_only_modulation=true'
       name += f'_from_{start}'
       # The control, without a query pass: its query pass's detections
       # (zero modulation) are its standard ones filtered to the class.

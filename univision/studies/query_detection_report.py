@@ -136,14 +136,15 @@ def _specialists(rows) -> list[str]:
            'c (the query pass alone, always asked for c), from the backbone '
            'on the settings\' schedule, or fine-tuned from the same seed\'s '
            'standard-only detector (it starts at the filtered baseline, as '
-           'the query pass does); against that seed\'s standard-only '
-           'detector filtered to c, the fine-tuned one also against its '
-           'control (the standard-only detector trained on as long at the '
-           'same rate on every class, filtered to c), and the joint query '
-           'pass for c; present-class AP of c on test. Query modulation can '
-           'at most turn the shared detector into such a specialist per '
-           'query: where the specialist gains nothing over its control, the '
-           'task does not reward the modulation.', '',
+           'the query pass does), every weight or (`..._modulation_only`) '
+           'the query\'s modulations and embedding alone; against that '
+           'seed\'s standard-only detector filtered to c, the fine-tuned '
+           'ones also against their control (the standard-only detector '
+           'trained on as long at the same rate on every class, filtered to '
+           'c), and the joint query pass for c; present-class AP of c on '
+           'test. Query modulation can at most turn the shared detector into '
+           'such a specialist per query: where the specialist gains nothing '
+           'over its control, the task does not reward the modulation.', '',
            '| class | start | runs | steps | one-class detector | '
            'standard-only filtered | control, filtered | joint query pass | '
            'one-class - filtered (paired) | one-class - control (paired) |',
