@@ -43,7 +43,8 @@ def test_joint_step_trains_the_shared_detector_and_the_modulation(
   # The modulations start at zero, so the embeddings get gradients from
   # step 2 on.
   assert not changed(model.query_embedding)
-  task.train_step(batch, model, optimizer,
+  # A large step, so that the tiny first-step modulation moves it visibly.
+  task.train_step(batch, model, tf_keras.optimizers.SGD(1.0),
                   metrics=task.build_metrics(training=True))
   assert changed(model.query_embedding)
 
@@ -151,3 +152,40 @@ def test_evaluation_is_model_gardens_on_the_standard_head(composites):
     state = task.aggregate_logs(state, logs)
   results = task.reduce_aggregated_logs(state)
   assert {'AP', 'AP50'} <= set(results)
+
+
+def test_init_all_starts_from_a_checkpoint_with_fewer_query_sites(
+    composites, tmp_path):
+  # A query detector modulating level 5 only, its modulations non-zero.
+  task, _ = _task(composites, backbone_levels=[5])
+  source = task.build_model()
+  rng = np.random.default_rng(0)
+  for v in source.modulation.trainable_variables:
+    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  query_ckpt = tf.train.Checkpoint(**source.checkpoint_items).write(
+      str(tmp_path / 'query'))
+  standard_ckpt = tf.train.Checkpoint(
+      **source.detector.checkpoint_items).write(str(tmp_path / 'standard'))
+  saved = lambda layer: {v.name.split('/', 1)[1]: v.numpy()
+                         for v in layer.weights}
+  for path in (query_ckpt, standard_ckpt):
+    task, _ = _task(composites, backbone_levels=[4, 5])
+    task.task_config.init_checkpoint = path
+    task.task_config.init_checkpoint_modules = 'all'
+    model = task.build_model()
+    task.initialize(model)
+    want = saved(source.detector)
+    for name, value in saved(model.detector).items():
+      np.testing.assert_array_equal(value, want[name], err_msg=name)
+    sites = {**{f'block{k}': m for k, m in model.modulation.blocks.items()},
+             **{f'level{k}': m for k, m in model.modulation.levels.items()}}
+    old = {**{f'block{k}': m for k, m in source.modulation.blocks.items()},
+           **{f'level{k}': m for k, m in source.modulation.levels.items()}}
+    assert set(old) < set(sites)
+    for name, site in sites.items():
+      for v, w in zip(site.weights, old[name].weights if name in old else
+                      site.weights):
+        if path == query_ckpt and name in old:
+          np.testing.assert_array_equal(v.numpy(), w.numpy(), err_msg=name)
+        else:  # Not in the checkpoint: the identity.
+          assert not np.any(v.numpy()), name

@@ -21,6 +21,7 @@ data because Model Garden builds its parser inline (no hook to swap it).
 """
 from typing import Any
 
+from absl import logging
 import tensorflow as tf, tf_keras
 from official.common import dataset_fn
 from official.core import task_factory
@@ -117,6 +118,41 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
                 outputs['query_box_outputs'], last_dim=4),
             sample_weight=box_weights / positives)
     return cls_loss, box_loss
+
+  def initialize(self, model: tf_keras.Model) -> None:
+    """Model Garden's, except that `init_checkpoint_modules: all` may start
+    a query detector from a checkpoint without (some of) its query parts.
+
+    A standard detector's checkpoint, or a query detector's with fewer
+    modulation sites, then starts it: every detector weight must be found
+    (Model Garden's check), while modulation sites and a query table the
+    checkpoint lacks keep their initialisation (zero modulation, the
+    identity) and are logged. Model Garden's `all` would refuse both.
+    """
+    config = self.task_config
+    if not config.init_checkpoint or config.init_checkpoint_modules != 'all':
+      super().initialize(model)
+      return
+    path = config.init_checkpoint
+    if tf.io.gfile.isdir(path):
+      path = tf.train.latest_checkpoint(path)
+    tf.train.Checkpoint(**model.detector.checkpoint_items).read(
+        path).expect_partial().assert_existing_objects_matched()
+    tf.train.Checkpoint(modulation=model.modulation,
+                        query_embedding=model.query_embedding).read(
+                            path).expect_partial()
+    saved = {name.split('/.ATTRIBUTES')[0]
+             for name, _ in tf.train.list_variables(path)}
+    missing = [f'modulation/{kind}/{site}'
+               for kind, sites in (('blocks', model.modulation.blocks),
+                                   ('levels', model.modulation.levels))
+               for site in sites
+               if not any(n.startswith(f'modulation/{kind}/{site}/')
+                          for n in saved)]
+    if not any(n.startswith('query_embedding/') for n in saved):
+      missing.append('query_embedding')
+    logging.info('Loaded %s; not in it, so left at their initial values: '
+                 '%s', path, missing or 'none')
 
   def _trained_variables(self, model: tf_keras.Model) -> list[tf.Variable]:
     """Every trainable weight, or with `query.train_only_modulation` the
