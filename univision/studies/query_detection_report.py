@@ -55,6 +55,17 @@ def _cell(rows, field: str) -> str:
   return _mean_sd(values) if values else '-'
 
 
+def _paired(rows, field: str, minus: str) -> list[float]:
+  """Per-row `field - minus`, over the rows that have both."""
+  return [getattr(r, field) - getattr(r, minus) for r in rows
+          if getattr(r, field) is not None and getattr(r, minus) is not None]
+
+
+def _paired_cell(rows, field: str, minus: str) -> str:
+  values = _paired(rows, field, minus)
+  return _mean_sd(values) if values else '-'
+
+
 def _targets(by_setting: dict) -> list[str]:
   lines = ['## Targets (issue #20)', '']
   joint, alone = by_setting.get(JOINT), by_setting.get(STANDARD_ONLY)
@@ -93,12 +104,9 @@ def _referring(by_setting: dict) -> list[str]:
            '| setting | query pass | select by rule (standard pass) | '
            'query - rule (paired) |', '|---|---:|---:|---:|']
   for setting, rs in by_setting.items():
-    paired = [r.referring_query - r.referring_rule for r in rs
-              if r.referring_query is not None and
-              r.referring_rule is not None]
     lines.append(f'| {setting} | {_cell(rs, "referring_query")} | '
                  f'{_cell(rs, "referring_rule")} | '
-                 f'{_mean_sd(paired) if paired else "-"} |')
+                 f'{_paired_cell(rs, "referring_query", "referring_rule")} |')
   return lines + ['']
 
 
@@ -119,11 +127,11 @@ def _breakdown(rows) -> list[str]:
   for row in rows:
     groups.setdefault((row.setting, row.detections), []).append(row)
   for (setting, detections), group in groups.items():
-    cost = [r.ap_confusion_free - r.ap for r in group]
     lines.append(
         f'| {setting} | {detections.replace("_", " ")} | '
         f'{_cell(group, "ap")} | {_cell(group, "ap_confusion_free")} | '
-        f'{_mean_sd(cost)} | {_cell(group, "ap50")} | '
+        f'{_paired_cell(group, "ap_confusion_free", "ap")} | '
+        f'{_cell(group, "ap50")} | '
         f'{_cell(group, "ap50_confusion_free")} |')
   return lines + ['']
 
@@ -149,9 +157,6 @@ def _specialists(rows) -> list[str]:
            'standard-only filtered | control, filtered | joint query pass | '
            'one-class - filtered (paired) | one-class - control (paired) |',
            '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|']
-  paired = lambda group, field: _mean_sd(values) if (values := [
-      r.specialist - getattr(r, field) for r in group
-      if getattr(r, field) is not None]) else '-'
   for cls, start in sorted({(r.cls, r.start) for r in rows}):
     group = [r for r in rows if (r.cls, r.start) == (cls, start)]
     lines.append(
@@ -161,8 +166,8 @@ def _specialists(rows) -> list[str]:
         f'{_cell(group, "standard_only_filtered")} | '
         f'{_cell(group, "continued_filtered")} | '
         f'{_cell(group, "joint_query")} | '
-        f'{paired(group, "standard_only_filtered")} | '
-        f'{paired(group, "continued_filtered")} |')
+        f'{_paired_cell(group, "specialist", "standard_only_filtered")} | '
+        f'{_paired_cell(group, "specialist", "continued_filtered")} |')
   return lines + ['']
 
 
@@ -211,14 +216,13 @@ def summary_markdown(runs, curve, settings: list[str],
            'query - filtered (present, paired) | query better in |',
            '|---|---:|---:|---:|---:|---:|---:|---:|---:|']
   for setting, rows in by_setting.items():
-    paired = [r.query_present - r.filtered_present for r in rows
-              if r.query_present is not None]
+    gains = _paired(rows, 'query_present', 'filtered_present')
     lines.append(
         f'| {setting} | {len(rows)} | {_cell(rows, "map")} | '
         f'{_cell(rows, "filtered_present")} | {_cell(rows, "filtered_all")} '
         f'| {_cell(rows, "query_present")} | {_cell(rows, "query_all")} | '
-        f'{_mean_sd(paired) if paired else "-"} | '
-        f'{f"{sum(g > 0 for g in paired)} of {len(paired)}" if paired else "-"}'
+        f'{_paired_cell(rows, "query_present", "filtered_present")} | '
+        f'{f"{sum(g > 0 for g in gains)} of {len(gains)}" if gains else "-"}'
         ' |')
   missing = [f'{s}/seed {seed}' for s in settings for seed in seeds
              if not any(r.seed == seed for r in by_setting[s])]
