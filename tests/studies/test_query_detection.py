@@ -129,7 +129,7 @@ def test_summary_compares_one_class_detectors_with_the_baselines():
 
 def test_specialists_are_one_class_query_detectors_scored_on_their_class(
     composites, tmp_path, monkeypatch):
-  trained, only_modulation = [], []
+  trained, only_modulation, evaluated = [], [], []
 
   def fake_train(params, model_dir, mode):
     del mode
@@ -151,13 +151,20 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
     del folder
     assert checkpoint.endswith(f'ckpt-{params.trainer.train_steps}')
     assert output_dir.endswith('query_eval')
+    evaluated.append(os.path.relpath(output_dir, out))
     if not params.task.query.query_weight:  # The control.
-      return {'AP_present/3': 0.35}
-    return {'query_AP_present': 0.1,
-            'AP_present/3': 0.45 if params.trainer.train_steps == 6 else 0.5}
+      results = {'query_pass': {'AP_present/3': 0.35}}
+    else:
+      results = {'query_pass': {
+          'query_AP_present': 0.1,
+          'AP_present/3': 0.45 if params.trainer.train_steps == 6 else 0.5}}
+    os.makedirs(output_dir, exist_ok=True)  # As the evaluation does.
+    with open(os.path.join(output_dir, 'query_ap.json'), 'w') as f:
+      json.dump(results, f)
+    return results
 
   monkeypatch.setattr(qd.training, 'run', fake_train)
-  monkeypatch.setattr(qd, 'evaluate_classes', fake_classes)
+  monkeypatch.setattr(qd, 'evaluate_test', fake_classes)
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
   # The standard-only run of seed 0 was evaluated: its AP of class 3 is
@@ -198,6 +205,13 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
       ([3], 0.0, 0.0, 'runs/specialist_3_from_standard_only_modulation_only/'
        'seed0', start, 'all', 2, rate / 4)]
   assert only_modulation == [False, False, False, True]
+  # The control is scored once; the second specialist reads its score.
+  assert evaluated == [
+      'runs/specialist_3/seed0/query_eval',
+      'runs/standard_only_continued/seed0/query_eval',
+      'runs/specialist_3_from_standard_only/seed0/query_eval',
+      'runs/specialist_3_from_standard_only_modulation_only/seed0/'
+      'query_eval']
   found = rows.read_specialists(os.path.join(out, 'specialists.csv'))
   assert [(r.start, r.specialist, r.standard_only_filtered,
            r.continued_filtered, r.steps) for r in found] == [
@@ -262,11 +276,11 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
                         os.path.basename(output_dir)))
     values = {'AP': 0.2, 'AP_confusion_free': 0.25, 'AP50': 0.5,
               'AP50_confusion_free': 0.6}
-    return {'standard_filtered': values, 'query_pass': values}
+    return {'breakdown': {'standard_filtered': values, 'query_pass': values}}
 
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
-  monkeypatch.setattr(qd, 'evaluate_breakdown', fake_breakdown)
+  monkeypatch.setattr(qd, 'evaluate_test', fake_breakdown)
   monkeypatch.setattr(qd.query_detection_eval, 'two_queries', fake_figure)
   # Nothing to clear between fake runs (gc in a long-lived worker is slow).
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
@@ -370,7 +384,8 @@ def test_code_edited_during_training_stops_before_the_evaluation(
                       lambda *args: None)
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_run', fake_evaluate)
-  monkeypatch.setattr(qd, 'evaluate_breakdown', lambda *args: {})
+  monkeypatch.setattr(qd, 'evaluate_test',
+                      lambda *args: {'breakdown': {}})
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
   out = str(tmp_path / 'study')
   settings = ['standard_only=task.query.query_weight=0.0']

@@ -58,7 +58,7 @@ query pass's detections for every query on the same images).
 import gc
 import json
 import os
-from typing import Sequence
+from typing import Any, Sequence
 
 from absl import app
 from absl import flags
@@ -197,33 +197,32 @@ def evaluate_run(params: cfg.ExperimentConfig, task_folder: str,
           'referring_rule': refer.get('select_by_rule')}
 
 
-def evaluate_breakdown(params: cfg.ExperimentConfig, task_folder: str,
-                       checkpoint: str, output_dir: str
-                       ) -> dict[str, dict[str, float]]:
-  """`query_detection_eval`'s `breakdown` of a checkpoint on test, for a
-  run evaluated before the breakdown existed (no referring queries)."""
+def evaluate_test(params: cfg.ExperimentConfig, task_folder: str,
+                  checkpoint: str, output_dir: str) -> dict[str, Any]:
+  """`query_detection_eval.evaluate` of a checkpoint on test, without
+  referring queries (its `query_pass`, `standard_filtered`, `breakdown`...,
+  also written to `output_dir/query_ap.json`)."""
   return query_detection_eval.evaluate(
       _on_test(params, task_folder), checkpoint, output_dir,
-      referring=False)['breakdown']
+      referring=False)
 
 
-def evaluate_classes(params: cfg.ExperimentConfig, task_folder: str,
-                     checkpoint: str, output_dir: str) -> dict[str, float]:
-  """The query pass's present-class AP of every class on test
-  ({'AP_present/<c>': AP}; no referring queries)."""
-  return query_detection_eval.evaluate(
-      _on_test(params, task_folder), checkpoint, output_dir,
-      referring=False)['query_pass']
+def _final_evaluation(model_dir: str) -> dict[str, Any] | None:
+  """A run's saved final evaluation (`query_eval/query_ap.json`), or None
+  if it has none here."""
+  path = os.path.join(model_dir, 'query_eval', 'query_ap.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
 def _class_ap(model_dir: str, detections: str, cls: int) -> float | None:
   """A finished run's present-class AP of `cls` from its final
   evaluation, or None if that file is not here."""
-  path = os.path.join(model_dir, 'query_eval', 'query_ap.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)[detections].get(f'AP_present/{cls}')
+  saved = _final_evaluation(model_dir)
+  return None if saved is None else saved[detections].get(
+      f'AP_present/{cls}')
 
 
 class _Study:
@@ -237,10 +236,10 @@ class _Study:
     self.seeds, self.steps, self.curve_points = seeds, steps, curve_points
     self.log = rows.open_log(os.path.join(output_dir, 'runs.csv'))
     self.curve = rows.open_curve(os.path.join(output_dir, 'curve.csv'))
-    self.breakdown = rows.open_breakdown(os.path.join(output_dir,
-                                                 'breakdown.csv'))
-    self.specialists = rows.open_specialists(os.path.join(output_dir,
-                                                     'specialists.csv'))
+    self.breakdown = rows.open_breakdown(
+        os.path.join(output_dir, 'breakdown.csv'))
+    self.specialists = rows.open_specialists(
+        os.path.join(output_dir, 'specialists.csv'))
     planned = {(name, seed) for name, _ in settings for seed in seeds}
     one_class = {(cls, seed, start) for cls in specialists for seed in seeds
                  for start in SPECIALIST_STARTS}
@@ -290,17 +289,13 @@ class _Study:
         params = run_config(self.task_folder, self.init_checkpoint,
                             self.steps, seed, overrides, self.curve_points)
         model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
-        saved = os.path.join(model_dir, 'query_eval', 'query_ap.json')
-        found = {}
-        if os.path.exists(saved):
-          with open(saved) as f:
-            found = json.load(f).get('breakdown', {})
+        found = (_final_evaluation(model_dir) or {}).get('breakdown', {})
         last = dict(_checkpoints(model_dir)).get(self.steps)
         if not found and last is not None:
           self.code.check(f'the breakdown of {name} seed {seed}')
-          found = evaluate_breakdown(
+          found = evaluate_test(
               params, self.task_folder, last,
-              os.path.join(model_dir, 'query_eval_breakdown'))
+              os.path.join(model_dir, 'query_eval_breakdown'))['breakdown']
           _reset(seed)
         queried = params.task.query.query_weight > 0
         for detections in ('standard_filtered', 'query_pass')[:1 + queried]:
@@ -329,20 +324,25 @@ class _Study:
 
   def _one_class_aps(self, params: cfg.ExperimentConfig, name: str,
                      seed: int) -> tuple[dict[str, float], float]:
-    """Trains (or resumes) run `name` and scores its last checkpoint.
+    """Trains (or resumes) run `name` and scores its last checkpoint (once:
+    a run scored before, e.g. a control two specialists share, is read
+    back).
 
     Returns:
-      The query pass's present-class AP per class (`evaluate_classes`) and
-      the run's wall seconds.
+      The query pass's present-class AP per class ({'AP_present/<c>': AP},
+      no referring queries) and the run's wall seconds.
     """
     model_dir = os.path.join(self.output_dir, 'runs', name, f'seed{seed}')
     seconds = self._train(params, model_dir, f'{name} seed {seed}', seed)
+    saved = _final_evaluation(model_dir)
+    if saved is not None:
+      return saved['query_pass'], seconds
     steps = params.trainer.train_steps
     last = dict(_checkpoints(model_dir)).get(steps)
     if last is None:
       raise RuntimeError(f'{model_dir}: no checkpoint of step {steps}.')
-    aps = evaluate_classes(params, self.task_folder, last,
-                           os.path.join(model_dir, 'query_eval'))
+    aps = evaluate_test(params, self.task_folder, last,
+                        os.path.join(model_dir, 'query_eval'))['query_pass']
     _reset(seed)
     return aps, seconds
 
@@ -420,9 +420,9 @@ class _Study:
                          queried, referring=last)
       _reset(seed)
       if (name, seed, step) not in curve_done:
-        self.curve.append(rows.CurvePoint(name, seed, step, aps['map'],
-                                     aps['filtered_present'],
-                                     aps['query_present']))
+        self.curve.append(rows.CurvePoint(
+            name, seed, step, aps['map'], aps['filtered_present'],
+            aps['query_present']))
       if last:
         final = aps
     if final is None:
