@@ -34,6 +34,10 @@ class Query(hyperparams.Config):
       1x1 conv over features and the tiled query).
     backbone_levels: Levels of the MobileNetV4 blocks whose outputs the
       query modulates (default the last two stages); [] for none.
+    backbone_placement: Where in those blocks: 'output' (the block's
+      output) or 'expansion' (an inverted bottleneck's expansion, after its
+      batch norm and before its activation, as conditional batch norm:
+      no batch norm downstream can normalise the modulation away).
     decoder: Whether the query modulates every decoder level too.
     referring_rules: Referring-style queries besides class queries, by
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
@@ -56,6 +60,7 @@ class Query(hyperparams.Config):
   modulation: str = 'film'
   backbone_levels: list[int] = dataclasses.field(
       default_factory=lambda: [4, 5])
+  backbone_placement: str = 'output'
   decoder: bool = True
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0

@@ -252,7 +252,33 @@ def test_other_modulations_start_as_identity_and_then_follow_the_query(
   assert not np.array_equal(outputs(1), outputs(3))
 
 
+def test_expansion_placement_modulates_inside_the_bottlenecks():
+  query_model, images = _build(backbone_placement='expansion')
+  blocks = query_model.backbone.blocks
+  for i in query_model.modulation.block_indices:
+    site = query_model.modulation.blocks[str(i)]
+    assert site._channels == blocks[i].expanded_channels  # pylint: disable=protected-access
+    assert blocks[i].expanded_channels > blocks[i].output_shape[-1]
+  ids = tf.constant([1, 3])
+  out = query_model(images, query_ids=ids, training=False)
+  for level in out['cls_outputs']:  # Zero modulation: the standard pass.
+    np.testing.assert_array_equal(out['query_cls_outputs'][level],
+                                  out['cls_outputs'][level])
+  _randomize(query_model)
+  query = query_model.query_embedding(ids)
+  standard, queried = query_model._backbone_passes(  # pylint: disable=protected-access
+      images, query, training=False)
+  for level in ('2', '3'):
+    np.testing.assert_array_equal(standard[level], queried[level])
+  for level in ('4', '5'):
+    assert not np.allclose(standard[level], queried[level])
+
+
 def test_bad_sites_are_named():
+  with pytest.raises(ValueError, match=r'expansion needs inverted '
+                     r'bottlenecks, but the blocks \['):
+    query_retinanet.build(_detector(), CLASSES, backbone_levels=[3, 4],
+                          backbone_placement='expansion')
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
     query_retinanet.build(_detector(), CLASSES, modulation='add')
   with pytest.raises(ValueError, match=r'backbone_levels: \[4, 7\].*\[7\]'):

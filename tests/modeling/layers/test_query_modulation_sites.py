@@ -45,5 +45,14 @@ def test_unnamed_levels_pass_missing_ones_are_named_config_round_trips():
   assert sites.block_indices == [2]
   clone = sites_lib.QueryModulationSites.from_config(sites.get_config())
   assert clone.get_config() == sites.get_config()
+  assert clone.block_placement == 'output'
+  inside = sites_lib.QueryModulationSites('film', {2: 16}, {},
+                                          block_placement='expansion')
+  assert sites_lib.QueryModulationSites.from_config(
+      inside.get_config()).block_placement == 'expansion'
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
     sites_lib.QueryModulationSites('add', {}, {'3': 4})
+  with pytest.raises(ValueError,
+                     match="task.query.backbone_placement: 'middle'"):
+    sites_lib.QueryModulationSites('film', {}, {'3': 4},
+                                   block_placement='middle')

@@ -143,3 +143,25 @@ def test_fused_ib_get_config_round_trip():
   config = block.get_config()
   assert fused_ib.FusedInvertedBottleneck.from_config(
       config).get_config() == config
+
+
+def test_modulate_acts_on_the_normalised_expansion_before_its_activation():
+  block = uib.UniversalInvertedBottleneck(24, 4.0, start_dw_kernel_size=3,
+                                          middle_dw_kernel_size=3)
+  x = tf.random.stateless_normal([2, 8, 8, 24], [0, 1])
+  plain = block(x, training=True)
+  assert block.expanded_channels == 96
+  seen = []
+  same = block(x, training=True, modulate=lambda h: seen.append(h) or h)
+  np.testing.assert_allclose(same, plain, atol=1e-5)
+  # Batch-normalised (training mode), not yet through the ReLU.
+  (expansion,) = seen
+  assert expansion.shape[-1] == 96 and float(tf.reduce_min(expansion)) < 0
+  np.testing.assert_allclose(tf.reduce_mean(expansion, [0, 1, 2]), 0.0,
+                             atol=1e-4)
+  # Pushed below zero before the ReLU, the expansion carries nothing: the
+  # block's output is its input plus what the rest makes of zeros.
+  dead = block(x, training=False, modulate=lambda h: h - 1e4)
+  rest = block.project(block.middle_dw(tf.zeros([2, 8, 8, 96]),
+                                       training=False), training=False)
+  np.testing.assert_allclose(dead, x + rest, atol=1e-4)

@@ -12,9 +12,10 @@ SSDLite features):
   query such as "the largest c", whose class the `query_classes` table
   gives - `core.query_vocabulary` makes it; or a vector given directly,
   e.g. a text embedding) modulates the features inside the
-  feature extractor: the output of every backbone block of the levels
-  `backbone_levels` (default 4 and 5, the last two stages) and every
-  decoder level, each site by its own zero-initialised modulation (FiLM by
+  feature extractor: every backbone block of the levels `backbone_levels`
+  (default 4 and 5, the last two stages), on its output or (placement
+  'expansion') on its expansion after the batch norm, and every decoder
+  level, each site by its own zero-initialised modulation (FiLM by
   default; `QueryModulationSites`).
 - One multi-class head, shared: the standard pass (no query) and the query
   pass run the same backbone blocks (those before the first modulated block
@@ -174,11 +175,16 @@ class QueryRetinaNetModel(tf_keras.Model):
     passes = [(x, dict(levels), None)] if standard else []
     if query is not None:
       passes.append((x, dict(levels), query))
+    inside = self.modulation.block_placement == 'expansion'
     endpoints = []
     for x, levels, q in passes:
       for index in range(first, len(blocks)):
-        x = blocks[index](x, training=training)
-        if q is not None:
+        sited = q is not None and index in self.modulation.block_indices
+        modulate = (lambda h, i=index, q=q: self.modulation.block(i, h, q)
+                    ) if sited and inside else None
+        x = blocks[index](x, training=training, **(
+            {'modulate': modulate} if modulate else {}))
+        if sited and not inside:
           x = self.modulation.block(index, x, q)
         levels[str(self._block_levels[index])] = x
       endpoints.append({k: levels[k] for k in self._endpoints})
@@ -290,6 +296,7 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           embedding_dim: int | None = 64, vectors_path: str | None = None,
           trainable_vectors: bool = False, modulation: str = 'film',
           backbone_levels: Sequence[int] = (4, 5),
+          backbone_placement: str = 'output',
           decoder: bool = True,
           query_classes: Sequence[int] | None = None) -> QueryRetinaNetModel:
   """Adds query modulation and query embeddings to a Model Garden RetinaNet.
@@ -306,6 +313,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
     modulation: A key of `query_modulation_sites.MODULATIONS`.
     backbone_levels: Levels whose backbone blocks are modulated (every
       block whose output has that stride).
+    backbone_placement: Where in those blocks (`query_modulation_sites.
+      PLACEMENTS`): 'output', or 'expansion' (inverted bottlenecks only).
     decoder: Whether every decoder level (those the head reads) is
       modulated too.
     query_classes: The head class of every query id (id 0 first), e.g.
@@ -313,8 +322,10 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
       queries; None: the ids are the classes.
 
   Raises:
-    ValueError: naming the config key, for an unknown modulation, a level
-      the backbone lacks, no site at all, or a detector this cannot wrap.
+    ValueError: naming the config key, for an unknown modulation or
+      placement, a level the backbone lacks, a block without an expansion
+      at placement 'expansion', no site at all, or a detector this cannot
+      wrap.
   """
   if not isinstance(detector.detection_generator,
                     detection_generator.MultilevelDetectionGenerator):
@@ -329,10 +340,19 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
   if not backbone_levels and not decoder:
     raise ValueError('task.query: backbone_levels is empty and decoder is '
                      'false: the query would change nothing.')
-  blocks = {i: int(b.output_shape[-1])
-            for i, (b, level) in enumerate(zip(detector.backbone.blocks,
-                                               levels))
-            if level in backbone_levels}
+  sited = [(i, b) for i, (b, level) in enumerate(
+      zip(detector.backbone.blocks, levels)) if level in backbone_levels]
+  if backbone_placement == 'expansion':
+    plain = [f'{i} ({type(b).__name__})' for i, b in sited
+             if not hasattr(b, 'expanded_channels')]
+    if plain:
+      raise ValueError(
+          f'task.query.backbone_placement: expansion needs inverted '
+          f'bottlenecks, but the blocks {plain} of levels '
+          f'{list(backbone_levels)} have no expansion.')
+    blocks = {i: int(b.expanded_channels) for i, b in sited}
+  else:
+    blocks = {i: int(b.output_shape[-1]) for i, b in sited}
   head = detector.head.get_config()
   decoder_levels = {}
   if decoder:
@@ -341,8 +361,9 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
     decoder_levels = {str(l): int(specs[str(l)][-1])
                       for l in range(head['min_level'],
                                      head['max_level'] + 1)}
-  sites = sites_lib.QueryModulationSites(modulation, blocks, decoder_levels,
-                                         name='query_modulation')
+  sites = sites_lib.QueryModulationSites(
+      modulation, blocks, decoder_levels, name='query_modulation',
+      block_placement=backbone_placement)
   table = list(range(num_classes)) if query_classes is None else list(
       query_classes)
   if len(table) < num_classes or any(not 0 <= c < num_classes
@@ -383,8 +404,8 @@ def build_for_task(detector: retinanet_model.RetinaNetModel,
                      'table of their query ids (core.query_vocabulary).')
   model = build(detector, task_config.model.num_classes, query.embedding_dim,
                 query.vectors_path or None, query.trainable_vectors,
-                query.modulation, list(query.backbone_levels), query.decoder,
-                query_classes)
+                query.modulation, list(query.backbone_levels),
+                query.backbone_placement, query.decoder, query_classes)
   model(tf.zeros([1, *task_config.model.input_size]),
         query_ids=tf.ones([1], tf.int32), training=False)
   return model

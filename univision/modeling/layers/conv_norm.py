@@ -175,11 +175,15 @@ class ConvNormAct(tf_keras.layers.Layer):
                if aa else None)
     super().build(input_shape)
 
-  def call(self, inputs, training=None):
+  def call(self, inputs, training=None, modulate=None):
+    """Conv, norm, `modulate` (a function of the normalised features, e.g.
+    a query modulation; None: none), activation, anti-aliasing."""
     x = self._pad(inputs) if self._pad is not None else inputs
     x = self.conv(x)
     if self.norm is not None:
       x = self.norm(x, training=training)
+    if modulate is not None:
+      x = modulate(x)
     if self.act is not None:
       x = self.act(x)
     if self.aa is not None:

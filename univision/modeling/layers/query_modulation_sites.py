@@ -1,9 +1,9 @@
 """Where a query detector's query enters: backbone blocks and decoder levels.
 
 One `QueryModulation` (`MODULATIONS`: FiLM by default, a multiplicative
-gate, or concat-and-project) per site: after each named backbone block (by
-its index in the backbone's block list) and on each named decoder level.
-Sites not named pass features through unchanged.
+gate, or concat-and-project) per site: in each named backbone block (by its
+index in the backbone's block list; `PLACEMENTS` say where in it) and on
+each named decoder level. Sites not named pass features through unchanged.
 """
 from typing import Any, Mapping
 
@@ -16,6 +16,11 @@ from univision.modeling.layers import query_gate
 
 MODULATIONS = {'film': query_film.QueryFiLM, 'gate': query_gate.QueryGate,
                'concat': query_concat.QueryConcat}
+# Where a backbone block's modulation acts. 'output': on the block's output.
+# 'expansion': inside an inverted bottleneck, on its expansion after the
+# batch norm and before the activation (conditional batch norm), where a
+# batch norm downstream cannot normalise the modulation away.
+PLACEMENTS = ('output', 'expansion')
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
@@ -25,26 +30,33 @@ class QueryModulationSites(tf_keras.layers.Layer):
   def __init__(self, kind: str, block_channels: Mapping[Any, int],
                level_channels: Mapping[Any, int],
                kernel_regularizer: tf_keras.regularizers.Regularizer
-               | None = None, **kwargs):
+               | None = None, block_placement: str = 'output', **kwargs):
     """Initializes the layer.
 
     Args:
       kind: A key of `MODULATIONS`.
-      block_channels: {backbone block index: its output channels}, the
-        blocks whose output is modulated.
+      block_channels: {backbone block index: channels of its modulated
+        features}, the blocks modulated.
       level_channels: {decoder level: its channels}, the decoder levels
         modulated.
       kernel_regularizer: Regularizer of every modulation's kernel.
+      block_placement: Where in a block its modulation acts, one of
+        `PLACEMENTS` (the caller applies it there through `block`).
       **kwargs: `tf_keras.layers.Layer` arguments.
 
     Raises:
-      ValueError: for an unknown `kind` (named as `task.query.modulation`).
+      ValueError: for an unknown `kind` or `block_placement` (named as
+        `task.query.modulation` / `task.query.backbone_placement`).
     """
     super().__init__(**kwargs)
     if kind not in MODULATIONS:
       raise ValueError(f'task.query.modulation: {kind!r}; choose from '
                        f'{sorted(MODULATIONS)}.')
+    if block_placement not in PLACEMENTS:
+      raise ValueError(f'task.query.backbone_placement: {block_placement!r};'
+                       f' choose from {list(PLACEMENTS)}.')
     self._kind = kind
+    self.block_placement = block_placement
     self._block_channels = {int(k): int(c) for k, c in block_channels.items()}
     self._level_channels = {str(k): int(c) for k, c in level_channels.items()}
     self._kernel_regularizer = tf_keras.regularizers.get(kernel_regularizer)
@@ -61,7 +73,8 @@ class QueryModulationSites(tf_keras.layers.Layer):
     return sorted(self._block_channels)
 
   def block(self, index: int, x: tf.Tensor, query: tf.Tensor) -> tf.Tensor:
-    """Block `index`'s output, modulated if that block is a site."""
+    """Block `index`'s features (at `block_placement`), modulated if that
+    block is a site."""
     if index not in self._block_channels:
       return x
     return self.blocks[str(index)](x, query)
@@ -82,5 +95,6 @@ class QueryModulationSites(tf_keras.layers.Layer):
             'block_channels': {str(k): v
                                for k, v in self._block_channels.items()},
             'level_channels': dict(self._level_channels),
+            'block_placement': self.block_placement,
             'kernel_regularizer': conv_norm.serialize_regularizer(
                 self._kernel_regularizer)}

@@ -150,11 +150,19 @@ class UniversalInvertedBottleneck(tf_keras.layers.Layer):
         self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
-  def call(self, inputs, training=None):
+  @property
+  def expanded_channels(self) -> int:
+    """Channels of the expansion (the block's widest features); built."""
+    return self.expand.conv.filters
+
+  def call(self, inputs, training=None, modulate=None):
+    """The block; `modulate` (a function of features, e.g. a query
+    modulation) acts on the expansion after its norm, before its
+    activation."""
     x = inputs
     if self.start_dw is not None:
       x = self.start_dw(x, training=training)
-    x = self.expand(x, training=training)
+    x = self.expand(x, training=training, modulate=modulate)
     if self.middle_dw is not None:
       x = self.middle_dw(x, training=training)
     x = self.project(x, training=training)
