@@ -35,9 +35,10 @@ class Query(hyperparams.Config):
     backbone_levels: Levels of the MobileNetV4 blocks whose outputs the
       query modulates (default the last two stages); [] for none.
     backbone_placement: Where in those blocks: 'output' (the block's
-      output) or 'expansion' (an inverted bottleneck's expansion, after its
-      batch norm and before its activation, as conditional batch norm:
-      no batch norm downstream can normalise the modulation away).
+      output) or 'pre_activation' (the block's first normalised features
+      before their activation: an inverted bottleneck's expansion, a conv
+      block's conv; as conditional batch norm, so that no batch norm
+      downstream can normalise the modulation away).
     decoder: Whether the query modulates every decoder level too.
     referring_rules: Referring-style queries besides class queries, by
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.

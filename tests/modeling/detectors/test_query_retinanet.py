@@ -22,6 +22,14 @@ def _detector(threshold=0.0):
   return task_factory.get_task(params.task).build_model()
 
 
+def _hybrid_detector():
+  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
+  params.override({'task': {'model': {
+      'input_size': [SIZE, SIZE, 3], 'num_classes': CLASSES,
+      'backbone': {'mobilenet_v4': {'model_id': 'MobileNetV4HybridMedium'}}}}})
+  return task_factory.get_task(params.task).build_model()
+
+
 def _build(**kwargs):
   model = query_retinanet.build(_detector(), CLASSES, embedding_dim=8,
                                 **kwargs)
@@ -252,13 +260,18 @@ def test_other_modulations_start_as_identity_and_then_follow_the_query(
   assert not np.array_equal(outputs(1), outputs(3))
 
 
-def test_expansion_placement_modulates_inside_the_bottlenecks():
-  query_model, images = _build(backbone_placement='expansion')
+def test_pre_activation_placement_modulates_inside_the_blocks():
+  query_model, images = _build(backbone_placement='pre_activation',
+                               backbone_levels=[3, 4, 5])
   blocks = query_model.backbone.blocks
+  kinds = set()
   for i in query_model.modulation.block_indices:
     site = query_model.modulation.blocks[str(i)]
-    assert site._channels == blocks[i].expanded_channels  # pylint: disable=protected-access
-    assert blocks[i].expanded_channels > blocks[i].output_shape[-1]
+    assert site._channels == blocks[i].pre_activation_channels  # pylint: disable=protected-access
+    kinds.add(type(blocks[i]).__name__)
+    if hasattr(blocks[i], 'expand'):  # A bottleneck: its widest features.
+      assert blocks[i].pre_activation_channels > blocks[i].output_shape[-1]
+  assert kinds == {'ConvNormAct', 'UniversalInvertedBottleneck'}
   ids = tf.constant([1, 3])
   out = query_model(images, query_ids=ids, training=False)
   for level in out['cls_outputs']:  # Zero modulation: the standard pass.
@@ -268,17 +281,16 @@ def test_expansion_placement_modulates_inside_the_bottlenecks():
   query = query_model.query_embedding(ids)
   standard, queried = query_model._backbone_passes(  # pylint: disable=protected-access
       images, query, training=False)
-  for level in ('2', '3'):
-    np.testing.assert_array_equal(standard[level], queried[level])
-  for level in ('4', '5'):
+  np.testing.assert_array_equal(standard['2'], queried['2'])
+  for level in ('3', '4', '5'):
     assert not np.allclose(standard[level], queried[level])
 
 
 def test_bad_sites_are_named():
-  with pytest.raises(ValueError, match=r'expansion needs inverted '
-                     r'bottlenecks, but the blocks \['):
-    query_retinanet.build(_detector(), CLASSES, backbone_levels=[3, 4],
-                          backbone_placement='expansion')
+  with pytest.raises(ValueError, match=r'pre_activation needs '
+                     r'convolutional blocks, but the blocks \[.*MobileMQABlock'):
+    query_retinanet.build(_hybrid_detector(), CLASSES, backbone_levels=[5],
+                          backbone_placement='pre_activation')
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
     query_retinanet.build(_detector(), CLASSES, modulation='add')
   with pytest.raises(ValueError, match=r'backbone_levels: \[4, 7\].*\[7\]'):

@@ -47,9 +47,9 @@ def test_unnamed_levels_pass_missing_ones_are_named_config_round_trips():
   assert clone.get_config() == sites.get_config()
   assert clone.block_placement == 'output'
   inside = sites_lib.QueryModulationSites('film', {2: 16}, {},
-                                          block_placement='expansion')
+                                          block_placement='pre_activation')
   assert sites_lib.QueryModulationSites.from_config(
-      inside.get_config()).block_placement == 'expansion'
+      inside.get_config()).block_placement == 'pre_activation'
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
     sites_lib.QueryModulationSites('add', {}, {'3': 4})
   with pytest.raises(ValueError,

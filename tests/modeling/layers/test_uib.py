@@ -150,7 +150,7 @@ def test_modulate_acts_on_the_normalised_expansion_before_its_activation():
                                           middle_dw_kernel_size=3)
   x = tf.random.stateless_normal([2, 8, 8, 24], [0, 1])
   plain = block(x, training=True)
-  assert block.expanded_channels == 96
+  assert block.pre_activation_channels == 96
   seen = []
   same = block(x, training=True, modulate=lambda h: seen.append(h) or h)
   np.testing.assert_allclose(same, plain, atol=1e-5)

@@ -14,7 +14,7 @@ SSDLite features):
   e.g. a text embedding) modulates the features inside the
   feature extractor: every backbone block of the levels `backbone_levels`
   (default 4 and 5, the last two stages), on its output or (placement
-  'expansion') on its expansion after the batch norm, and every decoder
+  'pre_activation') inside it, after a batch norm, and every decoder
   level, each site by its own zero-initialised modulation (FiLM by
   default; `QueryModulationSites`).
 - One multi-class head, shared: the standard pass (no query) and the query
@@ -175,7 +175,7 @@ class QueryRetinaNetModel(tf_keras.Model):
     passes = [(x, dict(levels), None)] if standard else []
     if query is not None:
       passes.append((x, dict(levels), query))
-    inside = self.modulation.block_placement == 'expansion'
+    inside = self.modulation.block_placement == 'pre_activation'
     endpoints = []
     for x, levels, q in passes:
       for index in range(first, len(blocks)):
@@ -314,7 +314,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
     backbone_levels: Levels whose backbone blocks are modulated (every
       block whose output has that stride).
     backbone_placement: Where in those blocks (`query_modulation_sites.
-      PLACEMENTS`): 'output', or 'expansion' (inverted bottlenecks only).
+      PLACEMENTS`): 'output', or 'pre_activation' (convolutional blocks
+      only: not attention).
     decoder: Whether every decoder level (those the head reads) is
       modulated too.
     query_classes: The head class of every query id (id 0 first), e.g.
@@ -323,9 +324,9 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
 
   Raises:
     ValueError: naming the config key, for an unknown modulation or
-      placement, a level the backbone lacks, a block without an expansion
-      at placement 'expansion', no site at all, or a detector this cannot
-      wrap.
+      placement, a level the backbone lacks, a block without a
+      normalised activation at placement 'pre_activation', no site at all,
+      or a detector this cannot wrap.
   """
   if not isinstance(detector.detection_generator,
                     detection_generator.MultilevelDetectionGenerator):
@@ -342,15 +343,15 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
                      'false: the query would change nothing.')
   sited = [(i, b) for i, (b, level) in enumerate(
       zip(detector.backbone.blocks, levels)) if level in backbone_levels]
-  if backbone_placement == 'expansion':
+  if backbone_placement == 'pre_activation':
     plain = [f'{i} ({type(b).__name__})' for i, b in sited
-             if not hasattr(b, 'expanded_channels')]
+             if not hasattr(b, 'pre_activation_channels')]
     if plain:
       raise ValueError(
-          f'task.query.backbone_placement: expansion needs inverted '
-          f'bottlenecks, but the blocks {plain} of levels '
-          f'{list(backbone_levels)} have no expansion.')
-    blocks = {i: int(b.expanded_channels) for i, b in sited}
+          f'task.query.backbone_placement: pre_activation needs '
+          f'convolutional blocks, but the blocks {plain} of levels '
+          f'{list(backbone_levels)} have none.')
+    blocks = {i: int(b.pre_activation_channels) for i, b in sited}
   else:
     blocks = {i: int(b.output_shape[-1]) for i, b in sited}
   head = detector.head.get_config()

@@ -175,6 +175,12 @@ class ConvNormAct(tf_keras.layers.Layer):
                if aa else None)
     super().build(input_shape)
 
+  @property
+  def pre_activation_channels(self) -> int:
+    """Channels of the features `modulate` sees (the conv's); built."""
+    return (self.conv.filters if not self._depthwise
+            else self.conv.kernel.shape[2])
+
   def call(self, inputs, training=None, modulate=None):
     """Conv, norm, `modulate` (a function of the normalised features, e.g.
     a query modulation; None: none), activation, anti-aliasing."""

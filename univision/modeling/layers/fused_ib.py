@@ -86,8 +86,16 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
         self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
-  def call(self, inputs, training=None):
-    x = self.expand(inputs, training=training)
+  @property
+  def pre_activation_channels(self) -> int:
+    """Channels of the expansion (the block's widest features); built."""
+    return self.expand.conv.filters
+
+  def call(self, inputs, training=None, modulate=None):
+    """The block; `modulate` (a function of features, e.g. a query
+    modulation) acts on the expansion after its norm, before its
+    activation."""
+    x = self.expand(inputs, training=training, modulate=modulate)
     x = self.project(x, training=training)
     return residual.block_output(x, inputs, self._has_residual,
                                  drop_path=self.drop_path, training=training)

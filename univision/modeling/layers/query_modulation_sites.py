@@ -17,10 +17,11 @@ from univision.modeling.layers import query_gate
 MODULATIONS = {'film': query_film.QueryFiLM, 'gate': query_gate.QueryGate,
                'concat': query_concat.QueryConcat}
 # Where a backbone block's modulation acts. 'output': on the block's output.
-# 'expansion': inside an inverted bottleneck, on its expansion after the
-# batch norm and before the activation (conditional batch norm), where a
-# batch norm downstream cannot normalise the modulation away.
-PLACEMENTS = ('output', 'expansion')
+# 'pre_activation': inside the block, on its first normalised features
+# before their activation (an inverted bottleneck's expansion, a conv
+# block's conv), as conditional batch norm does, where a batch norm
+# downstream cannot normalise the modulation away.
+PLACEMENTS = ('output', 'pre_activation')
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')

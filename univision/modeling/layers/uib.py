@@ -151,7 +151,7 @@ class UniversalInvertedBottleneck(tf_keras.layers.Layer):
     super().build(input_shape)
 
   @property
-  def expanded_channels(self) -> int:
+  def pre_activation_channels(self) -> int:
     """Channels of the expansion (the block's widest features); built."""
     return self.expand.conv.filters
 
