@@ -9,6 +9,7 @@ from official.core import task_factory
 from univision import registry_imports  # pylint: disable=unused-import
 from univision.core import query_vocabulary
 from univision.modeling.detectors import query_retinanet
+from univision.modeling.layers import conv_norm
 
 SIZE = 64
 CLASSES = 5
@@ -19,14 +20,6 @@ def _detector(threshold=0.0):
   params.override({'task': {'model': {
       'input_size': [SIZE, SIZE, 3], 'num_classes': CLASSES,
       'detection_generator': {'pre_nms_score_threshold': threshold}}}})
-  return task_factory.get_task(params.task).build_model()
-
-
-def _hybrid_detector():
-  params = exp_factory.get_exp_config('mnv4_ssdlite_composites')
-  params.override({'task': {'model': {
-      'input_size': [SIZE, SIZE, 3], 'num_classes': CLASSES,
-      'backbone': {'mobilenet_v4': {'model_id': 'MobileNetV4HybridMedium'}}}}})
   return task_factory.get_task(params.task).build_model()
 
 
@@ -286,11 +279,16 @@ def test_pre_activation_placement_modulates_inside_the_blocks():
     assert not np.allclose(standard[level], queried[level])
 
 
-def test_bad_sites_are_named():
+def test_bad_sites_are_named(monkeypatch):
+  # A block without normalised pre-activation features (as attention
+  # blocks have none) is refused by index and type.
+  detector = _detector()
+  monkeypatch.delattr(conv_norm.ConvNormAct, 'pre_activation_channels')
   with pytest.raises(ValueError, match=r'pre_activation needs '
-                     r'convolutional blocks, but the blocks \[.*MobileMQABlock'):
-    query_retinanet.build(_hybrid_detector(), CLASSES, backbone_levels=[5],
+                     r'convolutional blocks, but the blocks \[.*ConvNormAct'):
+    query_retinanet.build(detector, CLASSES, backbone_levels=[3],
                           backbone_placement='pre_activation')
+  monkeypatch.undo()
   with pytest.raises(ValueError, match="task.query.modulation: 'add'"):
     query_retinanet.build(_detector(), CLASSES, modulation='add')
   with pytest.raises(ValueError, match=r'backbone_levels: \[4, 7\].*\[7\]'):
