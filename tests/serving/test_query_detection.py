@@ -11,9 +11,13 @@ from univision.serving import query_detection
 
 def test_saved_model_serves_query_ids_and_vectors(tmp_path):
   params = exp_factory.get_exp_config('mnv4_query_ssdlite_composites')
-  params.override({'task': {'model': {
-      'input_size': [64, 64, 3],
-      'detection_generator': {'pre_nms_score_threshold': 0.0}}}})
+  # Modulated inside the blocks (the placement that hands the blocks a
+  # function) from level 3 on.
+  params.override({'task': {
+      'model': {'input_size': [64, 64, 3],
+                'detection_generator': {'pre_nms_score_threshold': 0.0}},
+      'query': {'backbone_placement': 'pre_activation',
+                'backbone_levels': [3, 4, 5]}}})
   model = task_factory.get_task(params.task).build_model()
   model(tf.zeros([1, 64, 64, 3]), query_ids=tf.constant([1]),
         training=False)
