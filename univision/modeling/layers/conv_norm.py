@@ -213,3 +213,15 @@ class ConvNormAct(tf_keras.layers.Layer):
         'antialias': self._antialias,
     }
     return {**super().get_config(), **config}
+
+
+class ExpansionModulated:
+  """Mixin of the blocks whose first activated features are their
+  expansion, `self.expand` (a `ConvNormAct`): their `call` takes
+  `modulate`, a function of features (e.g. a query modulation) applied to
+  the expansion after its norm, before its activation."""
+
+  @property
+  def pre_activation_channels(self) -> int:
+    """Channels of the expansion (the block's widest features); built."""
+    return self.expand.pre_activation_channels

@@ -14,7 +14,8 @@ from univision.modeling.layers import residual
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
-class FusedInvertedBottleneck(tf_keras.layers.Layer):
+class FusedInvertedBottleneck(conv_norm.ExpansionModulated,
+                              tf_keras.layers.Layer):
   """k x k expand conv + BN + act, then 1x1 project conv + BN, [+ residual]."""
 
   def __init__(self,
@@ -86,15 +87,8 @@ class FusedInvertedBottleneck(tf_keras.layers.Layer):
         self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
-  @property
-  def pre_activation_channels(self) -> int:
-    """Channels of the expansion (the block's widest features); built."""
-    return self.expand.conv.filters
-
   def call(self, inputs, training=None, modulate=None):
-    """The block; `modulate` (a function of features, e.g. a query
-    modulation) acts on the expansion after its norm, before its
-    activation."""
+    """The block; `modulate`: see `conv_norm.ExpansionModulated`."""
     x = self.expand(inputs, training=training, modulate=modulate)
     x = self.project(x, training=training)
     return residual.block_output(x, inputs, self._has_residual,

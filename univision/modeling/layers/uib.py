@@ -32,7 +32,8 @@ def uib_variant(start_dw_kernel_size: int, middle_dw_kernel_size: int) -> str:
 
 
 @tf_keras.utils.register_keras_serializable(package='univision')
-class UniversalInvertedBottleneck(tf_keras.layers.Layer):
+class UniversalInvertedBottleneck(conv_norm.ExpansionModulated,
+                                  tf_keras.layers.Layer):
   """The UIB block: IB, ConvNext, ExtraDW or FFN by its DW kernel sizes."""
 
   def __init__(self,
@@ -150,15 +151,8 @@ class UniversalInvertedBottleneck(tf_keras.layers.Layer):
         self._has_residual, self._stochastic_depth_drop_rate)
     super().build(input_shape)
 
-  @property
-  def pre_activation_channels(self) -> int:
-    """Channels of the expansion (the block's widest features); built."""
-    return self.expand.conv.filters
-
   def call(self, inputs, training=None, modulate=None):
-    """The block; `modulate` (a function of features, e.g. a query
-    modulation) acts on the expansion after its norm, before its
-    activation."""
+    """The block; `modulate`: see `conv_norm.ExpansionModulated`."""
     x = inputs
     if self.start_dw is not None:
       x = self.start_dw(x, training=training)
