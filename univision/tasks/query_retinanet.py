@@ -33,6 +33,7 @@ from official.vision.losses import loss_utils
 from official.vision.tasks import retinanet as mg_retinanet_task
 
 from univision.configs import query_retinanet as query_cfg
+from univision.core import checkpoints
 from univision.core import query_vocabulary
 from univision.dataloaders import query_retinanet_input
 from univision.modeling.detectors import query_retinanet
@@ -133,9 +134,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     if not config.init_checkpoint or config.init_checkpoint_modules != 'all':
       super().initialize(model)
       return
-    path = config.init_checkpoint
-    if tf.io.gfile.isdir(path):
-      path = tf.train.latest_checkpoint(path)
+    path = checkpoints.resolve_checkpoint(config.init_checkpoint,
+                                          'task.init_checkpoint')
     tf.train.Checkpoint(**model.detector.checkpoint_items).read(
         path).expect_partial().assert_existing_objects_matched()
     tf.train.Checkpoint(modulation=model.modulation,
