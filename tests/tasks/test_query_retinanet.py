@@ -142,6 +142,50 @@ def test_train_only_modulation_freezes_every_other_weight(composites):
     task.train_step(batch, model, optimizer)
 
 
+def test_referring_gradient_query_only_leaves_the_detector_alone(
+    composites):
+  # Every query refers ("the largest c", "the leftmost c"), no standard
+  # loss: with query_only the step moves the query's own weights alone.
+  referring = {'standard_weight': 0.0, 'absent_probability': 0.0,
+               'referring_rules': ['largest', 'leftmost'],
+               'referring_probability': 1.0}
+  task, params = _task(composites, referring_gradient='query_only',
+                       **referring)
+  model = task.build_model()
+  images, labels = next(iter(task.build_inputs(params.task.train_data)))
+  assert (labels['query'].numpy() >= params.task.model.num_classes).all()
+  model(images, query_ids=labels['query'], training=False)
+  rng = np.random.default_rng(0)
+  for v in model.modulation.trainable_variables:
+    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  # The losses of complementary sets of examples add up to the batch's.
+  outputs = model(images, query_ids=labels['query'], training=True)
+  some = tf.constant([1.0, 0.0, 1.0, 0.0])
+  whole = task.query_losses(outputs, labels)
+  parts = (task.query_losses(outputs, labels, some),
+           task.query_losses(outputs, labels, 1.0 - some))
+  for i in range(2):
+    assert float(parts[0][i]) > 0 and float(parts[1][i]) > 0
+    assert float(parts[0][i] + parts[1][i]) == pytest.approx(
+        float(whole[i]), rel=1e-5)
+  before = {id(v): v.numpy() for v in model.trainable_variables}
+  changed = lambda layer: [v.name for v in layer.trainable_variables
+                           if not np.array_equal(v.numpy(), before[id(v)])]
+  logs = task.train_step((images, labels), model, tf_keras.optimizers.SGD(
+      1.0), metrics=task.build_metrics(training=True))
+  assert float(logs['query_loss']) > 0
+  for layer in (model.backbone, model.decoder, model.head):
+    assert not [n for n in changed(layer) if 'film' not in n], layer.name
+  assert changed(model.modulation) and changed(model.query_embedding)
+  # With 'all' the same step trains the shared head too.
+  task.task_config.query.referring_gradient = 'all'
+  task.train_step((images, labels), model, tf_keras.optimizers.SGD(1.0))
+  assert changed(model.head)
+  task.task_config.query.referring_gradient = 'shared'
+  with pytest.raises(ValueError, match='referring_gradient'):
+    task.train_step((images, labels), model, tf_keras.optimizers.SGD(1.0))
+
+
 def test_evaluation_is_model_gardens_on_the_standard_head(composites):
   task, params = _task(composites)
   model = task.build_model()

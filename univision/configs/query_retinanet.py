@@ -44,6 +44,14 @@ class Query(hyperparams.Config):
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
     referring_probability: Chance that a training query for a present
       class refers to one of its boxes by a rule (drawn uniformly).
+    referring_gradient: What the referring queries' loss updates: 'all'
+      (every trained weight) or 'query_only' (the modulations and the
+      query embedding). Their targets (one box of class c positive, c's
+      other boxes negative) contradict the standard pass's for the shared
+      head's column c, so with 'all' they also train the shared detector
+      to score objects of c low, which costs the standard detector
+      (docs/query_detection.md); with 'query_only' only the query's own
+      weights must tell the selected box apart.
     train_classes: The classes training queries are drawn from; [] for
       all. One class with `standard_weight: 0` trains a one-class detector
       of it (the query study's capacity check).
@@ -65,6 +73,7 @@ class Query(hyperparams.Config):
   decoder: bool = True
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
+  referring_gradient: str = 'all'
   train_classes: list[int] = dataclasses.field(default_factory=list)
   train_only_modulation: bool = False
 

@@ -86,7 +86,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
         parser_fn=parser.parse_fn(params.is_training))
     return reader.read(input_context=input_context)
 
-  def query_losses(self, outputs, labels) -> tuple[tf.Tensor, tf.Tensor]:
+  def query_losses(self, outputs, labels, examples: tf.Tensor | None = None
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
     """Focal loss of the class-q logit and Huber loss of q's boxes.
 
     The query pass's head predicts every class, but only the queried
@@ -94,12 +95,26 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     q (for a referring query, to the box its rule selects) are its
     positives, every other anchor its negative (ignored anchors keep weight
     0 through the shared `cls_weights`).
+
+    Args:
+      outputs: The model's training outputs, with the query pass's.
+      labels: The query parser's labels.
+      examples: [B] weights 0/1 of the examples to count; None: all. The
+        losses stay normalised by the whole batch's query positives, so
+        the losses of complementary subsets add up to the whole batch's.
     """
     losses = self.task_config.losses
     num_classes = self.task_config.model.num_classes
     vocabulary = query_vocabulary.QueryVocabulary.of_task(self.task_config)
     box_weights = labels['query_box_weights']
     positives = tf.reduce_sum(box_weights) + 1.0
+    cls_weights = labels['cls_weights']
+    if examples is not None:
+      examples = tf.cast(examples, box_weights.dtype)
+      box_weights *= tf.reshape(examples, [-1] + [1] * (
+          box_weights.shape.rank - 1))
+      cls_weights *= tf.reshape(examples, [-1] + [1] * (
+          cls_weights.shape.rank - 1))
     logits = tf.gather(
         loss_utils.multi_level_flatten(outputs['query_cls_outputs'],
                                        last_dim=num_classes),
@@ -110,7 +125,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
         alpha=losses.focal_loss_alpha, gamma=losses.focal_loss_gamma,
         reduction=tf_keras.losses.Reduction.SUM)(
             y_true=targets[..., None], y_pred=logits[..., None],
-            sample_weight=labels['cls_weights'] / positives)
+            sample_weight=cls_weights / positives)
     box_loss = tf_keras.losses.Huber(
         losses.huber_loss_delta, reduction=tf_keras.losses.Reduction.SUM)(
             y_true=loss_utils.multi_level_flatten(labels['box_targets'],
@@ -170,18 +185,54 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     return (model.modulation.trainable_variables +
             model.query_embedding.trainable_variables)
 
+  def _query_pass_losses(self, outputs, labels, split: bool
+                         ) -> tuple[tf.Tensor, tf.Tensor]:
+    """The query pass's loss (focal + weighted Huber): (that of the
+    examples every trained weight learns from, that of the referring
+    queries when `split`, which only the query's own weights learn from,
+    else 0)."""
+    def loss(examples):
+      cls, box = self.query_losses(outputs, labels, examples)
+      return cls + self.task_config.losses.box_loss_weight * box
+
+    if not split:
+      return loss(None), tf.constant(0.0)
+    referring = tf.cast(query_vocabulary.QueryVocabulary.of_task(
+        self.task_config).query_rule(labels['query']) >= 0, tf.float32)
+    return loss(1.0 - referring), loss(referring)
+
+  def _query_variables(self, model: tf_keras.Model,
+                       trained: list[tf.Variable]) -> list[tf.Variable]:
+    """The trained weights of the query's own parts (modulations and
+    embedding): what `referring_gradient: query_only` updates."""
+    own = {id(v) for v in (model.modulation.trainable_variables +
+                           model.query_embedding.trainable_variables)}
+    return [v for v in trained if id(v) in own]
+
   def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
                  optimizer: tf_keras.optimizers.Optimizer,
                  metrics: list[Any] | None = None) -> dict[str, Any]:
-    """One joint step; logs Model Garden's losses plus the query's."""
+    """One joint step; logs Model Garden's losses plus the query's.
+
+    Raises:
+      ValueError: for an unknown `query.referring_gradient`.
+    """
     features, labels = inputs
     query = self.task_config.query
+    if query.referring_gradient not in ('all', 'query_only'):
+      raise ValueError(f'task.query.referring_gradient: '
+                       f'{query.referring_gradient!r}; expected all or '
+                       'query_only.')
     # Without a query loss no query pass runs: the standard detector alone,
     # whose batch-norm statistics see standard features only; without a
     # standard loss no standard pass runs.
     query_ids = labels['query'] if query.query_weight else None
     standard = bool(query.standard_weight) or query_ids is None
-    with tf.GradientTape() as tape:
+    # Referring queries' loss, differentiated separately, for the query's
+    # own weights only.
+    split = (query_ids is not None and query.referring_gradient ==
+             'query_only' and bool(query.referring_probability))
+    with tf.GradientTape(persistent=split) as tape:
       outputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32),
           model(features, query_ids=query_ids, training=True,
@@ -190,17 +241,35 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
       if standard:
         total, cls_loss, box_loss, model_loss = self.build_losses(
             outputs=outputs, labels=labels, aux_losses=model.losses)
-      query_loss = tf.constant(0.0)
+      query_loss = referring_loss = tf.constant(0.0)
       if query_ids is not None:
-        query_cls, query_box = self.query_losses(outputs, labels)
-        query_loss = query_cls + (self.task_config.losses.box_loss_weight *
-                                  query_box)
+        query_loss, referring_loss = self._query_pass_losses(outputs, labels,
+                                                             split)
       joint = query.standard_weight * total + query.query_weight * query_loss
       scaled = gradient_steps.scaled_loss(joint, optimizer)
-    gradient_steps.apply_gradients(tape, scaled,
-                                   self._trained_variables(model), optimizer)
+      if split:
+        scaled_referring = gradient_steps.scaled_loss(
+            query.query_weight * referring_loss, optimizer)
+    variables = self._trained_variables(model)
+    grads = gradient_steps.gradients(tape, scaled, variables, optimizer)
+    if split:
+      own = self._query_variables(model, variables)
+      extra = dict(zip(map(id, own), gradient_steps.gradients(
+          tape, scaled_referring, own, optimizer)))
+      grads = [_add(g, extra.get(id(v))) for g, v in zip(grads, variables)]
+      del tape
+    optimizer.apply_gradients(zip(grads, variables))
+    query_loss += referring_loss
+    joint += query.query_weight * referring_loss
     losses = {'total_loss': joint, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
     return gradient_steps.update_metrics(
         {self.loss: joint, 'query_loss': query_loss}, losses, metrics)
 
+
+def _add(a: tf.Tensor | None, b: tf.Tensor | None) -> tf.Tensor | None:
+  """a + b, either of which may be None (no gradient); sparse gradients
+  (the query table's) are added dense."""
+  if a is None or b is None:
+    return b if a is None else a
+  return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
