@@ -114,6 +114,10 @@ def test_a_one_class_query_detector_skips_the_standard_pass(composites):
   assert calls == [False]
   assert float(logs['cls_loss']) == 0.0
   assert float(logs['total_loss']) == float(logs['query_loss']) > 0
+  task.task_config.query.query_batch_norm = 'moving'
+  with pytest.raises(ValueError, match="query_batch_norm: 'moving' with "
+                     'standard_weight 0'):
+    task.train_step(batch, model, tf_keras.optimizers.SGD(0.01))
 
 
 def test_train_only_modulation_freezes_every_other_weight(composites):

@@ -40,6 +40,13 @@ class Query(hyperparams.Config):
       block's conv; as conditional batch norm, so that no batch norm
       downstream can normalise the modulation away).
     decoder: Whether the query modulates every decoder level too.
+    query_batch_norm: The statistics the query pass's batch norms use in
+      training: 'batch' (its batch's; the moving statistics then average
+      the standard and the query pass's features, and both passes are
+      evaluated with that mixture) or 'moving' (the moving statistics,
+      which only the standard pass updates: each pass is normalised alike
+      in training and inference). The query pass's layers then run in
+      inference mode (stochastic depth off too).
     referring_rules: Referring-style queries besides class queries, by
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
     referring_probability: Chance that a training query for a present
@@ -71,6 +78,7 @@ class Query(hyperparams.Config):
       default_factory=lambda: [4, 5])
   backbone_placement: str = 'output'
   decoder: bool = True
+  query_batch_norm: str = 'batch'
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
   referring_gradient: str = 'all'

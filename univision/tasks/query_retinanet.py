@@ -215,7 +215,9 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     """One joint step; logs Model Garden's losses plus the query's.
 
     Raises:
-      ValueError: for an unknown `query.referring_gradient`.
+      ValueError: for an unknown `query.referring_gradient`, or
+        `query_batch_norm: moving` without a standard pass while the
+        detector trains (no pass would update its moving statistics).
     """
     features, labels = inputs
     query = self.task_config.query
@@ -228,6 +230,12 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     # standard loss no standard pass runs.
     query_ids = labels['query'] if query.query_weight else None
     standard = bool(query.standard_weight) or query_ids is None
+    if (query.query_batch_norm == 'moving' and not standard and
+        not query.train_only_modulation):
+      raise ValueError(
+          "task.query.query_batch_norm: 'moving' with standard_weight 0: "
+          'no pass would update the moving statistics the query pass '
+          "normalises with; use 'batch'.")
     # Referring queries' loss, differentiated separately, for the query's
     # own weights only.
     split = (query_ids is not None and query.referring_gradient ==

@@ -279,6 +279,33 @@ def test_pre_activation_placement_modulates_inside_the_blocks():
     assert not np.allclose(standard[level], queried[level])
 
 
+@pytest.mark.parametrize('query_batch_norm', ['batch', 'moving'])
+def test_moving_query_batch_norm_trains_the_query_pass_as_it_serves(
+    query_batch_norm):
+  # Every block modulated, so that the whole query pass is its own.
+  query_model, images = _build(backbone_levels=[1, 2, 3, 4, 5],
+                               query_batch_norm=query_batch_norm)
+  _randomize(query_model)
+  ids = tf.constant([1, 3])
+  statistics = lambda: [v.numpy() for v in query_model.variables
+                        if 'moving_' in v.name]
+  before = statistics()
+  run = lambda training: query_model(images, query_ids=ids,
+                                     training=training, standard_pass=False)
+  served, trained = run(False), run(True)
+  alike = all(np.allclose(trained['query_cls_outputs'][level],
+                          served['query_cls_outputs'][level], atol=1e-5)
+              for level in served['query_cls_outputs'])
+  kept = all(np.array_equal(a, b) for a, b in zip(before, statistics()))
+  assert alike == kept == (query_batch_norm == 'moving')
+  # The standard pass updates them either way.
+  query_model(images, training=True)
+  assert not all(np.array_equal(a, b) for a, b in zip(before, statistics()))
+  if query_batch_norm == 'moving':
+    with pytest.raises(ValueError, match="query_batch_norm: 'frozen'"):
+      query_retinanet.build(_detector(), CLASSES, query_batch_norm='frozen')
+
+
 def test_bad_sites_are_named(monkeypatch):
   # A block without normalised pre-activation features (as attention
   # blocks have none) is refused by index and type.

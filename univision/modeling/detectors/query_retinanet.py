@@ -24,6 +24,14 @@ SSDLite features):
   With zero modulation its detections for q are exactly the standard
   detector's detections of class q; training can only specialise the
   features to the query.
+- Batch norm (`query_batch_norm`): in training the query pass normalises
+  with its own batch's statistics ('batch') or with the moving statistics
+  ('moving'), which then only the standard pass updates. With 'batch' the
+  moving statistics average both passes' features, so neither pass is
+  evaluated with its own, and the standard detector can fall far below
+  its training-mode self (docs/query_detection.md); with 'moving' the query
+  pass is normalised alike in training and inference, and the standard
+  detector's statistics are its own.
 
 "Detections of class q" run Model Garden's detection generator on q's
 logits alone (`class_logits`), so q's boxes do not compete with other
@@ -47,6 +55,7 @@ from univision.modeling.layers import scored_nms_generator
 _DETECTION_KEYS = ('detection_boxes', 'detection_scores', 'detection_classes',
                    'num_detections')
 _MASKED_LOGIT = -1e4  # sigmoid: exactly 0 in float32 and float16.
+QUERY_BATCH_NORMS = ('batch', 'moving')
 
 
 def block_levels(backbone: tf_keras.Model) -> list[int]:
@@ -100,7 +109,8 @@ class QueryRetinaNetModel(tf_keras.Model):
   def __init__(self, detector: retinanet_model.RetinaNetModel,
                modulation: sites_lib.QueryModulationSites,
                query_embedding: embedding_lib.QueryEmbedding,
-               num_classes: int, query_classes: Sequence[int], **kwargs):
+               num_classes: int, query_classes: Sequence[int],
+               query_batch_norm: str = 'batch', **kwargs):
     """Initializes the model.
 
     Args:
@@ -110,9 +120,19 @@ class QueryRetinaNetModel(tf_keras.Model):
       query_embedding: Query id -> query vector.
       num_classes: The head's classes (background included).
       query_classes: The head class (column) of every query id.
+      query_batch_norm: 'batch' or 'moving': the statistics the query
+        pass's batch norms use in training (downstream of its first
+        modulation; those before it run once for both passes).
       **kwargs: `tf_keras.Model` arguments.
+
+    Raises:
+      ValueError: for another `query_batch_norm`.
     """
     super().__init__(**kwargs)
+    if query_batch_norm not in QUERY_BATCH_NORMS:
+      raise ValueError(f'task.query.query_batch_norm: {query_batch_norm!r}; '
+                       f'expected one of {QUERY_BATCH_NORMS}.')
+    self._query_training = query_batch_norm == 'batch'
     self.detector = detector
     self.modulation = modulation
     self.query_embedding = query_embedding
@@ -178,17 +198,24 @@ class QueryRetinaNetModel(tf_keras.Model):
     inside = self.modulation.block_placement == 'pre_activation'
     endpoints = []
     for x, levels, q in passes:
+      mode = self._mode(training, q is not None)
       for index in range(first, len(blocks)):
         sited = q is not None and index in self.modulation.block_indices
         modulate = (lambda h, i=index, q=q: self.modulation.block(i, h, q)
                     ) if sited and inside else None
-        x = blocks[index](x, training=training, **(
+        x = blocks[index](x, training=mode, **(
             {'modulate': modulate} if modulate else {}))
         if sited and not inside:
           x = self.modulation.block(index, x, q)
         levels[str(self._block_levels[index])] = x
       endpoints.append({k: levels[k] for k in self._endpoints})
     return endpoints
+
+  def _mode(self, training: bool | None, query_pass: bool) -> bool | None:
+    """The training mode a pass's layers run in: the query pass's in
+    inference mode (moving batch-norm statistics, not updated) with
+    `query_batch_norm` 'moving'."""
+    return training if not query_pass or self._query_training else False
 
   def _query(self, query_ids, query_vectors) -> tf.Tensor | None:
     if query_ids is not None and query_vectors is not None:
@@ -236,11 +263,12 @@ class QueryRetinaNetModel(tf_keras.Model):
         ['query_'] if query is not None else [])
     outputs, heads = {}, {}
     for prefix, features in zip(prefixes, passes):
+      mode = self._mode(training, bool(prefix))
       if self.detector.decoder:
-        features = self.detector.decoder(features, training=training)
+        features = self.detector.decoder(features, training=mode)
       if prefix:
         features = self.modulation(features, query)
-      scores, boxes, _ = self.detector.head(features, training=training)
+      scores, boxes, _ = self.detector.head(features, training=mode)
       heads[prefix] = (boxes, scores)
       outputs.update({prefix + 'cls_outputs': scores,
                       prefix + 'box_outputs': boxes})
@@ -298,7 +326,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
           backbone_levels: Sequence[int] = (4, 5),
           backbone_placement: str = 'output',
           decoder: bool = True,
-          query_classes: Sequence[int] | None = None) -> QueryRetinaNetModel:
+          query_classes: Sequence[int] | None = None,
+          query_batch_norm: str = 'batch') -> QueryRetinaNetModel:
   """Adds query modulation and query embeddings to a Model Garden RetinaNet.
 
   Args:
@@ -321,6 +350,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
     query_classes: The head class of every query id (id 0 first), e.g.
       `core.query_vocabulary.QueryVocabulary.class_table()` with referring
       queries; None: the ids are the classes.
+    query_batch_norm: `QUERY_BATCH_NORMS`: the statistics the query pass's
+      batch norms use in training.
 
   Raises:
     ValueError: naming the config key, for an unknown modulation or
@@ -375,7 +406,8 @@ def build(detector: retinanet_model.RetinaNetModel, num_classes: int,
   embedding = embedding_lib.QueryEmbedding(
       len(table), None if vectors_path else embedding_dim, vectors_path,
       trainable_vectors)
-  return QueryRetinaNetModel(detector, sites, embedding, num_classes, table)
+  return QueryRetinaNetModel(detector, sites, embedding, num_classes, table,
+                             query_batch_norm)
 
 
 def build_for_task(detector: retinanet_model.RetinaNetModel,
@@ -406,7 +438,8 @@ def build_for_task(detector: retinanet_model.RetinaNetModel,
   model = build(detector, task_config.model.num_classes, query.embedding_dim,
                 query.vectors_path or None, query.trainable_vectors,
                 query.modulation, list(query.backbone_levels),
-                query.backbone_placement, query.decoder, query_classes)
+                query.backbone_placement, query.decoder, query_classes,
+                query.query_batch_norm)
   model(tf.zeros([1, *task_config.model.input_size]),
         query_ids=tf.ones([1], tf.int32), training=False)
   return model
