@@ -141,7 +141,7 @@ query-study: $(VENV)/.runtime detection-data
 	$(PY) -m univision.studies.query_detection \
 	  --output_dir=results/query_detection \
 	  --task=data/composites/crowded_clothing --init_checkpoint=$(DEMO_RUN) \
-	  --seeds=0,1,2 --steps=6000 --curve_points=6 --specialists=7
+	  --seeds=0,1,2 --steps=12000 --curve_points=6
 
 wsol-data: data/wsol_composites/.written data/wsol_parts/.written
 

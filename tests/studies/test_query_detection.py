@@ -28,7 +28,10 @@ def test_default_settings_are_the_issues_baselines(composites):
                                        qd.DEFAULT_SETTINGS)}
   assert list(params) == ['standard_only', 'joint', 'joint_decoder_only']
   assert params['standard_only'].task.query.query_weight == 0.0
-  assert params['joint'].task.query.backbone_levels == [4, 5]
+  assert params['joint'].task.query.backbone_levels == [3, 4, 5]
+  assert params['joint'].task.query.backbone_placement == 'pre_activation'
+  assert params['joint'].task.query.query_batch_norm == 'moving'
+  assert params['joint'].task.query.referring_gradient == 'query_only'
   assert params['joint_decoder_only'].task.query.backbone_levels == []
   joint = params['joint']
   assert joint.task.model.num_classes == 12

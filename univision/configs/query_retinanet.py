@@ -109,6 +109,16 @@ def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
   MNv4-Conv-S with 64-channel SSDLite features and predictors, 128 px.
   A third of the training queries for present classes are referring ones
   ("the largest c", "the leftmost c").
+
+  Every object of this task is matched on level 3 (stride 8 at 128 px),
+  and SSDLite's level 3 reads backbone stage 3 alone, so the query
+  modulates inside the blocks of levels 3-5 (`pre_activation`), not the
+  outputs of the last two stages, which no detection here depends on. The
+  query pass normalises with the standard pass's moving statistics
+  (`query_batch_norm: moving`) and the referring queries train the
+  query's own weights only (`referring_gradient: query_only`): each
+  otherwise cost the joint standard detector several points of mAP
+  (docs/query_detection.md, "Fourth check").
   """
   config = mnv4_query_ssdlite_composites()
   folder = 'data/composites/crowded_clothing'
@@ -117,6 +127,10 @@ def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
   config.task.model.head.num_filters = 64
   config.task.query.referring_rules = ['largest', 'leftmost']
   config.task.query.referring_probability = 1 / 3
+  config.task.query.referring_gradient = 'query_only'
+  config.task.query.backbone_levels = [3, 4, 5]
+  config.task.query.backbone_placement = 'pre_activation'
+  config.task.query.query_batch_norm = 'moving'
   config.task.train_data.input_path = f'{folder}/train-*'
   config.task.validation_data.input_path = f'{folder}/val-*'
   return config

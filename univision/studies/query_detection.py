@@ -3,7 +3,7 @@
   python -m univision.studies.query_detection \
     --output_dir=results/query_detection \
     --task=data/composites/crowded_clothing --init_checkpoint=runs/demo \
-    [--steps=6000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
+    [--steps=12000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
 
 Fornoni et al. (arXiv 2106.10258) claim that a capacity-constrained detector
 modulated by the user's query finds the queried objects better than the
@@ -16,8 +16,9 @@ the issue's baselines:
 - `standard_only`: the standard detector trained alone (query weight 0: no
   query pass runs). Its detections filtered to q are baseline (a).
 - `joint`: standard and query passes trained jointly, the query modulating
-  the last two backbone stages and every decoder level (FiLM). Its
-  standard pass filtered to q is baseline (b), its query pass (c).
+  (FiLM) inside the backbone blocks of levels 3-5 and every decoder level
+  (the experiment's defaults). Its standard pass filtered to q is baseline
+  (b), its query pass (c).
 - `joint_decoder_only`: the ablation, the query modulating the decoder
   levels only.
 
@@ -84,10 +85,12 @@ DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
                     'task.query.backbone_levels=[]')
 SPLITS = ('train', 'val', 'test')
 # A one-class detector of class {cls}: the query pass alone, always asked
-# for it (present or absent), no referring queries.
+# for it (present or absent), no referring queries; with no standard pass
+# to update the moving statistics, its batch norms use the query batch's.
 SPECIALIST = ('task.query.standard_weight=0.0,'
               'task.query.train_classes=[{cls}],'
-              'task.query.referring_probability=0.0')
+              'task.query.referring_probability=0.0,'
+              'task.query.query_batch_norm=batch')
 # Where a specialist starts: the backbone, or the trained standard-only
 # detector (fine-tuned for steps / TUNED_STEPS_DIVISOR at the learning rate
 # / TUNED_RATE_DIVISOR), every weight or the modulations alone.
@@ -436,7 +439,7 @@ class _Study:
 
 def study(output_dir: str, task_folder: str, init_checkpoint: str,
           settings: Sequence[str] = DEFAULT_SETTINGS,
-          seeds: Sequence[int] = (0, 1, 2), steps: int = 6000,
+          seeds: Sequence[int] = (0, 1, 2), steps: int = 12000,
           curve_points: int = 6, specialists: Sequence[int] = ()
           ) -> list[rows.Run]:
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`,
@@ -498,7 +501,7 @@ def _define_flags() -> None:
   flags.DEFINE_multi_string('setting', list(DEFAULT_SETTINGS),
                             'name=overrides, repeated.')
   flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds of every setting.')
-  flags.DEFINE_integer('steps', 6000, 'Training steps per run.')
+  flags.DEFINE_integer('steps', 12000, 'Training steps per run.')
   flags.DEFINE_integer('curve_points', 6,
                        'Checkpoints per run evaluated on test.')
   flags.DEFINE_list('specialists', [], 'Classes to train a one-class '
