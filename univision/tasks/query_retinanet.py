@@ -111,10 +111,10 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     cls_weights = labels['cls_weights']
     if examples is not None:
       examples = tf.cast(examples, box_weights.dtype)
-      box_weights *= tf.reshape(examples, [-1] + [1] * (
-          box_weights.shape.rank - 1))
-      cls_weights *= tf.reshape(examples, [-1] + [1] * (
-          cls_weights.shape.rank - 1))
+      per_example = lambda w: w * tf.reshape(
+          examples, [-1] + [1] * (w.shape.rank - 1))
+      box_weights, cls_weights = (per_example(box_weights),
+                                  per_example(cls_weights))
     logits = tf.gather(
         loss_utils.multi_level_flatten(outputs['query_cls_outputs'],
                                        last_dim=num_classes),
@@ -182,8 +182,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     if not query.query_weight:
       raise ValueError('task.query.train_only_modulation trains the query '
                        'pass alone, but task.query.query_weight is 0.')
-    return (model.modulation.trainable_variables +
-            model.query_embedding.trainable_variables)
+    return _query_own_variables(model)
 
   def _query_pass_losses(self, outputs, labels, split: bool
                          ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -200,14 +199,6 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     referring = tf.cast(query_vocabulary.QueryVocabulary.of_task(
         self.task_config).query_rule(labels['query']) >= 0, tf.float32)
     return loss(1.0 - referring), loss(referring)
-
-  def _query_variables(self, model: tf_keras.Model,
-                       trained: list[tf.Variable]) -> list[tf.Variable]:
-    """The trained weights of the query's own parts (modulations and
-    embedding): what `referring_gradient: query_only` updates."""
-    own = {id(v) for v in (model.modulation.trainable_variables +
-                           model.query_embedding.trainable_variables)}
-    return [v for v in trained if id(v) in own]
 
   def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
                  optimizer: tf_keras.optimizers.Optimizer,
@@ -261,7 +252,7 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     variables = self._trained_variables(model)
     grads = gradient_steps.gradients(tape, scaled, variables, optimizer)
     if split:
-      own = self._query_variables(model, variables)
+      own = _query_own_variables(model)  # Trained in either case.
       extra = dict(zip(map(id, own), gradient_steps.gradients(
           tape, scaled_referring, own, optimizer)))
       grads = [_add(g, extra.get(id(v))) for g, v in zip(grads, variables)]
@@ -273,6 +264,14 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
               'box_loss': box_loss, 'model_loss': model_loss}
     return gradient_steps.update_metrics(
         {self.loss: joint, 'query_loss': query_loss}, losses, metrics)
+
+
+def _query_own_variables(model: tf_keras.Model) -> list[tf.Variable]:
+  """The query's own weights (modulations and embedding): all that
+  `train_only_modulation` trains and `referring_gradient: query_only`
+  lets the referring queries update."""
+  return (model.modulation.trainable_variables +
+          model.query_embedding.trainable_variables)
 
 
 def _add(a: tf.Tensor | None, b: tf.Tensor | None) -> tf.Tensor | None:
