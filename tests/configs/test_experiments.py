@@ -273,6 +273,7 @@ def test_query_yaml_sets_the_joint_loss_weights():
   assert params.task.query.modulation == 'concat'
   assert params.task.query.backbone_levels == [4, 5]
   assert params.task.query.decoder
+  assert params.task.query.query_batch_norm == 'moving'
   assert params.task.init_checkpoint_modules == 'backbone'
 
 

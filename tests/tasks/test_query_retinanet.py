@@ -100,8 +100,10 @@ def test_query_weight_zero_trains_the_standard_detector_alone(composites):
 
 def test_a_one_class_query_detector_skips_the_standard_pass(composites):
   # standard_weight 0 and one query class: the query pass alone, always
-  # asked for class 2.
-  task, params = _task(composites, standard_weight=0.0, train_classes=[2])
+  # asked for class 2 (normalised with its batch's statistics: no pass
+  # would update the moving ones).
+  task, params = _task(composites, standard_weight=0.0, train_classes=[2],
+                       query_batch_norm='batch')
   model = task.build_model()
   batch = next(iter(task.build_inputs(params.task.train_data)))
   np.testing.assert_array_equal(batch[1]['query'].numpy(), [2] * 4)
@@ -152,7 +154,7 @@ def test_referring_gradient_query_only_leaves_the_detector_alone(
   # loss: with query_only the step moves the query's own weights alone.
   referring = {'standard_weight': 0.0, 'absent_probability': 0.0,
                'referring_rules': ['largest', 'leftmost'],
-               'referring_probability': 1.0}
+               'referring_probability': 1.0, 'query_batch_norm': 'batch'}
   task, params = _task(composites, referring_gradient='query_only',
                        **referring)
   model = task.build_model()

@@ -41,19 +41,23 @@ class Query(hyperparams.Config):
       downstream can normalise the modulation away).
     decoder: Whether the query modulates every decoder level too.
     query_batch_norm: The statistics the query pass's batch norms use in
-      training: 'batch' (its batch's; the moving statistics then average
-      the standard and the query pass's features, and both passes are
-      evaluated with that mixture) or 'moving' (the moving statistics,
-      which only the standard pass updates: each pass is normalised alike
-      in training and inference). The query pass's layers then run in
-      inference mode (stochastic depth off too).
+      training: 'moving' (the default: the moving statistics, which only
+      the standard pass updates, so each pass is normalised alike in
+      training and inference; the query pass's layers run in inference
+      mode, stochastic depth off too) or 'batch' (its batch's; the moving
+      statistics then average the standard and the query pass's features,
+      and both passes are evaluated with that mixture, which cost the
+      joint standard detector several points of mAP in
+      docs/query_detection.md's "Fourth check"). 'moving' needs the
+      standard pass (`standard_weight` > 0) unless only the modulation
+      trains.
     referring_rules: Referring-style queries besides class queries, by
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
     referring_probability: Chance that a training query for a present
       class refers to one of its boxes by a rule (drawn uniformly).
-    referring_gradient: What the referring queries' loss updates: 'all'
-      (every trained weight) or 'query_only' (the modulations and the
-      query embedding). Their targets (one box of class c positive, c's
+    referring_gradient: What the referring queries' loss updates:
+      'query_only' (the default: the modulations and the query embedding)
+      or 'all' (every trained weight). Their targets (one box of class c positive, c's
       other boxes negative) contradict the standard pass's for the shared
       head's column c, so with 'all' they also train the shared detector
       to score objects of c low, which costs the standard detector
@@ -64,8 +68,9 @@ class Query(hyperparams.Config):
       of it (the query study's capacity check).
     train_only_modulation: Update only the modulations and the query
       embedding, every other weight frozen (how far the modulation alone
-      can specialise a trained detector; batch norm still runs in training
-      mode, so its moving statistics move); needs a query loss.
+      can specialise a trained detector; with `query_batch_norm: batch`
+      the query pass's batch norms still run in training mode, so their
+      moving statistics move); needs a query loss.
   """
   embedding_dim: int = 64
   vectors_path: str = ''
@@ -78,10 +83,10 @@ class Query(hyperparams.Config):
       default_factory=lambda: [4, 5])
   backbone_placement: str = 'output'
   decoder: bool = True
-  query_batch_norm: str = 'batch'
+  query_batch_norm: str = 'moving'
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
-  referring_gradient: str = 'all'
+  referring_gradient: str = 'query_only'
   train_classes: list[int] = dataclasses.field(default_factory=list)
   train_only_modulation: bool = False
 
@@ -116,9 +121,9 @@ def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
   outputs of the last two stages, which no detection here depends on. The
   query pass normalises with the standard pass's moving statistics
   (`query_batch_norm: moving`) and the referring queries train the
-  query's own weights only (`referring_gradient: query_only`): each
-  otherwise cost the joint standard detector several points of mAP
-  (docs/query_detection.md, "Fourth check").
+  query's own weights only (`referring_gradient: query_only`), the
+  `Query` defaults: each otherwise cost the joint standard detector
+  several points of mAP (docs/query_detection.md, "Fourth check").
   """
   config = mnv4_query_ssdlite_composites()
   folder = 'data/composites/crowded_clothing'
@@ -127,10 +132,8 @@ def mnv4_query_ssdlite_crowded() -> cfg.ExperimentConfig:
   config.task.model.head.num_filters = 64
   config.task.query.referring_rules = ['largest', 'leftmost']
   config.task.query.referring_probability = 1 / 3
-  config.task.query.referring_gradient = 'query_only'
   config.task.query.backbone_levels = [3, 4, 5]
   config.task.query.backbone_placement = 'pre_activation'
-  config.task.query.query_batch_norm = 'moving'
   config.task.train_data.input_path = f'{folder}/train-*'
   config.task.validation_data.input_path = f'{folder}/val-*'
   return config
