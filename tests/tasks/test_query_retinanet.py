@@ -192,6 +192,48 @@ def test_referring_gradient_query_only_leaves_the_detector_alone(
     task.train_step((images, labels), model, tf_keras.optimizers.SGD(1.0))
 
 
+def test_query_gradient_query_only_trains_the_detector_on_the_standard_loss(
+    composites):
+  # Class queries whose loss reaches only the query's own weights: the
+  # shared detector takes the standard pass's step alone, exactly the step
+  # of a run without a query pass.
+  task, params = _task(composites, query_gradient='query_only')
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], query_ids=batch[1]['query'], training=False)
+  rng = np.random.default_rng(0)
+  for v in model.modulation.trainable_variables:
+    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  own = {id(v) for v in (model.modulation.trainable_variables +
+                         model.query_embedding.trainable_variables)}
+  shared = [v for v in model.trainable_variables if id(v) not in own]
+  start = [v.numpy() for v in model.variables]
+
+  def step(**query):
+    for v, value in zip(model.variables, start):
+      v.assign(value)
+    for key, value in query.items():
+      setattr(task.task_config.query, key, value)
+    logs = task.train_step(batch, model, tf_keras.optimizers.SGD(0.1),
+                           metrics=task.build_metrics(training=True))
+    return logs, [v.numpy() for v in shared], [v.numpy() for v in
+                                                model.variables]
+
+  logs, query_only, after = step()
+  assert float(logs['query_loss']) > 0
+  assert any(not np.array_equal(a, b) for a, b, v in zip(
+      after, start, model.variables) if id(v) in own)
+  _, standard_alone, _ = step(query_weight=0.0)
+  _, joint, _ = step(query_weight=1.0, query_gradient='all')
+  for a, b in zip(query_only, standard_alone):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert any(not np.allclose(a, b, rtol=1e-6, atol=1e-7)
+             for a, b in zip(joint, standard_alone))
+  task.task_config.query.query_gradient = 'shared'
+  with pytest.raises(ValueError, match='task.query.query_gradient'):
+    task.train_step(batch, model, tf_keras.optimizers.SGD(0.1))
+
+
 def test_evaluation_is_model_gardens_on_the_standard_head(composites):
   task, params = _task(composites)
   model = task.build_model()

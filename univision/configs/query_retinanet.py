@@ -51,6 +51,11 @@ class Query(hyperparams.Config):
       docs/query_detection.md's "Fourth check"). 'moving' needs the
       standard pass (`standard_weight` > 0) unless only the modulation
       trains.
+    query_gradient: What the class queries' loss updates: 'all' (the
+      default: every trained weight, as in joint training) or 'query_only'
+      (the modulations and the query embedding; the shared detector then
+      learns from the standard pass alone, the query pass can only steer
+      it).
     referring_rules: Referring-style queries besides class queries, by
       rule ('largest', 'leftmost': `core.query_vocabulary`); [] for none.
     referring_probability: Chance that a training query for a present
@@ -84,6 +89,7 @@ class Query(hyperparams.Config):
   backbone_placement: str = 'output'
   decoder: bool = True
   query_batch_norm: str = 'moving'
+  query_gradient: str = 'all'
   referring_rules: list[str] = dataclasses.field(default_factory=list)
   referring_probability: float = 0.0
   referring_gradient: str = 'query_only'

@@ -187,18 +187,25 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
   def _query_pass_losses(self, outputs, labels, split: bool
                          ) -> tuple[tf.Tensor, tf.Tensor]:
     """The query pass's loss (focal + weighted Huber): (that of the
-    examples every trained weight learns from, that of the referring
-    queries when `split`, which only the query's own weights learn from,
-    else 0)."""
+    examples every trained weight learns from, that of the examples only
+    the query's own weights learn from when `split`, else 0).
+
+    Class queries (present or absent) go to the first with
+    `query_gradient: all`, referring ones with `referring_gradient: all`;
+    the others to the second.
+    """
     def loss(examples):
       cls, box = self.query_losses(outputs, labels, examples)
       return cls + self.task_config.losses.box_loss_weight * box
 
     if not split:
       return loss(None), tf.constant(0.0)
+    query = self.task_config.query
     referring = tf.cast(query_vocabulary.QueryVocabulary.of_task(
         self.task_config).query_rule(labels['query']) >= 0, tf.float32)
-    return loss(1.0 - referring), loss(referring)
+    own = ((1.0 - referring) * float(query.query_gradient == 'query_only') +
+           referring * float(query.referring_gradient == 'query_only'))
+    return loss(1.0 - own), loss(own)
 
   def train_step(self, inputs: tuple[Any, Any], model: tf_keras.Model,
                  optimizer: tf_keras.optimizers.Optimizer,
@@ -206,16 +213,17 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     """One joint step; logs Model Garden's losses plus the query's.
 
     Raises:
-      ValueError: for an unknown `query.referring_gradient`, or
+      ValueError: for an unknown `query.query_gradient` or
+        `query.referring_gradient`, or
         `query_batch_norm: moving` without a standard pass while the
         detector trains (no pass would update its moving statistics).
     """
     features, labels = inputs
     query = self.task_config.query
-    if query.referring_gradient not in ('all', 'query_only'):
-      raise ValueError(f'task.query.referring_gradient: '
-                       f'{query.referring_gradient!r}; expected all or '
-                       'query_only.')
+    for key in ('query_gradient', 'referring_gradient'):
+      if getattr(query, key) not in ('all', 'query_only'):
+        raise ValueError(f'task.query.{key}: {getattr(query, key)!r}; '
+                         'expected all or query_only.')
     # Without a query loss no query pass runs: the standard detector alone,
     # whose batch-norm statistics see standard features only; without a
     # standard loss no standard pass runs.
@@ -227,10 +235,12 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
           "task.query.query_batch_norm: 'moving' with standard_weight 0: "
           'no pass would update the moving statistics the query pass '
           "normalises with; use 'batch'.")
-    # Referring queries' loss, differentiated separately, for the query's
-    # own weights only.
-    split = (query_ids is not None and query.referring_gradient ==
-             'query_only' and bool(query.referring_probability))
+    # The loss of the queries that train the query's own weights only,
+    # differentiated separately.
+    split = query_ids is not None and (
+        query.query_gradient == 'query_only' or
+        (query.referring_gradient == 'query_only' and
+         bool(query.referring_probability)))
     with tf.GradientTape(persistent=split) as tape:
       outputs = tf.nest.map_structure(
           lambda t: tf.cast(t, tf.float32),
@@ -240,26 +250,26 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
       if standard:
         total, cls_loss, box_loss, model_loss = self.build_losses(
             outputs=outputs, labels=labels, aux_losses=model.losses)
-      query_loss = referring_loss = tf.constant(0.0)
+      query_loss = own_loss = tf.constant(0.0)
       if query_ids is not None:
-        query_loss, referring_loss = self._query_pass_losses(outputs, labels,
-                                                             split)
+        query_loss, own_loss = self._query_pass_losses(outputs, labels,
+                                                       split)
       joint = query.standard_weight * total + query.query_weight * query_loss
       scaled = gradient_steps.scaled_loss(joint, optimizer)
       if split:
-        scaled_referring = gradient_steps.scaled_loss(
-            query.query_weight * referring_loss, optimizer)
+        scaled_own = gradient_steps.scaled_loss(
+            query.query_weight * own_loss, optimizer)
     variables = self._trained_variables(model)
     grads = gradient_steps.gradients(tape, scaled, variables, optimizer)
     if split:
       own = _query_own_variables(model)  # Trained in either case.
       extra = dict(zip(map(id, own), gradient_steps.gradients(
-          tape, scaled_referring, own, optimizer)))
+          tape, scaled_own, own, optimizer)))
       grads = [_add(g, extra.get(id(v))) for g, v in zip(grads, variables)]
       del tape
     optimizer.apply_gradients(zip(grads, variables))
-    query_loss += referring_loss
-    joint += query.query_weight * referring_loss
+    query_loss += own_loss
+    joint += query.query_weight * own_loss
     losses = {'total_loss': joint, 'cls_loss': cls_loss,
               'box_loss': box_loss, 'model_loss': model_loss}
     return gradient_steps.update_metrics(
@@ -268,8 +278,8 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
 
 def _query_own_variables(model: tf_keras.Model) -> list[tf.Variable]:
   """The query's own weights (modulations and embedding): all that
-  `train_only_modulation` trains and `referring_gradient: query_only`
-  lets the referring queries update."""
+  `train_only_modulation` trains and `query_gradient` /
+  `referring_gradient: query_only` let those queries update."""
   return (model.modulation.trainable_variables +
           model.query_embedding.trainable_variables)
 
