@@ -123,13 +123,13 @@ def _committed(*parts: str) -> str:
 
 @pytest.mark.parametrize('open_log, folder', [
     (maws.open_log, 'maws'), (model_patches.open_log, 'model_patches'),
-    (query_detection_rows.open_log, 'query_detection/first_design')])
+    (query_detection_rows.open_log, 'query_detection/first_design'),
+    (query_detection_rows.open_log, 'query_detection')])
 # results/query_detection_earlier_design/ and
 # results/label_granularity_earlier_design/ hold the records of the designs
 # before issues #20 and #21, in columns the rebuilt studies no longer read;
-# the restarted query study's log (results/query_detection/) and the
-# rebuilt label-granularity study's (results/label_granularity/) join here
-# once they have rows.
+# the rebuilt label-granularity study's log (results/label_granularity/)
+# joins here once it has rows.
 def test_committed_study_logs_read_and_write_back_byte_for_byte(
     tmp_path, open_log, folder):
   committed = open_log(_committed(folder, 'runs.csv'))
