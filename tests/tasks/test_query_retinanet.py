@@ -22,6 +22,19 @@ def _task(folder, **query):
   return task_factory.get_task(params.task), params
 
 
+def _modulated(task, params):
+  """The task's model, built on a training batch, with a random non-zero
+  modulation (a zero-initialised one passes the embedding no gradient),
+  and that batch."""
+  model = task.build_model()
+  batch = next(iter(task.build_inputs(params.task.train_data)))
+  model(batch[0], query_ids=batch[1]['query'], training=False)
+  rng = np.random.default_rng(0)
+  for v in model.modulation.trainable_variables:
+    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  return model, batch
+
+
 def test_joint_step_trains_the_shared_detector_and_the_modulation(
     composites):
   task, params = _task(composites)
@@ -125,14 +138,8 @@ def test_a_one_class_query_detector_skips_the_standard_pass(composites):
 def test_train_only_modulation_freezes_every_other_weight(composites):
   task, params = _task(composites, standard_weight=0.0, train_classes=[2],
                        train_only_modulation=True)
-  model = task.build_model()
-  batch = next(iter(task.build_inputs(params.task.train_data)))
-  model(batch[0], query_ids=batch[1]['query'], training=False)
-  # A zero-initialised modulation passes the embedding no gradient; a
-  # trained one does, so the embedding must move within one step.
-  rng = np.random.default_rng(0)
-  for v in model.modulation.trainable_variables:
-    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  # From a non-zero modulation the embedding must move within one step.
+  model, batch = _modulated(task, params)
   before = {id(v): v.numpy() for v in model.trainable_variables}
   changed = lambda layer: [v.name for v in layer.trainable_variables
                            if not np.array_equal(v.numpy(), before[id(v)])]
@@ -157,13 +164,8 @@ def test_referring_gradient_query_only_leaves_the_detector_alone(
                'referring_probability': 1.0, 'query_batch_norm': 'batch'}
   task, params = _task(composites, referring_gradient='query_only',
                        **referring)
-  model = task.build_model()
-  images, labels = next(iter(task.build_inputs(params.task.train_data)))
+  model, (images, labels) = _modulated(task, params)
   assert (labels['query'].numpy() >= params.task.model.num_classes).all()
-  model(images, query_ids=labels['query'], training=False)
-  rng = np.random.default_rng(0)
-  for v in model.modulation.trainable_variables:
-    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
   # The losses of complementary sets of examples add up to the batch's.
   outputs = model(images, query_ids=labels['query'], training=True)
   some = tf.constant([1.0, 0.0, 1.0, 0.0])
@@ -198,12 +200,7 @@ def test_query_gradient_query_only_trains_the_detector_on_the_standard_loss(
   # shared detector takes the standard pass's step alone, exactly the step
   # of a run without a query pass.
   task, params = _task(composites, query_gradient='query_only')
-  model = task.build_model()
-  batch = next(iter(task.build_inputs(params.task.train_data)))
-  model(batch[0], query_ids=batch[1]['query'], training=False)
-  rng = np.random.default_rng(0)
-  for v in model.modulation.trainable_variables:
-    v.assign(rng.normal(0.0, 0.1, v.shape).astype(np.float32))
+  model, batch = _modulated(task, params)
   own = {id(v) for v in (model.modulation.trainable_variables +
                          model.query_embedding.trainable_variables)}
   shared = [v for v in model.trainable_variables if id(v) not in own]
