@@ -201,6 +201,10 @@ class QueryRetinaNetTask(mg_retinanet_task.RetinaNetTask):
     if not split:
       return loss(None), tf.constant(0.0)
     query = self.task_config.query
+    if query.query_gradient == query.referring_gradient == 'query_only':
+      # Every query trains only the query's own weights: no backward pass
+      # through the query pass for the shared ones.
+      return tf.constant(0.0), loss(None)
     referring = tf.cast(query_vocabulary.QueryVocabulary.of_task(
         self.task_config).query_rule(labels['query']) >= 0, tf.float32)
     own = ((1.0 - referring) * float(query.query_gradient == 'query_only') +
