@@ -128,14 +128,13 @@ patch-study: $(VENV)/.runtime detection-data
 # Query-modulated detection (issue #20): on crowded_clothing (11 classes,
 # 4-8 objects per image), a 64-channel SSDLite on MNv4-Conv-S from the
 # `make demo` backbone; the standard detector trained alone, the joint model
-# (query modulating the last two backbone stages and every decoder level)
-# and the decoder-only ablation, 3 seeds each, 6000 steps, test APs at 6
+# (query modulating the level 3-5 backbone blocks and every decoder level),
+# the decoder-only ablation and the joint model whose class queries train
+# only the query's own weights, 3 seeds each, 12000 steps, test APs at 6
 # checkpoints per run (curve.csv); referring queries ("the largest <class>")
 # against detect-then-select-by-rule; what class confusions cost each run
-# (breakdown.csv) and a one-class detector of `shirt` per seed
-# (specialists.csv: does the task reward specialising to the query?).
-# Resumable; the earlier design's study (before issue #20) is in
-# results/query_detection_earlier_design/.
+# (breakdown.csv). Resumable; the earlier design's study (before issue #20)
+# is in results/query_detection_earlier_design/.
 query-study: $(VENV)/.runtime detection-data
 	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.query_detection \

@@ -26,13 +26,17 @@ def test_default_settings_are_the_issues_baselines(composites):
   params = {name: qd.run_config(composites, '/ckpt', 60, 2, overrides, 3)
             for name, overrides in map(qd.parse_setting,
                                        qd.DEFAULT_SETTINGS)}
-  assert list(params) == ['standard_only', 'joint', 'joint_decoder_only']
+  assert list(params) == ['standard_only', 'joint', 'joint_decoder_only',
+                          'joint_query_only_gradient']
   assert params['standard_only'].task.query.query_weight == 0.0
   assert params['joint'].task.query.backbone_levels == [3, 4, 5]
   assert params['joint'].task.query.backbone_placement == 'pre_activation'
   assert params['joint'].task.query.query_batch_norm == 'moving'
   assert params['joint'].task.query.referring_gradient == 'query_only'
   assert params['joint_decoder_only'].task.query.backbone_levels == []
+  assert params['joint'].task.query.query_gradient == 'all'
+  assert params['joint_query_only_gradient'].task.query.query_gradient == (
+      'query_only')
   joint = params['joint']
   assert joint.task.model.num_classes == 12
   assert joint.task.model.decoder.ssdlite.num_filters == 64
@@ -89,6 +93,17 @@ def test_summary_states_the_targets_with_the_seed_spread():
   assert '| joint | [] | - | - | not known |' in text
   assert 'Not assessed' in report.summary_markdown(
       worse[:1], [], ['standard_only'], [0])
+  # Every setting with a query pass is assessed, each on its own rows.
+  both = worse + [_run('joint_query_only_gradient', 0, 0.495, 0.44, 0.46)]
+  text = report.summary_markdown(
+      both, [], ['standard_only', 'joint', 'joint_query_only_gradient'], [0])
+  assert ('- `joint`: query pass vs standard-only filtered (present-class '
+          'query-AP): 0.440 vs 0.450, gain -0.010') in text
+  assert ('- `joint_query_only_gradient`: query pass vs standard-only '
+          'filtered (present-class query-AP): 0.460 vs 0.450, gain +0.010'
+          ) in text
+  assert ('- `joint_query_only_gradient`: standard mAP vs standard-only: '
+          '0.495 vs 0.500 (-0.005; within 0.01: **met**)') in text
   assert '## Referring queries' not in text  # No rules: no section.
 
 

@@ -21,6 +21,10 @@ the issue's baselines:
   (b), its query pass (c).
 - `joint_decoder_only`: the ablation, the query modulating the decoder
   levels only.
+- `joint_query_only_gradient`: `joint` whose class queries' loss trains
+  only the query's own weights (the modulations and the embedding), so the
+  shared detector takes the standard-only step: what the query steers on
+  top of a detector that joint training does not touch.
 
 Every run is evaluated on the task's held-out test split
 (`query_detection_eval`): the standard pass's COCO mAP, and query-AP
@@ -82,7 +86,9 @@ EXPERIMENT = 'mnv4_query_ssdlite_crowded'
 DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
                     f'{report.JOINT}=',
                     f'{report.JOINT}_decoder_only='
-                    'task.query.backbone_levels=[]')
+                    'task.query.backbone_levels=[]',
+                    f'{report.JOINT_QUERY_ONLY}='
+                    'task.query.query_gradient=query_only')
 SPLITS = ('train', 'val', 'test')
 # A one-class detector of class {cls}: the query pass alone, always asked
 # for it (present or absent), no referring queries; with no standard pass
