@@ -79,16 +79,26 @@ def test_summary_states_the_targets_with_the_seed_spread():
           '0.490 ± 0.014 | 0.390 ± 0.014 | 0.080 ± 0.014 | 2 of 2 |') in text
   assert '| standard_only | 2 | 0.510 ± 0.014 | 0.410 ± 0.014 |' in text
   # Gain 0.490 - 0.410 = 0.080 > hypot(0.014, 0.014) = 0.020.
-  assert 'gain +0.080 against a seed spread of 0.020: **met**' in text
+  assert ('- `joint`, seeds 0, 1: query pass vs standard-only filtered '
+          '(present-class query-AP): 0.490 vs 0.410, gain +0.080 against a '
+          'seed spread of 0.020: **met**') in text
   assert '(+0.000; within 0.01: **met**)' in text
+  # Each target over the seeds both settings have: seed 1 of standard-only
+  # is not compared with joint's seed 0 alone.
+  partial = report.summary_markdown(runs[:3], [], ['standard_only', 'joint'],
+                                    [0, 1])
+  assert ('- `joint`, seed 0: standard mAP vs standard-only: 0.505 vs '
+          '0.500 (+0.005; within 0.01: **met**)') in partial
+  assert 'no seed in common' in report.summary_markdown(
+      runs[1:3], [], ['standard_only', 'joint'], [0, 1])
   assert 'Missing runs (study in progress): standard_only/seed 2' in text
   assert '| joint | 5, 10 | +0.105 | +0.150 | no |' in text
   assert '| standard_only | 5, 10 | -0.005 | - | yes |' in text
   worse = [_run('standard_only', 0, 0.50, 0.45, None),
            _run('joint', 0, 0.45, 0.40, 0.44)]
   text = report.summary_markdown(worse, [], ['standard_only', 'joint'], [0])
-  assert ('gain -0.010, from a single run on one side (a seed spread needs '
-          'two): **not yet assessed**') in text
+  assert ('gain -0.010, from a single run on each side (a seed spread '
+          'needs two): **not yet assessed**') in text
   assert '(-0.050; within 0.01: **missed**)' in text
   assert '| joint | [] | - | - | not known |' in text
   assert 'Not assessed' in report.summary_markdown(
@@ -97,13 +107,13 @@ def test_summary_states_the_targets_with_the_seed_spread():
   both = worse + [_run('joint_query_only_gradient', 0, 0.495, 0.44, 0.46)]
   text = report.summary_markdown(
       both, [], ['standard_only', 'joint', 'joint_query_only_gradient'], [0])
-  assert ('- `joint`: query pass vs standard-only filtered (present-class '
-          'query-AP): 0.440 vs 0.450, gain -0.010') in text
-  assert ('- `joint_query_only_gradient`: query pass vs standard-only '
-          'filtered (present-class query-AP): 0.460 vs 0.450, gain +0.010'
-          ) in text
-  assert ('- `joint_query_only_gradient`: standard mAP vs standard-only: '
-          '0.495 vs 0.500 (-0.005; within 0.01: **met**)') in text
+  assert ('- `joint`, seed 0: query pass vs standard-only filtered '
+          '(present-class query-AP): 0.440 vs 0.450, gain -0.010') in text
+  assert ('- `joint_query_only_gradient`, seed 0: query pass vs standard-'
+          'only filtered (present-class query-AP): 0.460 vs 0.450, gain '
+          '+0.010') in text
+  assert ('- `joint_query_only_gradient`, seed 0: standard mAP vs standard-'
+          'only: 0.495 vs 0.500 (-0.005; within 0.01: **met**)') in text
   assert '## Referring queries' not in text  # No rules: no section.
 
 
