@@ -87,7 +87,7 @@ DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
                     f'{report.JOINT}=',
                     f'{report.JOINT}_decoder_only='
                     'task.query.backbone_levels=[]',
-                    f'{report.JOINT_QUERY_ONLY}='
+                    f'{report.JOINT}_query_only_gradient='
                     'task.query.query_gradient=query_only')
 SPLITS = ('train', 'val', 'test')
 # A one-class detector of class {cls}: the query pass alone, always asked

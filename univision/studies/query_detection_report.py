@@ -34,9 +34,6 @@ import statistics
 from typing import Sequence
 
 JOINT = 'joint'
-# The joint model whose class queries' loss trains only the query's own
-# weights (`task.query.query_gradient: query_only`).
-JOINT_QUERY_ONLY = 'joint_query_only_gradient'
 STANDARD_ONLY = 'standard_only'
 LEVEL_OFF = 0.01
 
