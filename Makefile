@@ -134,12 +134,17 @@ patch-study: $(VENV)/.runtime detection-data
 # checkpoints per run (curve.csv); referring queries ("the largest <class>")
 # against detect-then-select-by-rule; what class confusions cost each run
 # (breakdown.csv). Resumable; the earlier design's study (before issue #20)
-# is in results/query_detection_earlier_design/.
+# is in results/query_detection_earlier_design/. Every run starts from the
+# backbone kept in results/query_detection/init/ (committed); `make demo`'s
+# is read only to write that copy, when it is missing.
+QUERY_INIT := results/query_detection/init/backbone.index
 query-study: $(VENV)/.runtime detection-data
-	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	@test -f $(QUERY_INIT) || test -f $(DEMO_RUN)/checkpoint || \
+	  { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.query_detection \
 	  --output_dir=results/query_detection \
-	  --task=data/composites/crowded_clothing --init_checkpoint=$(DEMO_RUN) \
+	  --task=data/composites/crowded_clothing \
+	  $(if $(wildcard $(QUERY_INIT)),,--init_checkpoint=$(DEMO_RUN)) \
 	  --seeds=0,1,2 --steps=12000 --curve_points=6
 
 wsol-data: data/wsol_composites/.written data/wsol_parts/.written

@@ -13,6 +13,13 @@ from univision.studies import query_detection_report as report
 from univision.studies import query_detection_rows as rows
 
 
+def _fake_runs_start_from_the_given_checkpoint(monkeypatch):
+  """Fake training reads no backbone: nothing to keep (the real keeping
+  is in `test_tiny_study_end_to_end` and `test_kept_backbone`)."""
+  monkeypatch.setattr(qd.kept_backbone, 'keep',
+                      lambda output_dir, given, load: given)
+
+
 def test_settings_parse_and_bad_ones_are_named():
   assert qd.parse_setting('joint=') == ('joint', '')
   assert qd.parse_setting('qw2=task.query.query_weight=2.0') == (
@@ -195,6 +202,7 @@ def test_specialists_are_one_class_query_detectors_scored_on_their_class(
   monkeypatch.setattr(qd.training, 'run', fake_train)
   monkeypatch.setattr(qd, 'evaluate_test', fake_classes)
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
+  _fake_runs_start_from_the_given_checkpoint(monkeypatch)
   out = str(tmp_path / 'study')
   # The standard-only run of seed 0 was evaluated: its AP of class 3 is
   # the baseline. Its checkpoint is not here yet.
@@ -313,6 +321,7 @@ def test_each_checkpoint_is_evaluated_once_across_restarts(composites,
   monkeypatch.setattr(qd.query_detection_eval, 'two_queries', fake_figure)
   # Nothing to clear between fake runs (gc in a long-lived worker is slow).
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
+  _fake_runs_start_from_the_given_checkpoint(monkeypatch)
   out = str(tmp_path / 'study')
   settings = ['standard_only=task.query.query_weight=0.0', 'joint=']
   with pytest.raises(RuntimeError, match='killed'):
@@ -382,6 +391,19 @@ def test_tiny_study_end_to_end(composites, tmp_path):
   assert found[1].ap == pytest.approx(run.query_present)
   assert '## Where present-class query-AP goes' in summary
   assert '![two_queries_joint.png](two_queries_joint.png)' in summary
+  # The run started from the backbone the study keeps, a copy of the given
+  # one; resumed without --init_checkpoint, the study goes on from it.
+  run_params = (tmp_path / 'study' / 'runs' / 'joint' / 'seed0' /
+                'params.yaml').read_text()
+  assert os.path.join(out, 'init', 'backbone') in run_params
+  kept = tf.train.load_checkpoint(os.path.join(out, 'init', 'backbone'))
+  given = tf.train.load_checkpoint(backbone)
+  names = [n for n, _ in tf.train.list_variables(backbone)
+           if n.startswith('backbone/')]
+  assert names and all(
+      (kept.get_tensor(n) == given.get_tensor(n)).all() for n in names)
+  assert qd.study(out, composites, None, settings, seeds=[0], steps=2,
+                  curve_points=1) == [run]
 
 
 def test_code_edited_during_training_stops_before_the_evaluation(
@@ -416,6 +438,7 @@ def test_code_edited_during_training_stops_before_the_evaluation(
   monkeypatch.setattr(qd, 'evaluate_test',
                       lambda *args: {'breakdown': {}})
   monkeypatch.setattr(qd, '_reset', lambda seed: None)
+  _fake_runs_start_from_the_given_checkpoint(monkeypatch)
   out = str(tmp_path / 'study')
   settings = ['standard_only=task.query.query_weight=0.0']
   with pytest.raises(RuntimeError,

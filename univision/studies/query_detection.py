@@ -2,15 +2,17 @@
 
   python -m univision.studies.query_detection \
     --output_dir=results/query_detection \
-    --task=data/composites/crowded_clothing --init_checkpoint=runs/demo \
+    --task=data/composites/crowded_clothing [--init_checkpoint=runs/demo] \
     [--steps=12000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
 
 Fornoni et al. (arXiv 2106.10258) claim that a capacity-constrained detector
 modulated by the user's query finds the queried objects better than the
 standard detector filtered to the queried class, and that one model can be
 trained for both at once. Each setting trains `mnv4_query_ssdlite_crowded`
-(MNv4-Conv-S, 64-channel SSDLite, 11 classes) from the same backbone
-checkpoint, on the same schedule, for each seed; the default settings are
+(MNv4-Conv-S, 64-channel SSDLite, 11 classes) from the same backbone, on
+the same schedule, for each seed (the backbone of `--init_checkpoint`, kept
+in `<output_dir>/init/` by the study's first call: a study resumed on
+another machine goes on from it, `kept_backbone`); the default settings are
 the issue's baselines:
 
 - `standard_only`: the standard detector trained alone (query weight 0: no
@@ -56,7 +58,8 @@ Outputs in `--output_dir`: `runs.csv` (a `Run` per finished (setting,
 seed), appended as it finishes; a restarted study skips finished runs and
 resumes an unfinished one from its checkpoint), `curve.csv`,
 `breakdown.csv`, `specialists.csv`, `summary.md`
-(`query_detection_report`), `query_ap.png`, and each run's folder under
+(`query_detection_report`), `query_ap.png`, `init/` (the backbone every
+run starts from), and each run's folder under
 `runs/` with its `query_eval/` (`query_ap.json`, `detections.png`: the
 query pass's detections for every query on the same images).
 """
@@ -70,6 +73,7 @@ from absl import flags
 import tensorflow as tf, tf_keras
 from official.core import config_definitions as cfg
 from official.core import exp_factory
+from official.core import task_factory
 
 import univision  # pylint: disable=unused-import  (sets the Keras mode)
 from univision.core import config_parsing
@@ -77,6 +81,7 @@ from univision.core import run_clock
 from univision.core import training
 from univision.evaluation import query_detection_eval
 from univision.studies import code_guard
+from univision.studies import kept_backbone
 from univision.studies import query_detection_report as report
 from univision.studies import query_detection_rows as rows
 from univision.studies import runs as runs_lib
@@ -150,6 +155,15 @@ def run_config(task_folder: str, init_checkpoint: str, steps: int, seed: int,
     params = config_parsing.apply_override(params, overrides)
   params.validate()
   return params
+
+
+def _backbone(task_folder: str, init_checkpoint: str) -> tf_keras.Model:
+  """The detector's backbone as a run starts it from `init_checkpoint`."""
+  params = run_config(task_folder, init_checkpoint, 1, 0)
+  task = task_factory.get_task(params.task)
+  model = task.build_model()
+  task.initialize(model)
+  return model.backbone
 
 
 def _reset(seed: int) -> None:
@@ -443,13 +457,18 @@ class _Study:
         **({'query': run.query_present} if queried else {})})
 
 
-def study(output_dir: str, task_folder: str, init_checkpoint: str,
+def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
           settings: Sequence[str] = DEFAULT_SETTINGS,
           seeds: Sequence[int] = (0, 1, 2), steps: int = 12000,
           curve_points: int = 6, specialists: Sequence[int] = ()
           ) -> list[rows.Run]:
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`,
-  and the one-class detector of each of `specialists` per seed."""
+  and the one-class detector of each of `specialists` per seed.
+
+  Every run starts from the backbone kept in `<output_dir>/init/`
+  (`kept_backbone`), written from `init_checkpoint` by the first call;
+  later calls may leave `init_checkpoint` out.
+  """
   parsed = [parse_setting(s) for s in settings]
   names = [name for name, _ in parsed]
   if len(set(names)) != len(names):
@@ -458,14 +477,18 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str,
     raise ValueError(f'--steps {steps}, --curve_points {curve_points}: both '
                      'must be >= 1.')
   for name, overrides in parsed:  # Refuse bad overrides before training.
-    run_config(task_folder, init_checkpoint, steps, 0, overrides)
+    run_config(task_folder, init_checkpoint or '', steps, 0, overrides)
   for cls in specialists:
-    classes = run_config(task_folder, init_checkpoint, steps, 0,
+    classes = run_config(task_folder, init_checkpoint or '', steps, 0,
                          SPECIALIST.format(cls=cls)).task.model.num_classes
     if not 0 < cls < classes:
       raise ValueError(f'--specialists: class {cls} is not in 1..'
                        f'{classes - 1}.')
   os.makedirs(output_dir, exist_ok=True)
+  init_checkpoint = kept_backbone.keep(
+      output_dir, init_checkpoint,
+      lambda checkpoint: _backbone(task_folder, checkpoint))
+  _reset(seeds[0] if seeds else 0)
   state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
                  steps, curve_points, specialists)
   done = state.log.done()
@@ -503,7 +526,9 @@ def _define_flags() -> None:
   flags.DEFINE_string('output_dir', None, 'Where the study writes.')
   flags.DEFINE_string('task', None, 'Detection TFRecord folder (train-*, '
                       'val-*, test-*, label_map.json).')
-  flags.DEFINE_string('init_checkpoint', None, 'Backbone checkpoint.')
+  flags.DEFINE_string('init_checkpoint', None,
+                      'Backbone checkpoint the study starts from: needed '
+                      'until --output_dir keeps it in init/.')
   flags.DEFINE_multi_string('setting', list(DEFAULT_SETTINGS),
                             'name=overrides, repeated.')
   flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds of every setting.')
@@ -512,7 +537,7 @@ def _define_flags() -> None:
                        'Checkpoints per run evaluated on test.')
   flags.DEFINE_list('specialists', [], 'Classes to train a one-class '
                     'detector of, per seed (a capacity check).')
-  flags.mark_flags_as_required(['output_dir', 'task', 'init_checkpoint'])
+  flags.mark_flags_as_required(['output_dir', 'task'])
 
 
 def main(_):
