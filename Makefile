@@ -136,7 +136,8 @@ patch-study: $(VENV)/.runtime detection-data
 # (breakdown.csv). Resumable; the earlier design's study (before issue #20)
 # is in results/query_detection_earlier_design/. Every run starts from the
 # backbone kept in results/query_detection/init/ (committed); `make demo`'s
-# is read only to write that copy, when it is missing.
+# is read only to write that copy, when it is missing. Run the module with
+# --summary_only to rewrite summary.md from the rows so far.
 QUERY_INIT := results/query_detection/init/backbone.index
 query-study: $(VENV)/.runtime detection-data
 	@test -f $(QUERY_INIT) || test -f $(DEMO_RUN)/checkpoint || \

@@ -124,6 +124,33 @@ def test_summary_states_the_targets_with_the_seed_spread():
   assert '## Referring queries' not in text  # No rules: no section.
 
 
+def test_summary_only_writes_the_reports_and_trains_nothing(composites,
+                                                           tmp_path,
+                                                           monkeypatch):
+  out = tmp_path / 'study'
+  with pytest.raises(ValueError, match='--summary_only: no runs.csv in'):
+    qd.study(str(out), composites, None, summary_only=True)
+  out.mkdir()
+  log = rows.open_log(str(out / 'runs.csv'))
+  for run in (_run('standard_only', 0, 0.50, 0.45, None),
+              _run('joint', 0, 0.49, 0.44, 0.47),
+              _run('joint', 1, 0.48, 0.43, 0.46),
+              _run('other', 0, 0.1, 0.1, None)):  # Not a setting: left out.
+    log.append(run)
+  fail = lambda *a, **k: pytest.fail('--summary_only trained or evaluated.')
+  for module, name in ((qd.training, 'run'), (qd.kept_backbone, 'keep'),
+                       (qd, 'evaluate_run'), (qd, 'evaluate_test')):
+    monkeypatch.setattr(module, name, fail)
+  runs = qd.study(str(out), composites, None, seeds=[0, 1], summary_only=True)
+  assert [(r.setting, r.seed) for r in runs] == [
+      ('standard_only', 0), ('joint', 0), ('joint', 1)]
+  summary = (out / 'summary.md').read_text()
+  assert '| joint | 2 | 0.485 ± 0.007 |' in summary
+  assert 'Missing runs (study in progress): standard_only/seed 1' in summary
+  assert (out / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
+  assert not (out / 'init').exists()
+
+
 def test_summary_shows_what_confusions_cost():
   breakdowns = [
       rows.Breakdown('standard_only', 0, 'standard_filtered', 0.40, 0.43,

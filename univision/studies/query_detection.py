@@ -460,14 +460,17 @@ class _Study:
 def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
           settings: Sequence[str] = DEFAULT_SETTINGS,
           seeds: Sequence[int] = (0, 1, 2), steps: int = 12000,
-          curve_points: int = 6, specialists: Sequence[int] = ()
-          ) -> list[rows.Run]:
+          curve_points: int = 6, specialists: Sequence[int] = (),
+          summary_only: bool = False) -> list[rows.Run]:
   """Trains and evaluates every (setting, seed) not yet in `runs.csv`,
   and the one-class detector of each of `specialists` per seed.
 
   Every run starts from the backbone kept in `<output_dir>/init/`
   (`kept_backbone`), written from `init_checkpoint` by the first call;
-  later calls may leave `init_checkpoint` out.
+  later calls may leave `init_checkpoint` out. With `summary_only`, only
+  `summary.md` and `query_ap.png` are written again from the CSVs (rows
+  added by hand, or a study stopped before its summary): nothing trains
+  or evaluates, and no backbone is needed.
   """
   parsed = [parse_setting(s) for s in settings]
   names = [name for name, _ in parsed]
@@ -484,11 +487,15 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
     if not 0 < cls < classes:
       raise ValueError(f'--specialists: class {cls} is not in 1..'
                        f'{classes - 1}.')
+  if summary_only:
+    if not os.path.exists(os.path.join(output_dir, 'runs.csv')):
+      raise ValueError(f'--summary_only: no runs.csv in {output_dir}.')
+    return write_reports(output_dir, names, seeds, specialists)
   os.makedirs(output_dir, exist_ok=True)
   init_checkpoint = kept_backbone.keep(
       output_dir, init_checkpoint,
       lambda checkpoint: _backbone(task_folder, checkpoint))
-  _reset(seeds[0] if seeds else 0)
+  _reset(0)  # Frees the backbone `keep` built to compare checkpoints.
   state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
                  steps, curve_points, specialists)
   done = state.log.done()
@@ -503,12 +510,23 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
     for cls in specialists:
       for start in SPECIALIST_STARTS:
         state.specialist(cls, seed, start)
-  runs = [r for r in rows.read_runs(state.log.path)
+  return write_reports(output_dir, names, seeds, specialists)
+
+
+def write_reports(output_dir: str, names: Sequence[str], seeds: Sequence[int],
+                  specialists: Sequence[int]) -> list[rows.Run]:
+  """Writes `summary.md` and `query_ap.png` from the study's CSVs.
+
+  Returns:
+    The rows of `runs.csv` of the settings `names` and seeds `seeds`.
+  """
+  path = lambda name: os.path.join(output_dir, name)
+  runs = [r for r in rows.read_runs(path('runs.csv'))
           if r.setting in names and r.seed in seeds]
-  curve = rows.read_curve(state.curve.path)
-  breakdown = [b for b in rows.read_breakdown(state.breakdown.path)
+  curve = rows.read_curve(path('curve.csv'))
+  breakdown = [b for b in rows.read_breakdown(path('breakdown.csv'))
                if b.setting in names and b.seed in seeds]
-  specialist_rows = [r for r in rows.read_specialists(state.specialists.path)
+  specialist_rows = [r for r in rows.read_specialists(path('specialists.csv'))
                      if r.cls in specialists and r.seed in seeds]
   with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
     f.write(report.summary_markdown(
@@ -537,6 +555,8 @@ def _define_flags() -> None:
                        'Checkpoints per run evaluated on test.')
   flags.DEFINE_list('specialists', [], 'Classes to train a one-class '
                     'detector of, per seed (a capacity check).')
+  flags.DEFINE_boolean('summary_only', False, 'Only write summary.md and '
+                       'query_ap.png again from the CSVs.')
   flags.mark_flags_as_required(['output_dir', 'task'])
 
 
@@ -546,7 +566,7 @@ def main(_):
   f = flags.FLAGS
   runs = study(f.output_dir, f.task, f.init_checkpoint, f.setting,
                [int(s) for s in f.seeds], f.steps, f.curve_points,
-               [int(c) for c in f.specialists])
+               [int(c) for c in f.specialists], f.summary_only)
   print(f'{len(runs)} runs; {os.path.join(f.output_dir, "summary.md")}')
 
 
