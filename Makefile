@@ -114,11 +114,16 @@ data/composites/.written: $(VENV)/.runtime $(DATA_MODULES) | fashion-mnist
 # targets (docs/detection.md, "Outside the targets"). 210 task runs and 6 base
 # chunks, 6-9 min per task run with its evaluations on a 2-vCPU Intel Xeon
 # (2026-12-06): about 24 hours. Resumable: re-running skips finished runs;
-# add --summary_only to rewrite summary.md from the rows so far.
+# add --summary_only to rewrite summary.md from the rows so far. The base is
+# kept in results/model_patches/base/ (committed): `make demo`'s backbone is
+# read only to train it, when it is missing.
+PATCH_BASE := $(PATCH_STUDY)/base/weights.index
 patch-study: $(VENV)/.runtime detection-data
-	@test -f $(DEMO_RUN)/checkpoint || { echo "Run 'make demo' first."; exit 1; }
+	@test -f $(PATCH_BASE) || test -f $(DEMO_RUN)/checkpoint || \
+	  { echo "Run 'make demo' first."; exit 1; }
 	$(PY) -m univision.studies.model_patches --output_dir=$(PATCH_STUDY) \
-	  --base_task=data/composites/base_clothing --backbone_checkpoint=$(DEMO_RUN) \
+	  --base_task=data/composites/base_clothing \
+	  $(if $(wildcard $(PATCH_BASE)),,--backbone_checkpoint=$(DEMO_RUN)) \
 	  --base_steps=3000 --base_eval_every=500 --steps=2400 --seeds=0,1,2 \
 	  --patch_override=trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.01 \
 	  --spot_override=trainer.optimizer_config.learning_rate.cosine.initial_learning_rate=0.002 \

@@ -113,7 +113,10 @@ def test_bad_task_folders_and_flags_are_named(tmp_path, composites):
       (mp.Plan([str(no_test)]), mp.Settings(), 'no test-')):
     with pytest.raises(ValueError, match=message):
       mp.study(str(tmp_path / 'out'), plan, base, settings)
-  with pytest.raises(ValueError, match='--backbone_checkpoint'):
+  with pytest.raises(ValueError, match='Give --base_checkpoint, or'):
+    mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base())
+  with pytest.raises(ValueError, match=(
+      '--backbone_checkpoint: needed to train the base .*out/base/ keeps')):
     mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base(
         task=composites))
   with pytest.raises(ValueError, match=r"--record_only_tasks: \['trees'\]"):
@@ -222,6 +225,10 @@ def test_base_trains_in_chunks_and_resumes(tmp_path, composites, monkeypatch):
   # On another machine runs/ is gone: the study goes on from the kept base.
   shutil.rmtree(os.path.join(out, 'runs'))
   assert mp.study(out, mp.Plan([]), base, small)[0].ap == 0.05
+  # ... and needs no backbone checkpoint (`make patch-study` gives none
+  # once the base is kept).
+  assert mp.study(out, mp.Plan([]), mp.Base(task=composites, steps=5,
+                                            eval_every=2), small)[0].ap == 0.05
   assert trained == [2, 4, 5]  # Finished: nothing trains again.
   # Without either, training a new base under the old one's rows would mix
   # two bases, so the study stops.

@@ -56,7 +56,8 @@ Flags:
   --base_checkpoint      The shared base detector (a checkpoint or folder).
   --base_task            Task folder of the base (trained on it without
                          --base_checkpoint; its test AP either way).
-  --backbone_checkpoint  Backbone initialisation of a base trained here.
+  --backbone_checkpoint  Backbone initialisation of a base trained here
+                         (not needed once <output_dir>/base/ keeps it).
   --base_steps           Training steps of the base (default 3000).
   --base_eval_every      The base's chunk: test AP every N steps (500).
   --record_only_tasks    Task names reported but outside the targets.
@@ -461,7 +462,15 @@ class _Study:
 
     A chunk restarts the input pipeline, so each chunk's data (and Keras)
     seed is its end step: chunks must not replay the first one's order.
+
+    Raises:
+      ValueError: without `--backbone_checkpoint` (a study whose base is
+        kept needs none).
     """
+    if not self.base.backbone_checkpoint:
+      raise ValueError(
+          f'--backbone_checkpoint: needed to train the base ({self.output_dir}'
+          f'/{rows.BASE}/ keeps no trained base).')
     for end in chunk_ends(self.base.steps, self.base.eval_every):
       if (end,) in self.curve.done():
         continue
@@ -544,9 +553,9 @@ def _check(plan: Plan, base: Base, settings: Settings,
                      '--tasks.')
   for folder in [*plan.tasks, *([base.task] if base.task else [])]:
     check_task_folder(folder)
-  if not (base.checkpoint or (base.task and base.backbone_checkpoint)):
-    raise ValueError('Give --base_checkpoint, or --base_task and '
-                     '--backbone_checkpoint to train the base.')
+  if not (base.checkpoint or base.task):
+    raise ValueError('Give --base_checkpoint, or --base_task (and '
+                     '--backbone_checkpoint to train the base).')
 
 
 def study(output_dir: str, plan: Plan, base: Base,
