@@ -9,13 +9,17 @@ from univision.quantization import flat_graph
 from univision.quantization import qat_layers
 
 _SIZE = 32
+# One model per layer table: a width variant (ids ending in its multiplier,
+# e.g. ...Large075) has its parent's layers with fewer channels.
+_ARCHITECTURES = sorted(m for m in mobilenet_v4_specs.MODEL_SPECS
+                        if not m[-1].isdigit())
 
 
 def _relative_error(got, want):
   return np.abs(got - want).max() / np.abs(want).max()
 
 
-@pytest.mark.parametrize('model_id', sorted(mobilenet_v4_specs.MODEL_SPECS))
+@pytest.mark.parametrize('model_id', _ARCHITECTURES)
 def test_flat_graphs_compute_what_the_float_model_computes(model_id):
   model = readiness.random_classifier(model_id, _SIZE)
   images = readiness.random_images(4, _SIZE)
