@@ -116,7 +116,7 @@ def test_bad_task_folders_and_flags_are_named(tmp_path, composites):
   with pytest.raises(ValueError, match='Give --base_checkpoint, or'):
     mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base())
   with pytest.raises(ValueError, match=(
-      '--backbone_checkpoint: needed to train the base .*out/base/ keeps')):
+      '--backbone_checkpoint: needed to train the base .*out/base keeps')):
     mp.study(str(tmp_path / 'out'), mp.Plan([composites]), mp.Base(
         task=composites))
   with pytest.raises(ValueError, match=r"--record_only_tasks: \['trees'\]"):

@@ -124,29 +124,38 @@ def test_summary_states_the_targets_with_the_seed_spread():
   assert '## Referring queries' not in text  # No rules: no section.
 
 
-def test_summary_only_writes_the_reports_and_trains_nothing(composites,
-                                                           tmp_path,
+def test_summary_only_writes_the_reports_and_trains_nothing(tmp_path,
                                                            monkeypatch):
   out = tmp_path / 'study'
+  no_data = str(tmp_path / 'no_task')  # Neither data nor backbone needed.
   with pytest.raises(ValueError, match='--summary_only: no runs.csv in'):
-    qd.study(str(out), composites, None, summary_only=True)
+    qd.study(str(out), no_data, None, summary_only=True)
   out.mkdir()
-  log = rows.open_log(str(out / 'runs.csv'))
+  log = rows.open_log(str(out / qd.RUNS_CSV))
   for run in (_run('standard_only', 0, 0.50, 0.45, None),
               _run('joint', 0, 0.49, 0.44, 0.47),
               _run('joint', 1, 0.48, 0.43, 0.46),
-              _run('other', 0, 0.1, 0.1, None)):  # Not a setting: left out.
+              _run('joint', 2, 0.1, 0.1, 0.1),  # Not a seed asked for.
+              _run('other', 0, 0.1, 0.1, None)):  # Not a setting asked for.
     log.append(run)
+  curve = rows.open_curve(str(out / qd.CURVE_CSV))
+  for point in (rows.CurvePoint('joint', 0, 5, 0.40, 0.3, 0.35),
+                rows.CurvePoint('joint', 0, 10, 0.49, 0.44, 0.47)):
+    curve.append(point)
+  rows.open_breakdown(str(out / qd.BREAKDOWN_CSV)).append(rows.Breakdown(
+      'joint', 0, 'query_pass', 0.47, 0.52, 0.7, 0.8))
   fail = lambda *a, **k: pytest.fail('--summary_only trained or evaluated.')
   for module, name in ((qd.training, 'run'), (qd.kept_backbone, 'keep'),
                        (qd, 'evaluate_run'), (qd, 'evaluate_test')):
     monkeypatch.setattr(module, name, fail)
-  runs = qd.study(str(out), composites, None, seeds=[0, 1], summary_only=True)
+  runs = qd.study(str(out), no_data, None, seeds=[0, 1], summary_only=True)
   assert [(r.setting, r.seed) for r in runs] == [
       ('standard_only', 0), ('joint', 0), ('joint', 1)]
   summary = (out / 'summary.md').read_text()
   assert '| joint | 2 | 0.485 ± 0.007 |' in summary
   assert 'Missing runs (study in progress): standard_only/seed 1' in summary
+  assert '| joint | 5, 10 | +0.090 | +0.120 | no |' in summary
+  assert '| joint | query pass | 0.470 | 0.520 |' in summary
   assert (out / 'query_ap.png').read_bytes()[:4] == b'\x89PNG'
   assert not (out / 'init').exists()
 

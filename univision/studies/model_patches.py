@@ -469,8 +469,9 @@ class _Study:
     """
     if not self.base.backbone_checkpoint:
       raise ValueError(
-          f'--backbone_checkpoint: needed to train the base ({self.output_dir}'
-          f'/{rows.BASE}/ keeps no trained base).')
+          '--backbone_checkpoint: needed to train the base ('
+          f'{os.path.join(self.output_dir, rows.BASE)} keeps no trained '
+          'base).')
     for end in chunk_ends(self.base.steps, self.base.eval_every):
       if (end,) in self.curve.done():
         continue
@@ -623,7 +624,8 @@ def _define_flags() -> None:
   flags.DEFINE_string('base_checkpoint', None, 'The shared base detector.')
   flags.DEFINE_string('base_task', None, 'Task folder of the base.')
   flags.DEFINE_string('backbone_checkpoint', None,
-                      'Backbone initialisation of a base trained here.')
+                      'Backbone initialisation of a base trained here (not '
+                      'needed once <output_dir>/base/ keeps it).')
   flags.DEFINE_integer('base_steps', 3000, 'Training steps of the base.')
   flags.DEFINE_integer('base_eval_every', 500,
                        'Test AP of the base every N steps.')

@@ -4,6 +4,7 @@
     --output_dir=results/query_detection \
     --task=data/composites/crowded_clothing [--init_checkpoint=runs/demo] \
     [--steps=12000] [--curve_points=6] [--seeds=0,1,2] [--setting=name=...]
+    [--summary_only]
 
 Fornoni et al. (arXiv 2106.10258) claim that a capacity-constrained detector
 modulated by the user's query finds the queried objects better than the
@@ -95,6 +96,9 @@ DEFAULT_SETTINGS = (f'{report.STANDARD_ONLY}=task.query.query_weight=0.0',
                     f'{report.JOINT}_query_only_gradient='
                     'task.query.query_gradient=query_only')
 SPLITS = ('train', 'val', 'test')
+# The study folder's row files.
+RUNS_CSV, CURVE_CSV = 'runs.csv', 'curve.csv'
+BREAKDOWN_CSV, SPECIALISTS_CSV = 'breakdown.csv', 'specialists.csv'
 # A one-class detector of class {cls}: the query pass alone, always asked
 # for it (present or absent), no referring queries; with no standard pass
 # to update the moving statistics, its batch norms use the query batch's.
@@ -257,12 +261,12 @@ class _Study:
     self.output_dir, self.task_folder = output_dir, task_folder
     self.init_checkpoint, self.settings = init_checkpoint, settings
     self.seeds, self.steps, self.curve_points = seeds, steps, curve_points
-    self.log = rows.open_log(os.path.join(output_dir, 'runs.csv'))
-    self.curve = rows.open_curve(os.path.join(output_dir, 'curve.csv'))
+    self.log = rows.open_log(os.path.join(output_dir, RUNS_CSV))
+    self.curve = rows.open_curve(os.path.join(output_dir, CURVE_CSV))
     self.breakdown = rows.open_breakdown(
-        os.path.join(output_dir, 'breakdown.csv'))
+        os.path.join(output_dir, BREAKDOWN_CSV))
     self.specialists = rows.open_specialists(
-        os.path.join(output_dir, 'specialists.csv'))
+        os.path.join(output_dir, SPECIALISTS_CSV))
     planned = {(name, seed) for name, _ in settings for seed in seeds}
     one_class = {(cls, seed, start) for cls in specialists for seed in seeds
                  for start in SPECIALIST_STARTS}
@@ -467,15 +471,37 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
 
   Every run starts from the backbone kept in `<output_dir>/init/`
   (`kept_backbone`), written from `init_checkpoint` by the first call;
-  later calls may leave `init_checkpoint` out. With `summary_only`, only
-  `summary.md` and `query_ap.png` are written again from the CSVs (rows
-  added by hand, or a study stopped before its summary): nothing trains
-  or evaluates, and no backbone is needed.
+  later calls may leave `init_checkpoint` out.
+
+  Args:
+    output_dir: The study folder.
+    task_folder: Detection TFRecords (train-*, val-*, test-*) and
+      label_map.json; unused with `summary_only`.
+    init_checkpoint: The backbone of the first call (None once kept).
+    settings: `name=overrides` per setting.
+    seeds: The seeds of every setting.
+    steps: Training steps per run.
+    curve_points: Checkpoints per run evaluated on test.
+    specialists: Classes to train a one-class detector of, per seed.
+    summary_only: Only write `summary.md` and `query_ap.png` again from the
+      CSVs (rows added by hand, or a study stopped before its summary):
+      nothing trains or evaluates; neither backbone nor data is needed.
+
+  Returns:
+    The rows of `runs.csv` of `settings` and `seeds`.
+
+  Raises:
+    ValueError: on bad settings, steps or specialists, or `summary_only`
+      without a `runs.csv`.
   """
   parsed = [parse_setting(s) for s in settings]
   names = [name for name, _ in parsed]
   if len(set(names)) != len(names):
     raise ValueError(f'--setting: two settings of one name in {names}.')
+  if summary_only:
+    if not os.path.exists(os.path.join(output_dir, RUNS_CSV)):
+      raise ValueError(f'--summary_only: no {RUNS_CSV} in {output_dir}.')
+    return _write_reports(output_dir, names, seeds, specialists)
   if steps < 1 or curve_points < 1:
     raise ValueError(f'--steps {steps}, --curve_points {curve_points}: both '
                      'must be >= 1.')
@@ -487,15 +513,13 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
     if not 0 < cls < classes:
       raise ValueError(f'--specialists: class {cls} is not in 1..'
                        f'{classes - 1}.')
-  if summary_only:
-    if not os.path.exists(os.path.join(output_dir, 'runs.csv')):
-      raise ValueError(f'--summary_only: no runs.csv in {output_dir}.')
-    return write_reports(output_dir, names, seeds, specialists)
   os.makedirs(output_dir, exist_ok=True)
   init_checkpoint = kept_backbone.keep(
       output_dir, init_checkpoint,
       lambda checkpoint: _backbone(task_folder, checkpoint))
-  _reset(0)  # Frees the backbone `keep` built to compare checkpoints.
+  # Frees the backbone `keep` built to compare checkpoints (each run
+  # seeds itself: the seed here is unused).
+  _reset(0)
   state = _Study(output_dir, task_folder, init_checkpoint, parsed, seeds,
                  steps, curve_points, specialists)
   done = state.log.done()
@@ -510,25 +534,32 @@ def study(output_dir: str, task_folder: str, init_checkpoint: str | None,
     for cls in specialists:
       for start in SPECIALIST_STARTS:
         state.specialist(cls, seed, start)
-  return write_reports(output_dir, names, seeds, specialists)
+  return _write_reports(output_dir, names, seeds, specialists)
 
 
-def write_reports(output_dir: str, names: Sequence[str], seeds: Sequence[int],
-                  specialists: Sequence[int]) -> list[rows.Run]:
+def _write_reports(output_dir: str, names: Sequence[str],
+                   seeds: Sequence[int],
+                   specialists: Sequence[int]) -> list[rows.Run]:
   """Writes `summary.md` and `query_ap.png` from the study's CSVs.
+
+  Args:
+    output_dir: The study folder.
+    names: The settings reported.
+    seeds: The seeds reported.
+    specialists: The one-class detectors' classes reported.
 
   Returns:
     The rows of `runs.csv` of the settings `names` and seeds `seeds`.
   """
   path = lambda name: os.path.join(output_dir, name)
-  runs = [r for r in rows.read_runs(path('runs.csv'))
+  runs = [r for r in rows.read_runs(path(RUNS_CSV))
           if r.setting in names and r.seed in seeds]
-  curve = rows.read_curve(path('curve.csv'))
-  breakdown = [b for b in rows.read_breakdown(path('breakdown.csv'))
+  curve = rows.read_curve(path(CURVE_CSV))
+  breakdown = [b for b in rows.read_breakdown(path(BREAKDOWN_CSV))
                if b.setting in names and b.seed in seeds]
-  specialist_rows = [r for r in rows.read_specialists(path('specialists.csv'))
+  specialist_rows = [r for r in rows.read_specialists(path(SPECIALISTS_CSV))
                      if r.cls in specialists and r.seed in seeds]
-  with open(os.path.join(output_dir, 'summary.md'), 'w') as f:
+  with open(path('summary.md'), 'w') as f:
     f.write(report.summary_markdown(
         runs, curve, names, list(seeds), breakdown=breakdown,
         specialists=specialist_rows,
@@ -536,14 +567,15 @@ def write_reports(output_dir: str, names: Sequence[str], seeds: Sequence[int],
                  for name in names
                  if os.path.exists(figure_path(output_dir, name))]))
   if runs:
-    report.plot(runs, os.path.join(output_dir, 'query_ap.png'))
+    report.plot(runs, path('query_ap.png'))
   return runs
 
 
 def _define_flags() -> None:
   flags.DEFINE_string('output_dir', None, 'Where the study writes.')
   flags.DEFINE_string('task', None, 'Detection TFRecord folder (train-*, '
-                      'val-*, test-*, label_map.json).')
+                      'val-*, test-*, label_map.json); not needed with '
+                      '--summary_only.')
   flags.DEFINE_string('init_checkpoint', None,
                       'Backbone checkpoint the study starts from: needed '
                       'until --output_dir keeps it in init/.')
@@ -557,13 +589,15 @@ def _define_flags() -> None:
                     'detector of, per seed (a capacity check).')
   flags.DEFINE_boolean('summary_only', False, 'Only write summary.md and '
                        'query_ap.png again from the CSVs.')
-  flags.mark_flags_as_required(['output_dir', 'task'])
+  flags.mark_flags_as_required(['output_dir'])
 
 
 def main(_):
   # The program entry point registers the experiments.
   from univision import registry_imports  # pylint: disable=g-import-not-at-top,unused-import
   f = flags.FLAGS
+  if not (f.task or f.summary_only):
+    raise app.UsageError('--task is required (except with --summary_only).')
   runs = study(f.output_dir, f.task, f.init_checkpoint, f.setting,
                [int(s) for s in f.seeds], f.steps, f.curve_points,
                [int(c) for c in f.specialists], f.summary_only)
