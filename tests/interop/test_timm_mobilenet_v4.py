@@ -20,6 +20,9 @@ MODELS = [('mobilenetv4_conv_small', 224), ('mobilenetv4_conv_medium', 256),
           ('mobilenetv4_conv_aa_medium', 256),
           ('mobilenetv4_conv_blur_medium', 224),
           ('mobilenetv4_conv_aa_large', 384)]
+# The mapping does not depend on the input size (no position embeddings):
+# logits are compared at a tag's resolution up to this.
+_MAX_SIZE = 256
 # Width and anti-aliased variants: built here from their specs.
 WIDTH_VARIANTS = [name for name, _ in MODELS
                   if name[-3:].isdigit() or '_aa_' in name or 'blur' in name]
@@ -34,9 +37,7 @@ def conv_small(tmp_path_factory):
 
 @pytest.mark.parametrize('name,resolution', MODELS)
 def test_logits_match_timm(name, resolution, tmp_path):
-  # The mapping does not depend on the input size (no position embeddings):
-  # the tag's resolution up to 256, and a non-square size.
-  size = min(resolution, 256)
+  size = min(resolution, _MAX_SIZE)  # And a non-square size.
   model = timm_fixtures.random_timm_model(name, size)
   path = timm_fixtures.save_safetensors(model, str(tmp_path / 'w.safetensors'))
   converted = timm_weights.convert(name, path)
@@ -50,7 +51,7 @@ def test_logits_match_timm(name, resolution, tmp_path):
 
 
 @pytest.mark.parametrize('name', WIDTH_VARIANTS)
-def test_width_variants_have_timms_parameter_count_at_full_size(name):
+def test_width_variants_have_timms_parameter_count_at_full_width(name):
   import timm  # pylint: disable=g-import-not-at-top
   model_id = timm_weights.resolve_model_id(name)
   ours = timm_weights.build_timm_compatible_classifier(model_id)

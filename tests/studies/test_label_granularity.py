@@ -179,12 +179,11 @@ def test_tiny_study_end_to_end(parts_data, tmp_path, monkeypatch):
   # One level: the protocol over several (fake runs) is tested above.
   plan = lg.Plan(['family'], ['cam'], seeds=[0], steps=2, fractions=[],
                  overrides=SMALL)
-  runs = lg.study(out, parts_data, plan, num_overlay_images=2)
-  assert [(r['level'], r['method']) for r in runs] == [('family', 'cam')]
-  for r in runs:
-    for metric in ('MaxBoxAccV2', 'PxAP', 'part_cam_mass'):
-      assert 0 <= r[metric] <= 100
-    assert 0 < r['part_area'] < 20
+  (run,) = lg.study(out, parts_data, plan, num_overlay_images=2)
+  assert (run['level'], run['method']) == ('family', 'cam')
+  for metric in ('MaxBoxAccV2', 'PxAP', 'part_cam_mass'):
+    assert 0 <= run[metric] <= 100
+  assert 0 < run['part_area'] < 20
   for name in ('localization.png', 'cams.png'):
     assert (tmp_path / 'study' / name).read_bytes()[:4] == b'\x89PNG'
   assert '| family | cam | lr0.002 | 1 |' in (
